@@ -103,7 +103,10 @@ class SchemeResult(BaseModel):
     group_min: list[list[float]] | None = None
     group_max: list[list[float]] | None = None
     codes: list[list[int]] | None = None
+    # w / s (before rounding), w_hat, and w_hat - w, as the guide's tables show them.
+    scaled: list[list[float]] | None = None
     dequantized: list[list[float]] | None = None
+    errors: list[list[float]] | None = None
 
 
 class NumberLine(BaseModel):
@@ -342,6 +345,11 @@ def quantize_rtn(
     return Quantized(codes, dequantized, scale, zero, lo, hi, gs)
 
 
+def _group_index(qz: Quantized) -> np.ndarray:
+    """Column -> its group's index into the [row][group] scale arrays."""
+    return np.repeat(np.arange(qz.scales.shape[1]), qz.group_size)[: qz.codes.shape[1]]
+
+
 def error_metrics(w: np.ndarray, w_hat: np.ndarray) -> Metrics:
     """MSE = mean (w - w_hat)^2; max |w - w_hat|; SQNR = 10 log10(sum w^2 / sum (w - w_hat)^2) dB;
     zero_fraction = #(w != 0 and w_hat == 0) / #(w != 0)."""
@@ -378,7 +386,8 @@ def storage_bytes(n_weights: int, n_scales: int, bits: int, symmetric: bool) -> 
 
 
 def _rounded(array: np.ndarray, digits: int = 10) -> list[list[float]]:
-    return [[round(float(v), digits) for v in row] for row in np.atleast_2d(array)]
+    # + 0.0 turns -0.0 into 0.0 so a zero error never prints as "-0.00".
+    return [[round(float(v), digits) + 0.0 for v in row] for row in np.atleast_2d(array)]
 
 
 def scheme_result(
@@ -430,7 +439,9 @@ def scheme_result(
         group_min=_rounded(qz.group_min[:1, :1] if per_tensor else qz.group_min) if small else None,
         group_max=_rounded(qz.group_max[:1, :1] if per_tensor else qz.group_max) if small else None,
         codes=qz.codes.astype(int).tolist() if small else None,
+        scaled=_rounded(w / qz.scales[:, _group_index(qz)]) if small else None,
         dequantized=_rounded(qz.dequantized) if small else None,
+        errors=_rounded(qz.dequantized - w) if small else None,
     )
 
 
@@ -837,9 +848,91 @@ def walkthrough(
         generated_weights(rows, cols, seed=seed), outlier_calibration(cols, GPTQ_DEMO_SAMPLES, seed=seed),
         bits, gptq_scheme, symmetric=symmetric, group_size=group_size, damp=damp,
         title=f"Generated {rows}x{cols} layer, {GPTQ_DEMO_SAMPLES} calibration inputs with outlier channels",
-        source="field guide 3.4", calibration_label=f"generated (seed {seed})",
+        source="field guide 3.4", calibration_label=f"generated, outlier channels, seed {seed}",
     )
     return QuantizeDemoResult(
         mode="walkthrough", bits=bits, symmetric=symmetric, examples=examples, awq=[awq], gptq=[gptq],
         formats=formats_table(scale),
     )
+
+
+def orient_calibration(x: np.ndarray, n_inputs: int) -> np.ndarray:
+    """Calibration inputs as X [in, samples]: accepts [samples, in] (tokens x hidden, as activations are
+    usually saved) or [in, samples]."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 1:
+        x = x.reshape(-1, 1) if x.size == n_inputs else x.reshape(1, -1)
+    if x.ndim != 2:
+        raise UnitError(f"calibration: need a 2-D array [samples, {n_inputs}], got shape {list(x.shape)}")
+    if x.shape[1] == n_inputs:
+        x = x.T
+    elif x.shape[0] != n_inputs:
+        raise UnitError(f"calibration: shape {list(x.shape)} has no axis of {n_inputs} (the layer's inputs)")
+    if not np.all(np.isfinite(x)):
+        raise UnitError("calibration: the inputs contain NaN or infinity")
+    return x
+
+
+def default_schemes(n_rows: int, n_cols: int, group_size: int | None) -> list[Scheme]:
+    """Compare per-tensor, per-channel (when there is more than one row) and group-wise (when a group is
+    narrower than a row)."""
+    schemes = [Scheme.per_tensor]
+    if n_rows > 1:
+        schemes.append(Scheme.per_channel)
+    if group_size is not None and group_size < n_cols:
+        schemes.append(Scheme.group)
+    return schemes
+
+
+def analyze(
+    weights: np.ndarray, *, name: str, source: str, bits: int = 4, schemes: Sequence[Scheme] | None = None,
+    symmetric: bool = True, group_size: int | None = 128, activations: Sequence[float] | None = None,
+    awq: bool = False, gptq: bool = False, calibration: np.ndarray | None = None,
+    calibration_label: str = "given", samples: int = 256, seed: int = 0, damp: float = 0.01,
+    formats: bool = False, scale: float | None = None, mode: str = "values",
+) -> QuantizeDemoResult:
+    """The user's weights: each scheme's error and size; AWQ with --activations (X = diag(a)) or with
+    calibration inputs; GPTQ vs round-to-nearest on calibration inputs (given, or generated with outlier
+    channels from `seed`); the formats table on request."""
+    check_bits(bits)
+    w = as_matrix(weights)
+    n_rows, n_cols = w.shape
+    chosen = list(schemes) if schemes else default_schemes(n_rows, n_cols, group_size)
+    if Scheme.group in chosen and (group_size is None or group_size < 1):
+        raise UnitError("--scheme group needs --group-size N (N >= 1)")
+    # AWQ and GPTQ run with one scheme: the finest one compared.
+    main = next((s for s in (Scheme.group, Scheme.per_channel) if s in chosen), chosen[0])
+    ex = example(name, "Your weights" if mode == "values" else "Weight matrix", source, w, bits, chosen,
+                 symmetric=symmetric, group_size=group_size, lines=mode == "values")
+    x: np.ndarray | None = None
+    if calibration is not None:
+        x = orient_calibration(calibration, n_cols)
+    elif gptq or (awq and activations is None):
+        if samples < 1:
+            raise UnitError(f"--samples: {samples} must be >= 1")
+        x = outlier_calibration(n_cols, samples, seed=seed)
+        calibration_label = f"generated, outlier channels, seed {seed}"
+    awq_results: list[AwqResult] = []
+    if activations is not None:
+        awq_results.append(awq_from_magnitudes(w, activations, bits, main, symmetric=symmetric,
+                                               group_size=group_size, title="Activation-aware scaling",
+                                               source="--activations"))
+    elif awq and x is not None:
+        awq_results.append(awq_search(w, x, bits, main, symmetric=symmetric, group_size=group_size,
+                                      title="Activation-aware scaling",
+                                      source=f"calibration ({calibration_label})"))
+    gptq_results: list[GptqResult] = []
+    if gptq and x is not None:
+        gptq_results.append(gptq_compare(w, x, bits, main, symmetric=symmetric, group_size=group_size,
+                                         damp=damp, title="GPTQ vs round-to-nearest", source="--gptq",
+                                         calibration_label=calibration_label))
+    return QuantizeDemoResult(
+        mode=mode, bits=bits, symmetric=symmetric, examples=[ex], awq=awq_results, gptq=gptq_results,
+        formats=formats_table(scale) if formats else [],
+    )
+
+
+def formats_only(scale: float | None = None) -> QuantizeDemoResult:
+    """Just the number-formats table (--formats with no weights)."""
+    return QuantizeDemoResult(mode="formats", bits=4, symmetric=True, examples=[], awq=[], gptq=[],
+                              formats=formats_table(scale))
