@@ -1,0 +1,38 @@
+# One Makefile for humans and CI. `make demo` and `make test` each create .venv on their own.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help demo test lint bench clean
+
+help:
+	@echo "make demo   - create .venv, install llmfit, run the headline example"
+	@echo "make test   - create .venv, install llmfit with test extras, run ruff and pytest"
+	@echo "make bench  - run the benchmarks (accuracy, start-up, plan speed)"
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/llmfit fit 70b --dtype int4 --gpu a100-80 --context 8k; \
+	rc=$$?; echo "(exit code $$rc: 0 = fits, 1 = does not fit)"; [ $$rc -le 1 ]
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check llmfit tests benchmarks
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/accuracy.py
+	$(BIN)/python benchmarks/startup.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

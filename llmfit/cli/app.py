@@ -1,0 +1,89 @@
+"""The Typer application: registers one module per command; `main()` is the console script."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from llmfit import __version__
+from llmfit.cli.common import DEBUG
+from llmfit.errors import ExitCode
+
+app = typer.Typer(
+    name="llmfit",
+    help="Capacity planner for LLMs: does it fit, at what concurrency, what does fine-tuning cost - "
+    "with the arithmetic shown. Exit codes: 0 yes, 1 no, 2 bad input, 3 internal error.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"llmfit {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error."),
+) -> None:
+    if debug:
+        DEBUG["on"] = True
+
+
+def _register() -> None:
+    # Each command lives in its own module; heavy imports happen inside the command bodies.
+    from llmfit.cli import fit, kv
+
+    for module in (fit, kv):
+        module.register(app)
+    for name in ("finetune", "quantize_demo", "decide", "presets_cmd", "plan"):
+        try:
+            module = __import__(f"llmfit.cli.{name}", fromlist=["register"])
+        except ModuleNotFoundError as error:
+            if error.name != f"llmfit.cli.{name}":
+                raise
+            continue
+        module.register(app)
+
+
+_register()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: usage errors become one line on stderr and exit 2, never a traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    if "--debug" in args:
+        DEBUG["on"] = True
+    try:
+        rc = app(args=args, prog_name="llmfit", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:  # type: ignore[attr-defined]
+        click.echo(error.ctx.get_help() if error.ctx else str(error))
+        sys.exit(int(ExitCode.USAGE))
+    except click.exceptions.UsageError as error:
+        message = error.format_message().splitlines()[0]
+        command = error.ctx.command_path if error.ctx else "llmfit"
+        sys.stderr.write(f"error: {message} (see `{command} --help`)\n")
+        sys.exit(int(ExitCode.USAGE))
+    except click.exceptions.Abort:
+        sys.stderr.write("aborted\n")
+        sys.exit(int(ExitCode.NO))
+    except click.exceptions.ClickException as error:
+        sys.stderr.write(f"error: {error.format_message().splitlines()[0]}\n")
+        sys.exit(int(ExitCode.USAGE))
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as error:  # pragma: no cover - last resort
+        if DEBUG["on"]:
+            raise
+        sys.stderr.write(f"internal error: {type(error).__name__}: {error} (rerun with --debug)\n")
+        sys.exit(int(ExitCode.INTERNAL))
+    sys.exit(rc if isinstance(rc, int) else 0)

@@ -1,0 +1,122 @@
+"""`llmfit fit`: does MODEL load on GPU, and how many full-context requests does it serve?"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from llmfit.cli.common import (
+    ExplainOpt,
+    FormatOpt,
+    PresetsOpt,
+    UnitsOpt,
+    emit,
+    exit_with,
+    handle_errors,
+    warn,
+)
+from llmfit.render import OutputFormat
+from llmfit.units import DisplayUnits
+
+
+@handle_errors
+def fit_command(
+    model: Annotated[str | None, typer.Argument(help="Model preset (e.g. 70b, llama-3.1-8b), config.json, snapshot "
+                                                "folder, .gguf file or HF repo id. Omit with --params.",
+                                                show_default=False)] = None,
+    gpu: Annotated[str | None, typer.Option("--gpu", "-g", help="GPU preset, e.g. a100-80; h100-80x8 = eight.",
+                                            show_default=False)] = None,
+    dtype: Annotated[str, typer.Option("--dtype", "-d", help="Weight format: fp32 fp16 bf16 int8-raw int4-raw int8 "
+                                       "int4 gptq awq nf4 fp8 mxfp4 q8_0 q4_k_m q4_0 ... or 'all'.")] = "bf16",
+    context: Annotated[str | None, typer.Option("--context", "-c", help="Tokens per request: 8192, 8k, 128K. "
+                                                "Default min(8192, the model's maximum).", show_default=False)] = None,
+    kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV cache: auto (model dtype), fp16, bf16, fp8, fp32, "
+                                          "q8_0, q4_0.")] = "auto",
+    gpu_util: Annotated[str, typer.Option("--gpu-util", help="Share of device memory the engine may use (vLLM "
+                                          "gpu_memory_utilization).")] = "0.9",
+    tp: Annotated[int | None, typer.Option("--tp", help="Tensor-parallel size (default: all GPUs / pp).",
+                                           show_default=False)] = None,
+    pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel size.")] = 1,
+    block_size: Annotated[int, typer.Option("--block-size", help="Paged KV block size in tokens.")] = 16,
+    max_num_seqs: Annotated[int, typer.Option("--max-num-seqs", help="Engine cap on concurrent sequences.")] = 256,
+    min_concurrency: Annotated[int, typer.Option("--min-concurrency", "-k", help="Exit 1 unless at least this many "
+                                                 "full-context requests fit.")] = 1,
+    engine_version: Annotated[str, typer.Option("--engine-version", help="vLLM accounting to model: 0.19 (newest "
+                                                "measured) or 0.11.")] = "0.19",
+    params: Annotated[str | None, typer.Option("--params", help="What-if: a dense model of N parameters (7e9, 70B); "
+                                               "weights only.", show_default=False)] = None,
+    weights: Annotated[str | None, typer.Option("--weights", help="What-if: weight memory, e.g. 42GiB.",
+                                                show_default=False)] = None,
+    overhead: Annotated[str | None, typer.Option("--overhead", help="What-if: runtime overhead per GPU, e.g. 5GiB.",
+                                                 show_default=False)] = None,
+    gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="What-if: device memory, e.g. 80GiB "
+                                                   "(an unnamed GPU, or overrides --gpu's).", show_default=False)] = None,
+    fmt: FormatOpt = OutputFormat.table,
+    units: UnitsOpt = DisplayUnits.gib,
+    explain: ExplainOpt = False,
+    presets: PresetsOpt = None,
+) -> None:
+    """Does MODEL fit on GPU, and at what concurrency? Exit 0 yes, 1 no, 2 bad input."""
+    from llmfit.cli import resolve
+    from llmfit.engine.formats import ALL_TABLE_FORMATS
+    from llmfit.engine.kv import KV_DTYPES
+    from llmfit.engine.runtime import ENGINE_PROFILES
+    from llmfit.engine.serving import Deployment, ServingOptions, fit
+    from llmfit.errors import SpecError
+    from llmfit.units import parse_bytes, parse_count, parse_fraction, parse_tokens
+
+    reg = resolve.registry(presets)
+    if model is None and params is None:
+        raise SpecError("give a MODEL (preset, config.json, .gguf, repo id) or --params N")
+    if model is not None and params is not None:
+        raise SpecError("give either a MODEL or --params, not both")
+    spec = resolve.resolve_model(model, reg) if model is not None else None
+    n_params = parse_count(params, what="--params") if params is not None else None
+    gpu_spec, gpu_count = resolve.resolve_gpu(gpu, reg, gpu_memory)
+    if kv_dtype.lower() not in KV_DTYPES:
+        raise SpecError(f"unknown --kv-dtype {kv_dtype!r} (allowed: {', '.join(KV_DTYPES)})")
+    if engine_version not in ENGINE_PROFILES:
+        raise SpecError(f"unknown --engine-version {engine_version!r} (allowed: {', '.join(ENGINE_PROFILES)})")
+    for flag, value in (("--pp", pp), ("--block-size", block_size), ("--max-num-seqs", max_num_seqs)):
+        if value <= 0 or value > 1_000_000:
+            raise SpecError(f"{flag} must be a positive integer, got {value}")
+    if tp is not None and (tp <= 0 or tp > 4096):
+        raise SpecError(f"--tp must be a positive integer, got {tp}")
+    if min_concurrency < 0 or min_concurrency > 10**9:
+        raise SpecError(f"--min-concurrency must be >= 0, got {min_concurrency}")
+    if context is None:
+        context_tokens = min(8192, spec.max_position_embeddings) if spec is not None else 8192
+    else:
+        context_tokens = parse_tokens(context, what="--context")
+    tp_size = tp if tp is not None else max(1, gpu_count // pp)
+    options = ServingOptions(
+        context_tokens=context_tokens,
+        kv_dtype=kv_dtype.lower(),
+        gpu_util=parse_fraction(gpu_util, what="--gpu-util"),
+        block_size=block_size,
+        max_num_seqs=max_num_seqs,
+        engine_version=engine_version,
+        min_concurrency=min_concurrency,
+        weights_override_bytes=parse_bytes(weights, what="--weights") if weights else None,
+        overhead_override_bytes=parse_bytes(overhead, what="--overhead") if overhead else None,
+    )
+    deployment = Deployment(gpu_count=gpu_count, tp=tp_size, pp=pp)
+    names = ALL_TABLE_FORMATS if dtype.lower() == "all" else (dtype,)
+    if dtype.lower() == "all" and spec is None:
+        names = ("fp32", "fp16", "bf16", "int8-raw", "int4-raw", "int8", "int4")
+    formats = [resolve.resolve_format(name) for name in names]
+    results = [fit(spec, gpu_spec, f, deployment, options, params=n_params) for f in formats]
+    for message in results[0].warnings:
+        warn(message)
+    from llmfit.render.fit import fit_document, fit_table_document
+
+    if len(results) == 1:
+        emit(fmt, results[0], lambda: fit_document(results[0], units), explain=explain)
+        exit_with(results[0].fits)
+    emit(fmt, results, lambda: fit_table_document(results, units), explain=explain)
+    exit_with(any(r.fits for r in results))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("fit")(fit_command)

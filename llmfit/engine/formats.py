@@ -1,0 +1,254 @@
+"""Weight formats: what one stored weight costs, from each format's definition.
+
+Bits are exact `Fraction`s per weight, so `ceil(n * bits / 8)` is computed once and nothing ever
+runs `bits // 8` (the bug that turns int4 into 0 bytes). A format says which tensors it packs
+(linear layers, experts, everything) and in what width it leaves the rest.
+
+Sources of the definitions:
+- GPTQ/AWQ checkpoints (AutoGPTQ / AutoAWQ / vLLM loaders): per linear layer `qweight` (bits-wide
+  integers packed in int32), `qzeros` (one bits-wide zero point per group and output column, packed),
+  `scales` (one fp16 per group and output column); GPTQ also stores `g_idx` (one int32 per input
+  feature). Embeddings, lm_head, norms and biases stay in fp16/bf16.
+- bitsandbytes NF4 (Dettmers et al. 2023, QLoRA, section 3): blocks of 64 weights, one fp32 absmax
+  per block = 0.5 bit/weight; double quantization stores the absmax in 8 bits with one fp32 constant
+  per 256 blocks: 8/64 + 32/(64*256) = 0.127 bit/weight. bnb replaces nn.Linear layers only and
+  skips lm_head; embeddings and norms stay 16-bit.
+- FP8 (vLLM `--quantization fp8`): e4m3 weights, 1 byte, one fp32 scale per tensor; embeddings and
+  lm_head are not quantized (they stay bf16), as vLLM's Fp8LinearMethod applies to linear layers.
+- MXFP4 (OCP Microscaling spec v1.0): blocks of 32 e2m1 values (4 bits) sharing one e8m0 scale
+  (8 bits) = 4.25 bit/weight; ggml's block_mxfp4 is the same 17 bytes per 32 weights.
+- GGUF (ggml-org/llama.cpp ggml/src/ggml-common.h `static_assert(sizeof(block_*) == ...)`): see
+  GGML_TYPES; k-quant mixes choose a type per tensor as llama.cpp's `llama_tensor_get_type` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+# ggml block types: (weights per block, bytes per block) from ggml-common.h.
+GGML_TYPES: dict[str, tuple[int, int]] = {
+    "f32": (1, 4),
+    "f16": (1, 2),
+    "bf16": (1, 2),
+    "q8_0": (32, 34),  # fp16 scale + 32 int8
+    "q4_0": (32, 18),  # fp16 scale + 32 x 4 bits
+    "q4_1": (32, 20),  # fp16 scale and min + 32 x 4 bits
+    "q5_0": (32, 22),
+    "q5_1": (32, 24),
+    "q2_k": (256, 84),  # "Effectively 2.625 bits per weight"
+    "q3_k": (256, 110),  # 3.4375
+    "q4_k": (256, 144),  # 4.5
+    "q5_k": (256, 176),  # 5.5
+    "q6_k": (256, 210),  # 6.5625
+    "iq4_xs": (256, 136),
+    "iq4_nl": (32, 18),
+    "iq3_xxs": (256, 98),
+    "iq2_xxs": (256, 66),
+    "mxfp4": (32, 17),
+}
+
+
+def ggml_bits(type_name: str) -> Fraction:
+    block, size = GGML_TYPES[type_name]
+    return Fraction(size * 8, block)
+
+
+Targets = Literal["all", "linear", "experts", "none"]
+
+
+@dataclass(frozen=True)
+class WeightFormat:
+    """How a checkpoint stores its weights.
+
+    `payload_bits` per packed weight; per group of `group_size` weights along the input dimension,
+    `scale_bits` + `zero_bits` of metadata; `index_bits_per_col` per input feature of each packed
+    matrix (GPTQ's g_idx). Tensors outside `targets` are stored in `other_bits`.
+    """
+
+    name: str
+    description: str
+    source: str
+    payload_bits: Fraction
+    targets: Targets
+    other_bits: int = 16
+    group_size: int | None = None
+    scale_bits: int = 0
+    zero_bits: int = 0
+    # Metadata that is per block but not per group along the input (bnb double-quant constants).
+    extra_bits_per_weight: Fraction = Fraction(0)
+    index_bits_per_col: int = 0
+    # Vector tensors (norms) width; GGUF stores them in f32.
+    vector_bits: int | None = None
+    gguf_mix: str | None = None
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+    # Dtypes the GPU needs for native kernels (checked against the GPU preset).
+    needs_native: str | None = None
+    # The nominal width people quote (4 for int4), for the "nominal vs effective" line.
+    nominal_bits: int = 16
+
+    @property
+    def is_quantized(self) -> bool:
+        return self.targets != "none"
+
+    def packed_bits_per_weight(self) -> Fraction:
+        """Effective bits per packed weight when the input dimension is a multiple of the group size."""
+        bits = self.payload_bits + self.extra_bits_per_weight
+        if self.group_size:
+            bits += Fraction(self.scale_bits + self.zero_bits, self.group_size)
+        return bits
+
+
+def _dense(name: str, bits: int, description: str, aliases: tuple[str, ...] = ()) -> WeightFormat:
+    return WeightFormat(name=name, description=description, source="IEEE 754 / bfloat16 definitions",
+                        payload_bits=Fraction(bits), targets="none", other_bits=bits, aliases=aliases,
+                        nominal_bits=bits)
+
+
+def _grouped(name: str, bits: int, group: int, *, gidx: bool, description: str,
+             aliases: tuple[str, ...] = ()) -> WeightFormat:
+    return WeightFormat(
+        name=name, description=description,
+        source="AutoGPTQ/AutoAWQ checkpoint layout (qweight, qzeros, scales fp16" + (", g_idx int32)" if gidx else ")"),
+        payload_bits=Fraction(bits), targets="linear", group_size=group, scale_bits=16, zero_bits=bits,
+        index_bits_per_col=32 if gidx else 0, aliases=aliases, nominal_bits=bits,
+    )
+
+
+def _gguf(name: str, description: str, base: str | None = None, mix: str | None = None) -> WeightFormat:
+    bits = ggml_bits(base or name)
+    return WeightFormat(name=name, description=description,
+                        source="llama.cpp ggml-common.h block sizes; llama_tensor_get_type for mixes",
+                        payload_bits=bits, targets="all", other_bits=32, vector_bits=32, gguf_mix=mix or name,
+                        nominal_bits=int(bits))
+
+
+FORMATS: dict[str, WeightFormat] = {
+    f.name: f
+    for f in [
+        _dense("fp32", 32, "IEEE float32"),
+        _dense("fp16", 16, "IEEE float16", ("float16", "half")),
+        _dense("bf16", 16, "bfloat16", ("bfloat16",)),
+        WeightFormat(name="int8-raw", description="bare 8-bit integers, no scales (the guide's int8 column)",
+                     source="field guide 1.2: params x 1 byte", payload_bits=Fraction(8), targets="all",
+                     other_bits=8, vector_bits=8, nominal_bits=8),
+        WeightFormat(name="int4-raw", description="bare 4-bit integers, no scales (the guide's 'int4 raw' column)",
+                     source="field guide 1.2: params x 0.5 byte", payload_bits=Fraction(4), targets="all",
+                     other_bits=4, vector_bits=4, nominal_bits=4),
+        _grouped("int8", 8, 128, gidx=False,
+                 description="8-bit weights, groups of 128, fp16 scales + 8-bit zeros; embeddings/lm_head 16-bit"),
+        _grouped("int4", 4, 128, gidx=False,
+                 description="4-bit weights, groups of 128, fp16 scales + 4-bit zeros; embeddings/lm_head 16-bit"),
+        _grouped("gptq", 4, 128, gidx=True, description="GPTQ 4-bit, group 128 (qweight, qzeros, scales, g_idx)"),
+        _grouped("awq", 4, 128, gidx=False, description="AWQ 4-bit GEMM, group 128 (qweight, qzeros, scales)"),
+        WeightFormat(name="nf4", description="bitsandbytes NF4, blocks of 64, double quantization",
+                     source="Dettmers et al. 2023 (QLoRA) 3: 8/64 + 32/(64*256) = 0.127 bit/weight of constants",
+                     payload_bits=Fraction(4), targets="linear", extra_bits_per_weight=Fraction(8, 64) + Fraction(32, 64 * 256),
+                     nominal_bits=4),
+        WeightFormat(name="nf4-nodq", description="bitsandbytes NF4, blocks of 64, fp32 absmax (no double quant)",
+                     source="Dettmers et al. 2023 (QLoRA) 3: 32/64 = 0.5 bit/weight of constants",
+                     payload_bits=Fraction(4), targets="linear", extra_bits_per_weight=Fraction(32, 64), nominal_bits=4),
+        WeightFormat(name="fp8", description="FP8 e4m3 weights, per-tensor scale; embeddings and lm_head in bf16",
+                     source="vLLM --quantization fp8 (Fp8LinearMethod on linear layers only)",
+                     payload_bits=Fraction(8), targets="linear", needs_native="fp8", nominal_bits=8),
+        WeightFormat(name="mxfp4", description="MXFP4: blocks of 32 e2m1 values + one e8m0 scale",
+                     source="OCP Microscaling Formats v1.0; ggml block_mxfp4 (17 bytes / 32 weights)",
+                     payload_bits=Fraction(4), targets="linear", group_size=32, scale_bits=8, needs_native="fp4",
+                     nominal_bits=4),
+        _gguf("q8_0", "GGUF Q8_0: 32 int8 + fp16 scale per block (8.5 bpw)"),
+        _gguf("q4_0", "GGUF Q4_0: 32 x 4 bits + fp16 scale per block (4.5 bpw)"),
+        _gguf("q4_1", "GGUF Q4_1 (5.0 bpw)"),
+        _gguf("q5_0", "GGUF Q5_0 (5.5 bpw)"),
+        _gguf("q5_1", "GGUF Q5_1 (6.0 bpw)"),
+        _gguf("q6_k", "GGUF Q6_K (6.5625 bpw)"),
+        _gguf("q5_k_m", "GGUF Q5_K_M mix: Q5_K with Q6_K for some attn_v/ffn_down and output", "q5_k"),
+        _gguf("q5_k_s", "GGUF Q5_K_S: Q5_K, output Q6_K", "q5_k"),
+        _gguf("q4_k_m", "GGUF Q4_K_M mix: Q4_K with Q6_K for half the attn_v/ffn_down and output", "q4_k"),
+        _gguf("q4_k_s", "GGUF Q4_K_S: Q4_K, a few early ffn_down Q5_K, output Q6_K", "q4_k"),
+        _gguf("q3_k_m", "GGUF Q3_K_M mix: Q3_K with Q4_K/Q5_K for attn_v, ffn_down, attn_output", "q3_k"),
+        _gguf("q2_k", "GGUF Q2_K mix: Q2_K with Q3_K/Q4_K for attn_v and ffn_down", "q2_k"),
+    ]
+}
+# Group-size variants: gptq-g32, awq-g64, int4-g32 ...
+for _base in ("gptq", "awq", "int4", "int8"):
+    for _group in (32, 64, 128, 256):
+        _f = FORMATS[_base]
+        FORMATS[f"{_base}-g{_group}"] = WeightFormat(
+            **{**_f.__dict__, "name": f"{_base}-g{_group}", "group_size": _group,
+               "description": _f.description.replace("group 128", f"group {_group}").replace("groups of 128", f"groups of {_group}")}
+        )
+
+DENSE_FORMATS = ("fp32", "fp16", "bf16")
+# The row set of `fit --dtype all`: the guide's 1.2 table plus the real checkpoint formats.
+ALL_TABLE_FORMATS = ("fp32", "bf16", "fp8", "int8", "int8-raw", "int4", "int4-raw", "gptq", "awq", "nf4",
+                     "q8_0", "q4_k_m", "q4_0")
+
+
+def get_format(name: str) -> WeightFormat:
+    """Look a format up by name or alias (case-insensitive); KeyError if unknown."""
+    key = name.strip().lower()
+    if key in FORMATS:
+        return FORMATS[key]
+    for fmt in FORMATS.values():
+        if key in fmt.aliases:
+            return fmt
+    raise KeyError(name)
+
+
+# ---- llama.cpp per-tensor type choice for the k-quant mixes (src/llama-quant.cpp llama_tensor_get_type) ----
+
+
+def _use_more_bits(layer: int, n_layers: int) -> bool:
+    """llama.cpp: the first and last eighth of the layers, and every third layer in between."""
+    return layer < n_layers // 8 or layer >= 7 * n_layers // 8 or (layer - n_layers // 8) % 3 == 2
+
+
+def gguf_tensor_type(mix: str, tensor: str, layer: int | None, n_layers: int, *, n_experts: int = 0,
+                     gqa_ratio: int = 1) -> str:
+    """The ggml type llama.cpp's quantizer writes for one tensor under a file type (mix).
+
+    tensor is one of: token_embd, output, attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down,
+    and their expert variants (ffn_*_exps). Follows llama_tensor_get_type for the common cases; rules for
+    exotic architectures (falcon, 70B-specific attn_v bumps) are included where llama.cpp has them.
+    """
+    base = {"q4_k_m": "q4_k", "q4_k_s": "q4_k", "q5_k_m": "q5_k", "q5_k_s": "q5_k", "q3_k_m": "q3_k",
+            "q2_k": "q2_k", "q6_k": "q6_k", "q8_0": "q8_0", "q4_0": "q4_0", "q4_1": "q4_1", "q5_0": "q5_0",
+            "q5_1": "q5_1"}[mix]
+    if tensor == "output":
+        # "output.weight": Q6_K for every mix except Q8_0 (which keeps Q8_0) and the legacy types.
+        if mix in ("q8_0",):
+            return "q8_0"
+        return "q6_k"
+    if tensor == "token_embd":
+        return base
+    if layer is None:
+        return base
+    ffn_down = tensor.startswith("ffn_down")
+    if tensor == "attn_v":
+        if mix == "q2_k":
+            return "q4_k" if gqa_ratio >= 4 else "q3_k"
+        if mix == "q3_k_m":
+            return "q5_k" if layer < 2 else "q4_k"
+        if mix in ("q4_k_m", "q5_k_m"):
+            if n_experts >= 8:
+                return "q8_0"
+            return "q6_k" if _use_more_bits(layer, n_layers) else base
+        if mix == "q4_k_s" and n_experts >= 8:
+            return "q8_0"
+        return base
+    if tensor == "attn_k" and n_experts >= 8 and mix in ("q2_k", "q3_k_m", "q4_k_s", "q4_k_m"):
+        return "q4_k" if mix in ("q2_k", "q3_k_m") else "q5_k"
+    if ffn_down:
+        if mix == "q2_k":
+            return "q3_k"
+        if mix == "q3_k_m":
+            return "q5_k" if layer < n_layers // 16 else "q4_k"
+        if mix in ("q4_k_m", "q5_k_m"):
+            return "q6_k" if _use_more_bits(layer, n_layers) else base
+        if mix == "q4_k_s" and layer < n_layers // 8:
+            return "q5_k"
+        return base
+    if tensor == "attn_output" and mix == "q3_k_m":
+        return "q4_k"
+    return base

@@ -1,0 +1,213 @@
+"""Presets: loading and validating model and GPU YAML files into a registry.
+
+Built-in presets ship inside the package (`llmfit/_configs`, mapped from the repository's `configs/`
+by pyproject for wheels); user folders (`--presets DIR`, `LLMFIT_PRESETS`, several separated by the
+OS path separator) override them by name. Files are read with `yaml.safe_load` only, refused over
+1 MB unread, and every validation failure names the file and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from llmfit.errors import PresetError, UnknownPresetError
+from llmfit.specs import GpuSpec, ModelSpec
+
+MAX_PRESET_BYTES = 1_000_000
+ENV_VAR = "LLMFIT_PRESETS"
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def builtin_dir() -> Path:
+    """The built-in presets: package data in a wheel, the repository's configs/ in a checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "_configs"
+    if packaged.is_dir():
+        return packaged
+    return here.parent / "configs"
+
+
+def _key(name: str) -> str:
+    return name.strip().lower()
+
+
+def read_yaml(path: Path) -> Any:
+    """Read one YAML file safely: size-capped, safe_load only, alias bombs refused."""
+    import yaml
+
+    if not path.exists():
+        raise PresetError(f"{path}: no such file")
+    if path.is_dir():
+        raise PresetError(f"{path}: is a directory, expected a YAML file")
+    size = path.stat().st_size
+    if size > MAX_PRESET_BYTES:
+        raise PresetError(f"{path}: {size:,} bytes, presets over {MAX_PRESET_BYTES:,} bytes are refused unread")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise PresetError(f"{path}: cannot read ({error})") from None
+    try:
+        # A preset never needs YAML aliases; refusing them (before composing anything) stops a
+        # "billion laughs" alias bomb outright, in time and memory bounded by the 1 MB file.
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise PresetError(f"{path}: YAML aliases (*name) are not allowed in presets")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        raise PresetError(f"{path}: invalid YAML{where}: {problem}") from None
+
+
+def validation_message(path: Path | str, error: ValidationError) -> str:
+    parts = []
+    for item in error.errors()[:3]:
+        loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        msg = item["msg"]
+        if item["type"] == "extra_forbidden":
+            msg = "unknown field"
+        parts.append(f"{loc}: {msg}")
+    more = f" (+{len(error.errors()) - 3} more)" if len(error.errors()) > 3 else ""
+    return f"{path}: " + "; ".join(parts) + more
+
+
+def load_preset(path: Path, model: type[T], *, default_name: str | None = None) -> T:
+    data = read_yaml(path)
+    if not isinstance(data, dict):
+        raise PresetError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
+    if default_name and "name" not in data:
+        data = {"name": default_name, **data}
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise PresetError(validation_message(path, error)) from None
+
+
+@dataclass
+class Registry:
+    """Model and GPU presets by lowercase name and alias; files are parsed lazily on first use."""
+
+    model_files: dict[str, Path] = field(default_factory=dict)
+    gpu_files: dict[str, Path] = field(default_factory=dict)
+    _models: dict[str, ModelSpec] = field(default_factory=dict)
+    _gpus: dict[str, GpuSpec] = field(default_factory=dict)
+    _aliases_loaded: bool = False
+
+    @classmethod
+    def from_dirs(cls, dirs: Iterable[Path]) -> Registry:
+        registry = cls()
+        for directory in dirs:
+            registry.add_dir(directory)
+        return registry
+
+    def add_dir(self, directory: Path) -> None:
+        if not directory.exists():
+            raise PresetError(f"{directory}: preset folder does not exist")
+        if not directory.is_dir():
+            raise PresetError(f"{directory}: expected a folder with models/ and gpus/ subfolders")
+        for sub, target in (("models", self.model_files), ("gpus", self.gpu_files)):
+            folder = directory / sub
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob("*.y*ml")):
+                if path.suffix in (".yaml", ".yml"):
+                    target[_key(path.stem)] = path
+        self._aliases_loaded = False
+        self._models.clear()
+        self._gpus.clear()
+
+    def model_names(self) -> list[str]:
+        return sorted(self.model_files)
+
+    def gpu_names(self) -> list[str]:
+        return sorted(self.gpu_files)
+
+    def model(self, name: str) -> ModelSpec:
+        return self._get(name, "model", self.model_files, self._models, ModelSpec)
+
+    def gpu(self, name: str) -> GpuSpec:
+        return self._get(name, "gpu", self.gpu_files, self._gpus, GpuSpec)
+
+    def all_models(self) -> list[ModelSpec]:
+        return [self.model(n) for n in self.model_names()]
+
+    def all_gpus(self) -> list[GpuSpec]:
+        return [self.gpu(n) for n in self.gpu_names()]
+
+    def _get(self, name: str, kind: str, files: dict[str, Path], cache: dict[str, Any], model: type[T]) -> T:
+        key = _key(name)
+        if key in cache:
+            return cache[key]  # type: ignore[no-any-return]
+        path = files.get(key)
+        if path is None:
+            path = self._alias(key, kind, files, model)
+        if path is None:
+            pool = list(files) + list(self._alias_map(kind, files, model))
+            suggestions = difflib.get_close_matches(key, pool, n=3, cutoff=0.5)
+            raise UnknownPresetError(kind, name, suggestions)
+        spec = load_preset(path, model, default_name=path.stem.lower())
+        cache[key] = spec
+        return spec
+
+    def _alias_map(self, kind: str, files: dict[str, Path], model: type[T]) -> dict[str, Path]:
+        attr = f"_alias_{kind}"
+        cached = getattr(self, attr, None)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        mapping: dict[str, Path] = {}
+        for path in files.values():
+            try:
+                data = read_yaml(path)
+            except PresetError:
+                continue
+            if isinstance(data, dict):
+                for alias in data.get("aliases") or []:
+                    if isinstance(alias, str):
+                        mapping.setdefault(_key(alias), path)
+                hf_id = data.get("hf_id")
+                if isinstance(hf_id, str):
+                    mapping.setdefault(_key(hf_id), path)
+        setattr(self, attr, mapping)
+        return mapping
+
+    def _alias(self, key: str, kind: str, files: dict[str, Path], model: type[T]) -> Path | None:
+        return self._alias_map(kind, files, model).get(key)
+
+
+def user_dirs(explicit: Path | None) -> list[Path]:
+    dirs: list[Path] = []
+    env = os.environ.get(ENV_VAR)
+    if env:
+        dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    if explicit is not None:
+        dirs.append(explicit)
+    return dirs
+
+
+def load_registry(explicit: Path | None = None) -> Registry:
+    """Built-ins first, then LLMFIT_PRESETS folders, then --presets: later folders override by name."""
+    return Registry.from_dirs([builtin_dir(), *user_dirs(explicit)])
+
+
+_GPU_COUNT_RE = re.compile(r"^(.*?)x([0-9]+)$")
+
+
+def split_gpu_count(name: str) -> tuple[str, int]:
+    """`h100-80x8` -> ('h100-80', 8); `a100-80` -> ('a100-80', 1)."""
+    match = _GPU_COUNT_RE.match(name.strip().lower())
+    if match and match.group(1):
+        count = int(match.group(2))
+        if count <= 0 or count > 4096:
+            raise PresetError(f"GPU count in {name!r} must be between 1 and 4096")
+        return match.group(1).rstrip("-"), count
+    return name, 1

@@ -1,0 +1,209 @@
+"""Validated spec objects: a model architecture (HF config.json fields) and a GPU.
+
+Both are frozen pydantic models with `extra="forbid"`, so a typo in a preset is an error naming the
+field, not a silently ignored key. Field names follow Hugging Face `config.json` where one exists.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from llmfit.units import parse_bytes
+
+_FROZEN = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _bytes_value(value: object) -> int:
+    """YAML memory fields carry their unit ("80 GiB", "81559 MiB"); a bare number is refused."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size with a unit, e.g. 80 GiB")
+    if isinstance(value, int):
+        # Already bytes (e.g. a spec built in code, or a JSON round-trip).
+        return value
+    if isinstance(value, str):
+        return parse_bytes(value, what="memory")
+    raise ValueError("expected a size with a unit, e.g. '80 GiB' or '81559 MiB'")
+
+
+ByteSize = Annotated[int, BeforeValidator(_bytes_value), PlainSerializer(lambda n: n, return_type=int)]
+
+Positive = Annotated[int, Field(gt=0, le=2**40)]
+NonNegative = Annotated[int, Field(ge=0, le=2**40)]
+
+LayerKind = Literal["full_attention", "sliding_attention", "linear_attention"]
+
+
+class ModelSpec(BaseModel):
+    """A decoder-only transformer, as its config.json describes it, plus its published parameter count."""
+
+    model_config = _FROZEN
+
+    name: str = Field(description="preset name: the HF model name, lowercased, without the organisation")
+    hf_id: str | None = Field(default=None, description="Hugging Face repo id, e.g. meta-llama/Llama-3.1-8B")
+    aliases: list[str] = Field(default_factory=list)
+    source: str = Field(min_length=1, description="where the architecture and count come from")
+    family: str | None = None
+    architecture: str | None = Field(default=None, description="config.json architectures[0]")
+
+    # Published parameter count and the convention it follows (tied embeddings counted once, etc.).
+    published_params: Positive | None = None
+    params_source: str | None = None
+    params_convention: str | None = None
+
+    hidden_size: Positive
+    num_hidden_layers: Positive
+    num_attention_heads: Positive
+    num_key_value_heads: Positive | None = None
+    head_dim: Positive | None = None
+    intermediate_size: NonNegative
+    vocab_size: Positive
+    max_position_embeddings: Positive
+    tie_word_embeddings: bool = False
+    torch_dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
+
+    # Layer shapes that change the count.
+    mlp_kind: Literal["gated", "plain"] = Field(
+        default="gated", description="gated: gate/up/down (SwiGLU, 3 matrices); plain: up/down (2 matrices)"
+    )
+    norm_kind: Literal["rmsnorm", "layernorm"] = Field(
+        default="rmsnorm", description="layernorm carries a bias vector as well as a weight"
+    )
+    norms_per_layer: NonNegative = Field(
+        default=2, description="normalisation vectors per layer: 2 (pre-attn, pre-mlp), 1 (Falcon parallel), 4 (Gemma-2)"
+    )
+    attention_bias: bool = Field(default=False, description="bias on q, k, v projections (Qwen2, gpt-oss)")
+    attention_out_bias: bool = Field(default=False, description="bias on the output projection (gpt-oss)")
+    mlp_bias: bool = False
+    qk_norm: bool = Field(default=False, description="per-head RMSNorm on q and k (Qwen3, Gemma-3): 2 x head_dim")
+    attention_sinks: bool = Field(default=False, description="one learned sink logit per head and layer (gpt-oss)")
+    final_norm: bool = True
+
+    # Mixture of experts (Mixtral: num_local_experts; DeepSeek: n_routed_experts; Qwen-MoE: num_experts).
+    num_experts: NonNegative = 0
+    num_experts_per_tok: NonNegative = 0
+    num_shared_experts: NonNegative = 0
+    moe_intermediate_size: NonNegative | None = None
+    shared_expert_intermediate_size: NonNegative | None = None
+    shared_expert_gate: bool = Field(default=False, description="sigmoid gate on the shared expert (Qwen2-MoE)")
+    first_k_dense_replace: NonNegative = Field(default=0, description="leading layers with a dense MLP (DeepSeek)")
+    router_bias: bool = Field(default=False, description="bias on the router (gpt-oss)")
+    router_correction_bias: bool = Field(
+        default=False, description="e_score_correction_bias of size num_experts per MoE layer (DeepSeek-V3)"
+    )
+    expert_bias: bool = Field(default=False, description="biases inside each expert (gpt-oss)")
+
+    # Multi-head latent attention (DeepSeek-V2/V3).
+    q_lora_rank: NonNegative | None = None
+    kv_lora_rank: NonNegative | None = None
+    qk_rope_head_dim: NonNegative | None = None
+    qk_nope_head_dim: NonNegative | None = None
+    v_head_dim: NonNegative | None = None
+
+    # Per-layer attention kinds (sliding windows).
+    sliding_window: Positive | None = None
+    layer_types: list[LayerKind] | None = Field(
+        default=None, description="attention kind of each layer (config.json layer_types); overrides the rest"
+    )
+    use_sliding_window: bool = Field(
+        default=False, description="Qwen2/Mistral semantics: layers from max_window_layers on use the window"
+    )
+    max_window_layers: NonNegative = 0
+    sliding_window_pattern: Positive | None = Field(
+        default=None, description="Gemma semantics: layer i is global when (i + 1) % pattern == 0, else sliding"
+    )
+    # Extra parameters a formula cannot see (e.g. a multimodal model's vision tower), each named.
+    extra_params: dict[str, NonNegative] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSpec:
+        kv_heads = self.kv_heads
+        if kv_heads > self.num_attention_heads or self.num_attention_heads % kv_heads:
+            raise ValueError(
+                f"num_key_value_heads ({kv_heads}) must divide num_attention_heads ({self.num_attention_heads})"
+            )
+        if self.layer_types is not None and len(self.layer_types) != self.num_hidden_layers:
+            raise ValueError(
+                f"layer_types has {len(self.layer_types)} entries for {self.num_hidden_layers} layers"
+            )
+        if "sliding_attention" in (self.layer_types or []) and self.sliding_window is None:
+            raise ValueError("layer_types has sliding_attention layers but sliding_window is not set")
+        if self.num_experts:
+            if not (0 < self.num_experts_per_tok <= self.num_experts):
+                raise ValueError("num_experts_per_tok must be between 1 and num_experts")
+            if self.first_k_dense_replace > self.num_hidden_layers:
+                raise ValueError("first_k_dense_replace exceeds num_hidden_layers")
+        if self.is_mla and None in (self.qk_rope_head_dim, self.qk_nope_head_dim, self.v_head_dim):
+            raise ValueError("MLA (kv_lora_rank) needs qk_rope_head_dim, qk_nope_head_dim and v_head_dim")
+        return self
+
+    @property
+    def kv_heads(self) -> int:
+        return self.num_key_value_heads or self.num_attention_heads
+
+    @property
+    def real_head_dim(self) -> int:
+        """head_dim as the model uses it: explicit in config.json, else hidden_size / heads."""
+        return self.head_dim or self.hidden_size // self.num_attention_heads
+
+    @property
+    def is_moe(self) -> bool:
+        return self.num_experts > 0
+
+    @property
+    def is_mla(self) -> bool:
+        return bool(self.kv_lora_rank)
+
+    @property
+    def attention_kinds(self) -> list[str]:
+        """One attention kind per layer: layer_types if given, else from the sliding-window fields."""
+        if self.layer_types is not None:
+            return list(self.layer_types)
+        n = self.num_hidden_layers
+        if self.sliding_window is not None and self.sliding_window_pattern:
+            p = self.sliding_window_pattern
+            return ["full_attention" if (i + 1) % p == 0 else "sliding_attention" for i in range(n)]
+        if self.sliding_window is not None and self.use_sliding_window:
+            return ["sliding_attention" if i >= self.max_window_layers else "full_attention" for i in range(n)]
+        return ["full_attention"] * n
+
+    @property
+    def dtype_bits(self) -> int:
+        return 32 if self.torch_dtype == "float32" else 16
+
+
+class GpuSpec(BaseModel):
+    """An accelerator as the device reports it, with the source of each figure."""
+
+    model_config = _FROZEN
+
+    name: str
+    aliases: list[str] = Field(default_factory=list)
+    vendor: Literal["nvidia", "amd", "apple", "intel", "google", "other"] = "nvidia"
+    display_name: str | None = None
+    memory: ByteSize = Field(description="memory as the device reports it (nvidia-smi total), e.g. '81920 MiB'")
+    memory_source: str | None = None
+    memory_bandwidth_bytes_per_s: Annotated[int, Field(gt=0)] | None = Field(
+        default=None, description="peak memory bandwidth, bytes per second"
+    )
+    # Dense (not sparse) peak tensor throughput per dtype, in TFLOPS (10**12 FLOP/s).
+    tflops: dict[str, float] = Field(default_factory=dict)
+    # Weight/KV formats with native hardware support ('fp8', 'bf16', 'int8', 'fp4', ...).
+    native_dtypes: list[str] = Field(default_factory=list)
+    compute_capability: str | None = None
+    unified_memory: bool = False
+    gpu_memory_share: float | None = Field(
+        default=None, gt=0, le=1, description="share of unified memory the GPU may use (Apple silicon)"
+    )
+    price_per_hour: float | None = Field(default=None, ge=0, description="USD per GPU-hour, on-demand")
+    price_source: str | None = None
+    source: str = Field(min_length=1)
+    notes: str | None = None
+
+    @property
+    def usable_memory_bytes(self) -> int:
+        """Memory a GPU workload may use: all of it, or the documented share of unified memory."""
+        if self.gpu_memory_share is not None:
+            return int(self.memory * self.gpu_memory_share)
+        return self.memory
