@@ -47,7 +47,7 @@ def _int_name(bits: int) -> str:
 
 
 def _scheme_label(s: SchemeResult, *, bits: bool = True) -> str:
-    label = s.scheme.value if s.group_size is None else f"group of {s.group_size}"
+    label = s.scheme.value if s.group_size is None else f"group {s.group_size}"
     width = f" {_int_name(s.bits)}" if bits else ""
     return f"{label}{width}{'' if s.symmetric else ' asym'}"
 
@@ -55,6 +55,8 @@ def _scheme_label(s: SchemeResult, *, bits: bool = True) -> str:
 def _scales_label(s: SchemeResult, row: int | None = None) -> str:
     if row is not None:
         scales = next(r.scales for r in s.rows if r.row == row)
+        if len(scales) > 2:
+            return f"{len(scales)} scales"
         return ", ".join(_num(v) for v in scales[:3]) + (" ..." if len(scales) > 3 else "")
     return f"{s.n_scales} scale{'s' if s.n_scales != 1 else ''}"
 
@@ -106,7 +108,8 @@ def _summary_section(example: QuantExample, units: DisplayUnits) -> Section:
     emphasis: list[int] = []
     for s in example.schemes:
         if len(s.rows) > 1 or s.rows_selection != "all":
-            for r in s.rows:
+            # A big matrix: its three rows with the lowest SQNR (JSON has the engine's full selection).
+            for r in s.rows if s.rows_selection == "all" else s.rows[:3]:
                 rows.append([
                     _scheme_label(s, bits=False), f"row {r.row + 1}", _scales_label(s, r.row), f"{r.mse:.3g}",
                     _num(r.max_abs_error), _sqnr(r.sqnr_db), _pct(r.zero_fraction), "", "", "",
@@ -115,7 +118,7 @@ def _summary_section(example: QuantExample, units: DisplayUnits) -> Section:
         emphasis.append(len(rows))
         rows.append([
             _scheme_label(s, bits=False),
-            "all" if s.rows_selection == "all" else f"all ({s.rows_selection} above)",
+            "all",
             _scales_label(s),
             f"{s.metrics.mse:.3g}",
             _num(s.metrics.max_abs_error),
@@ -126,11 +129,12 @@ def _summary_section(example: QuantExample, units: DisplayUnits) -> Section:
             f"{st.bits_per_weight:.3g}",
         ])
     shape = "x".join(str(d) for d in example.shape)
+    worst = "" if all(s.rows_selection == "all" for s in example.schemes) else "; rows: the 3 with the lowest SQNR"
     return Section(
         title=f"{example.source}: error and size, {_int_name(example.schemes[0].bits)} ({shape} weights; "
-        f"fp16 would be {format_bytes(example.schemes[0].storage.fp16_bytes, units)})",
-        columns=["Scheme", "Rows", "Scale", "MSE", "Max |err|", "SQNR dB", "Rounded to 0", "Stored",
-                 "of which scales", "Bits/weight"],
+        f"fp16 would be {format_bytes(example.schemes[0].storage.fp16_bytes, units)}{worst})",
+        columns=["Scheme", "Rows", "Scale", "MSE", "Max |err|", "SQNR dB", "Zeroed", "Stored", "Scales",
+                 "Bits/w"],
         rows=rows,
         numeric=(3, 4, 5, 6, 7, 8, 9),
         emphasis=tuple(emphasis),
@@ -360,8 +364,14 @@ def _notes(result: QuantizeDemoResult) -> list[str]:
         if "per-tensor" in by and "per-channel" in by and len(by["per-tensor"].rows) > 1:
             t, c = by["per-tensor"], by["per-channel"]
             worst = max(t.rows, key=lambda r: r.zero_fraction)
-            if worst.zero_fraction > 0:
-                other = next(r for r in c.rows if r.row == worst.row)
+            other = next((r for r in c.rows if r.row == worst.row), None)
+            if other is None and t.metrics.zero_fraction > 0:
+                notes.append(
+                    f"{example.source}: one shared scale rounds {_pct(t.metrics.zero_fraction)} of the weights"
+                    f" to zero; a scale per row rounds {_pct(c.metrics.zero_fraction)} (MSE {t.metrics.mse:.3g}"
+                    f" -> {c.metrics.mse:.3g})."
+                )
+            elif other is not None and worst.zero_fraction > 0:
                 notes.append(
                     f"{example.source}: one shared scale rounds {_pct(worst.zero_fraction)} of row"
                     f" {worst.row + 1} to zero; its own scale rounds {_pct(other.zero_fraction)}"
