@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from llmfit.cli.common import ExplainOpt, FormatOpt, UnitsOpt, emit, handle_errors
-from llmfit.errors import UnitError
+from llmfit.errors import LlmfitError, UnitError
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
@@ -129,7 +129,12 @@ def quantize_demo(
     explain: ExplainOpt = False,
 ) -> None:
     # numpy is imported here only: nothing else in llmfit's start-up pays for it.
-    from llmfit.engine import quantization as q
+    try:
+        from llmfit.engine import quantization as q
+    except ModuleNotFoundError as error:
+        if error.name != "numpy":
+            raise
+        raise LlmfitError("quantize-demo needs numpy: pip install 'llmfit-planner[quant]'") from None
     from llmfit.render.quantize import build_document
 
     if sum(x is not None for x in (values, rows, matrix)) > 1:
