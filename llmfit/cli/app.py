@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
+
+try:  # typer >= 0.26 vendors click as typer._click; its exceptions are the ones the app raises
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
 
 from llmfit import __version__
 from llmfit.cli.common import DEBUG
@@ -64,18 +68,18 @@ def main(argv: list[str] | None = None) -> None:
         DEBUG["on"] = True
     try:
         rc = app(args=args, prog_name="llmfit", standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as error:  # type: ignore[attr-defined]
-        click.echo(error.ctx.get_help() if error.ctx else str(error))
+    except click_exceptions.NoArgsIsHelpError as error:
+        sys.stdout.write((error.ctx.get_help() if error.ctx else str(error)) + "\n")
         sys.exit(int(ExitCode.USAGE))
-    except click.exceptions.UsageError as error:
+    except click_exceptions.UsageError as error:
         message = error.format_message().splitlines()[0]
         command = error.ctx.command_path if error.ctx else "llmfit"
         sys.stderr.write(f"error: {message} (see `{command} --help`)\n")
         sys.exit(int(ExitCode.USAGE))
-    except click.exceptions.Abort:
+    except click_exceptions.Abort:
         sys.stderr.write("aborted\n")
         sys.exit(int(ExitCode.NO))
-    except click.exceptions.ClickException as error:
+    except click_exceptions.ClickException as error:
         sys.stderr.write(f"error: {error.format_message().splitlines()[0]}\n")
         sys.exit(int(ExitCode.USAGE))
     except KeyboardInterrupt:
