@@ -22,6 +22,7 @@ from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import bytes_per_token, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
 from llmfit.engine.params import count_params
 from llmfit.engine.runtime import DEFAULT_ENGINE_VERSION, ENGINE_PROFILES, OverheadLine, overhead_lines
+from llmfit.engine.support import dtype_support_warnings
 from llmfit.engine.weights import WeightLine, dense_param_bytes, group_bytes, weight_bytes
 from llmfit.errors import SpecError
 from llmfit.specs import GpuSpec, ModelSpec
@@ -239,6 +240,7 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
     block = options.block_size
     if spec is not None:
         kv_dtype = resolve_kv_dtype(options.kv_dtype, spec, fmt.name)
+        warnings += dtype_support_warnings(fmt, kv_dtype, gpu)
         layout = kv_layout(spec, kv_dtype)
         head_share = kv_shard_fraction(spec, tp)
         layers_max_stage = ceil_div(spec.num_hidden_layers, pp)
@@ -283,6 +285,7 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         if capped:
             notes.append(f"max_num_seqs={options.max_num_seqs} caps the concurrency (the pool holds more)")
     else:
+        warnings += dtype_support_warnings(fmt, "auto", gpu)
         notes.append("bare parameter count: weights only, no architecture for the KV cache or activations")
 
     required = options.min_concurrency
