@@ -149,11 +149,14 @@ def format_bytes(n_bytes: int, units: DisplayUnits = DisplayUnits.gib, *, digits
         steps = [(GIB, "GiB"), (MIB, "MiB"), (KIB, "KiB")]
     else:
         steps = [(GB, "GB"), (10**6, "MB"), (10**3, "kB")]
-    for divisor, label in steps:
-        if magnitude >= divisor or divisor == steps[-1][0]:
-            if magnitude < divisor and magnitude < 1000:
-                return f"{sign}{magnitude} B"
+    big, mid, small = steps
+    # The display unit (GiB / GB) from 1 % of it up, so a column reads in one unit; smaller figures
+    # (a per-token KV cost) switch to MiB/KiB rather than printing 0.00 GiB.
+    for divisor, label in (big, mid, small):
+        if magnitude >= divisor // 100 if divisor == big[0] else magnitude >= divisor:
             return f"{sign}{magnitude / divisor:,.{digits}f} {label}"
+    if magnitude < 1000:
+        return f"{sign}{magnitude} B"
     return f"{sign}{magnitude} B"  # pragma: no cover
 
 
