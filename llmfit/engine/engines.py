@@ -1,0 +1,120 @@
+"""Serving engines' KV budget rules, on top of `serving.fit` (which models vLLM).
+
+- vLLM: pool = total x gpu_memory_utilization - (weights + activation peak + non-torch memory)
+  (vllm/v1/worker/gpu_worker.py determine_available_memory): a fraction of TOTAL memory.
+- SGLang: pool = total x mem_fraction_static - (weights + memory in use before loading: CUDA context)
+  (python/sglang/srt/model_executor/model_runner.py profile_max_num_token: rest = available after weight
+  load - total x (1 - mem_fraction_static)); activations and CUDA graphs live in the (1 - fraction)
+  left outside. Default fraction by TP (python/sglang/srt/server_args.py, v0.4 __post_init__):
+  0.88 (TP1), 0.87 (TP2), 0.85 (TP4), 0.81 (TP8), 0.79 (TP16). Pages of 1 token (page_size 1).
+- TensorRT-LLM: pool = free_gpu_memory_fraction (0.9) x memory FREE after the engine is loaded
+  (weights + activations + context) (TensorRT-LLM KvCacheConfig.free_gpu_memory_fraction): a fraction
+  of what is left, not of the total. The activation/context estimate is vLLM's, used as an assumption.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+from llmfit.engine.formats import WeightFormat
+from llmfit.engine.runtime import OverheadLine, overhead_lines
+from llmfit.engine.serving import Deployment, FitResult, ServingOptions, Step, fit
+from llmfit.specs import GpuSpec, ModelSpec
+
+ENGINES = ("vllm", "sglang", "trt-llm")
+ENGINE_NAMES = {"vllm": "vLLM", "sglang": "SGLang", "trt-llm": "TensorRT-LLM", "llama.cpp": "llama.cpp"}
+TRT_FREE_FRACTION = 0.9
+VLLM_GPU_UTIL = 0.9
+
+
+def sglang_mem_fraction(tp: int) -> float:
+    """SGLang's default mem_fraction_static for a tensor-parallel size (server_args.py, v0.4)."""
+    if tp >= 16:
+        return 0.79
+    if tp >= 8:
+        return 0.81
+    if tp >= 4:
+        return 0.85
+    if tp >= 2:
+        return 0.87
+    return 0.88
+
+
+def default_memory_fraction(engine: str, tp: int) -> float:
+    """The engine's own default: vLLM gpu_memory_utilization 0.9, SGLang by TP, TRT-LLM 0.9 of free."""
+    if engine == "sglang":
+        return sglang_mem_fraction(tp)
+    if engine == "trt-llm":
+        return TRT_FREE_FRACTION
+    return VLLM_GPU_UTIL
+
+
+class EngineRule(BaseModel):
+    """What one engine subtracts before the KV pool, per GPU, for one deployment shape."""
+
+    model_config = ConfigDict(frozen=True)
+
+    engine: str
+    memory_fraction: float  # vLLM/SGLang: of total memory; TRT-LLM: of free memory
+    block_size: int
+    overhead_lines: list[OverheadLine]
+
+
+def engine_rule(engine: str, spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int,
+                options: ServingOptions, memory_fraction: float | None) -> EngineRule:
+    fraction = memory_fraction if memory_fraction is not None else default_memory_fraction(engine, tp)
+    act_bytes = 4 if fmt.name == "fp32" else 2
+    lines = overhead_lines(spec, engine_version=options.engine_version, tp=tp, pp=pp,
+                           gpu_memory_bytes=gpu.usable_memory_bytes, max_num_seqs=options.max_num_seqs,
+                           act_bytes=act_bytes, max_num_batched_tokens=options.max_num_batched_tokens)
+    if engine == "sglang":
+        # Only what is in use before the weights load counts against the static fraction.
+        lines = [line for line in lines if line.name == "non-torch memory"]
+        return EngineRule(engine=engine, memory_fraction=fraction, block_size=1, overhead_lines=lines)
+    return EngineRule(engine=engine, memory_fraction=fraction, block_size=options.block_size, overhead_lines=lines)
+
+
+def engine_fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Deployment,
+               options: ServingOptions, engine: str = "vllm", *, memory_fraction: float | None = None,
+               params: int | None = None) -> FitResult:
+    """`serving.fit` under one engine's budget rule (see the module docstring). vLLM is fit itself."""
+    if engine == "vllm" and memory_fraction is None:
+        return fit(spec, gpu, fmt, deployment, options, params=params)
+    rule = engine_rule(engine, spec, gpu, fmt, deployment.tp, deployment.pp, options, memory_fraction)
+    overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
+    if engine in ("vllm", "sglang"):
+        opts = options.model_copy(update={"gpu_util": rule.memory_fraction, "block_size": rule.block_size,
+                                          "overhead_override_bytes": overhead})
+        result = fit(spec, gpu, fmt, deployment, opts, params=params)
+        lines = rule.overhead_lines
+        why = (f"pool = memory x mem_fraction_static {rule.memory_fraction} - weights - memory in use before "
+               "loading (SGLang); activations and CUDA graphs use the rest" if engine == "sglang" else "")
+    else:  # trt-llm: a fraction of what is free after the weights and the runtime
+        first = fit(spec, gpu, fmt, deployment, options.model_copy(update={
+            "gpu_util": 1.0, "overhead_override_bytes": overhead}), params=params)
+        free = first.kv_budget_bytes_per_gpu
+        reserve = free - int(free * rule.memory_fraction) if free > 0 else 0
+        lines = [*rule.overhead_lines, OverheadLine(
+            name="kept free (1 - free_gpu_memory_fraction)", bytes_per_gpu=reserve,
+            formula=f"(memory - weights - runtime) x (1 - {rule.memory_fraction})")]
+        result = fit(spec, gpu, fmt, deployment, options.model_copy(update={
+            "gpu_util": 1.0, "overhead_override_bytes": overhead + reserve}), params=params)
+        why = (f"pool = {rule.memory_fraction} x (memory - weights - runtime) (TensorRT-LLM "
+               "free_gpu_memory_fraction: a share of FREE memory)")
+    steps: list[Step] = []
+    for step in result.steps:
+        if step.label == "runtime overhead (given)":
+            steps += [Step(label=line.name, formula=line.formula, substituted="", result=line.bytes_per_gpu,
+                           unit="bytes") for line in lines]
+        else:
+            steps.append(_relabel(step, lines))
+    notes = [n for n in result.notes if "accounting" not in n] + [why]
+    return result.model_copy(update={"engine": ENGINE_NAMES[engine], "overhead_lines": lines, "steps": steps,
+                                     "notes": notes})
+
+
+def _relabel(step: Step, lines: list[OverheadLine]) -> Step:
+    if step.label == "KV budget per GPU":
+        names = " + ".join(line.name for line in lines)
+        return step.model_copy(update={"formula": f"gpu_memory x fraction - weights - ({names})"})
+    return step
