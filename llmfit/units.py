@@ -68,7 +68,9 @@ def parse_bytes(text: str, *, what: str = "size") -> int:
         raise UnitError(f"{what}: cannot read {text!r}; expected a number with a unit, e.g. 80GB, 80GiB, 81920MiB")
     number, unit = match.groups()
     if not unit:
-        raise UnitError(f"{what}: {text!r} has no unit; write e.g. {text.strip()}GB (decimal) or {text.strip()}GiB (binary)")
+        raise UnitError(
+            f"{what}: {text!r} has no unit; write e.g. {text.strip()}GB (decimal) or {text.strip()}GiB (binary)"
+        )
     factor = BYTE_UNITS.get(unit) or _BYTE_UNITS_LOWER.get(unit.lower())
     if factor is None:
         raise UnitError(f"{what}: unknown unit {unit!r} in {text!r}; allowed: B, kB, MB, GB, TB, KiB, MiB, GiB, TiB")

@@ -51,7 +51,8 @@ def fit_command(
     overhead: Annotated[str | None, typer.Option("--overhead", help="What-if: runtime overhead per GPU, e.g. 5GiB.",
                                                  show_default=False)] = None,
     gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="What-if: device memory, e.g. 80GiB "
-                                                   "(an unnamed GPU, or overrides --gpu's).", show_default=False)] = None,
+                                                   "(an unnamed GPU, or overrides --gpu's).",
+                                                   show_default=False)] = None,
     fmt: FormatOpt = OutputFormat.table,
     units: UnitsOpt = DisplayUnits.gib,
     explain: ExplainOpt = False,

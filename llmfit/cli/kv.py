@@ -14,14 +14,28 @@ from llmfit.units import DisplayUnits
 @handle_errors
 def kv_command(
     model: Annotated[str, typer.Argument(help="Model preset, config.json, snapshot folder, .gguf or HF repo id.")],
-    context: Annotated[str | None, typer.Option("--context", "-c", help="Tokens per request: 8192, 8k, 128K. "
-                                                "Default min(8192, the model's maximum).", show_default=False)] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context",
+            "-c",
+            help="Tokens per request: 8192, 8k, 128K. Default min(8192, the model's maximum).",
+            show_default=False,
+        ),
+    ] = None,
     batch: Annotated[int, typer.Option("--batch", "-b", help="Concurrent requests.")] = 1,
-    kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="auto (model dtype), fp16, bf16, fp8, fp32, q8_0, q4_0.")] = "auto",
+    kv_dtype: Annotated[
+        str, typer.Option("--kv-dtype", help="auto (model dtype), fp16, bf16, fp8, fp32, q8_0, q4_0.")
+    ] = "auto",
     block_size: Annotated[int, typer.Option("--block-size", help="Paged KV block size in tokens.")] = 16,
-    typical_tokens: Annotated[str | None, typer.Option("--typical-tokens", help="Show what a contiguous "
-                                                       "full-context reservation wastes on a request this long.",
-                                                       show_default=False)] = None,
+    typical_tokens: Annotated[
+        str | None,
+        typer.Option(
+            "--typical-tokens",
+            help="Show what a contiguous full-context reservation wastes on a request this long.",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOpt = OutputFormat.table,
     units: UnitsOpt = DisplayUnits.gib,
     explain: ExplainOpt = False,
@@ -46,8 +60,9 @@ def kv_command(
     typical = parse_tokens(typical_tokens, what="--typical-tokens") if typical_tokens else None
     dtype_name = "bf16" if spec.torch_dtype == "bfloat16" else "fp16" if spec.torch_dtype == "float16" else "fp32"
     resolved = resolve_kv_dtype(kv_dtype.lower(), spec, dtype_name)
-    result = kv_cache(spec, kv_dtype=resolved, context_tokens=tokens, batch=batch, block_size=block_size,
-                      typical_tokens=typical)
+    result = kv_cache(
+        spec, kv_dtype=resolved, context_tokens=tokens, batch=batch, block_size=block_size, typical_tokens=typical
+    )
     emit(fmt, result, lambda: kv_document(result, units), explain=explain)
 
 

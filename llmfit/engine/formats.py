@@ -144,11 +144,13 @@ FORMATS: dict[str, WeightFormat] = {
         _grouped("awq", 4, 128, gidx=False, description="AWQ 4-bit GEMM, group 128 (qweight, qzeros, scales)"),
         WeightFormat(name="nf4", description="bitsandbytes NF4, blocks of 64, double quantization",
                      source="Dettmers et al. 2023 (QLoRA) 3: 8/64 + 32/(64*256) = 0.127 bit/weight of constants",
-                     payload_bits=Fraction(4), targets="linear", extra_bits_per_weight=Fraction(8, 64) + Fraction(32, 64 * 256),
+                     payload_bits=Fraction(4), targets="linear",
+                     extra_bits_per_weight=Fraction(8, 64) + Fraction(32, 64 * 256),
                      nominal_bits=4),
         WeightFormat(name="nf4-nodq", description="bitsandbytes NF4, blocks of 64, fp32 absmax (no double quant)",
                      source="Dettmers et al. 2023 (QLoRA) 3: 32/64 = 0.5 bit/weight of constants",
-                     payload_bits=Fraction(4), targets="linear", extra_bits_per_weight=Fraction(32, 64), nominal_bits=4),
+                     payload_bits=Fraction(4), targets="linear", extra_bits_per_weight=Fraction(32, 64),
+                     nominal_bits=4),
         WeightFormat(name="fp8", description="FP8 e4m3 weights, per-tensor scale; embeddings and lm_head in bf16",
                      source="vLLM --quantization fp8 (Fp8LinearMethod on linear layers only)",
                      payload_bits=Fraction(8), targets="linear", needs_native="fp8", nominal_bits=8),
@@ -176,7 +178,8 @@ for _base in ("gptq", "awq", "int4", "int8"):
         _f = FORMATS[_base]
         FORMATS[f"{_base}-g{_group}"] = WeightFormat(
             **{**_f.__dict__, "name": f"{_base}-g{_group}", "group_size": _group,
-               "description": _f.description.replace("group 128", f"group {_group}").replace("groups of 128", f"groups of {_group}")}
+               "description": _f.description.replace("group 128", f"group {_group}")
+               .replace("groups of 128", f"groups of {_group}")}
         )
 
 DENSE_FORMATS = ("fp32", "fp16", "bf16")

@@ -270,7 +270,8 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
             max_conc = replicas * per_replica
             recommended = replicas * min(int((budget_per_gpu * (1 - options.headroom)) // request_per_gpu)
                                          if request_per_gpu else 0, options.max_num_seqs)
-            steps.append(Step(label="KV tokens per replica", formula="floor(budget / (bytes per token x block)) x block",
+            steps.append(Step(label="KV tokens per replica",
+                              formula="floor(budget / (bytes per token x block)) x block",
                               substituted=f"floor({budget_per_gpu:,} / {per_block_gpu:,}) x {block}",
                               result=kv_tokens, unit="tokens"))
             steps.append(Step(label="max concurrency", formula="replicas x min(floor(budget / KV per request), "

@@ -75,11 +75,20 @@ def _is_packed(group: TensorGroup, fmt: WeightFormat) -> bool:
 
 
 _GGUF_NAMES = {
-    "attn.q_proj": "attn_q", "attn.k_proj": "attn_k", "attn.v_proj": "attn_v", "attn.o_proj": "attn_output",
-    "attn.query_key_value": "attn_qkv", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-    "mlp.down_proj": "ffn_down", "experts.gate_proj": "ffn_gate_exps", "experts.up_proj": "ffn_up_exps",
-    "experts.down_proj": "ffn_down_exps", "shared_experts.gate_proj": "ffn_gate_shexp",
-    "shared_experts.up_proj": "ffn_up_shexp", "shared_experts.down_proj": "ffn_down_shexp",
+    "attn.q_proj": "attn_q",
+    "attn.k_proj": "attn_k",
+    "attn.v_proj": "attn_v",
+    "attn.o_proj": "attn_output",
+    "attn.query_key_value": "attn_qkv",
+    "mlp.gate_proj": "ffn_gate",
+    "mlp.up_proj": "ffn_up",
+    "mlp.down_proj": "ffn_down",
+    "experts.gate_proj": "ffn_gate_exps",
+    "experts.up_proj": "ffn_up_exps",
+    "experts.down_proj": "ffn_down_exps",
+    "shared_experts.gate_proj": "ffn_gate_shexp",
+    "shared_experts.up_proj": "ffn_up_shexp",
+    "shared_experts.down_proj": "ffn_down_shexp",
 }
 
 
@@ -110,8 +119,14 @@ def _gguf_bits(group: TensorGroup, spec: ModelSpec, fmt: WeightFormat) -> tuple[
     total = 0
     used: set[str] = set()
     for layer in span:
-        kind = gguf_tensor_type(mix, tensor, layer, spec.num_hidden_layers, n_experts=spec.num_experts,
-                                gqa_ratio=spec.num_attention_heads // spec.kv_heads)
+        kind = gguf_tensor_type(
+            mix,
+            tensor,
+            layer,
+            spec.num_hidden_layers,
+            n_experts=spec.num_experts,
+            gqa_ratio=spec.num_attention_heads // spec.kv_heads,
+        )
         if tensor == "attn_qkv" and mix in ("q4_k_m", "q5_k_m", "q3_k_m"):
             # llama.cpp bumps the fused qkv of Falcon-style models one step.
             kind = {"q4_k_m": "q5_k", "q5_k_m": "q6_k", "q3_k_m": "q4_k"}[mix]
@@ -136,8 +151,14 @@ def group_bytes(spec: ModelSpec, fmt: WeightFormat) -> list[GroupBytes]:
                 groups_per_row = ceil_div(group.cols, fmt.group_size)
                 meta_bits += group.rows * groups_per_row * group.count * (fmt.scale_bits + fmt.zero_bits)
             meta_bits += group.cols * group.count * fmt.index_bits_per_col
-            out.append(GroupBytes(group=group, packed=True, payload_bytes=_bytes(group.params, fmt.payload_bits),
-                                  metadata_bytes=ceil_div(meta_bits.numerator, meta_bits.denominator * 8)))
+            out.append(
+                GroupBytes(
+                    group=group,
+                    packed=True,
+                    payload_bytes=_bytes(group.params, fmt.payload_bits),
+                    metadata_bytes=ceil_div(meta_bits.numerator, meta_bits.denominator * 8),
+                )
+            )
         else:
             bits = fmt.vector_bits if (group.kind == "vector" and fmt.vector_bits) else fmt.other_bits
             out.append(GroupBytes(group=group, packed=False, payload_bytes=_bytes(group.params, bits)))
@@ -160,15 +181,23 @@ def weight_bytes(spec: ModelSpec, fmt: WeightFormat) -> WeightsResult:
         note = f"{fmt.payload_bits} bits each" if not fmt.gguf_mix else "types " + ", ".join(sorted(gguf_types))
         lines.append(WeightLine(name="packed weights", params=packed_params, bytes=packed_bytes, note=note))
         if meta_bytes:
-            lines.append(WeightLine(name="scales and zero points", params=0, bytes=meta_bytes,
-                                    note=_meta_note(fmt)))
+            lines.append(WeightLine(name="scales and zero points", params=0, bytes=meta_bytes, note=_meta_note(fmt)))
         if other_params:
             width = "f32" if fmt.gguf_mix else f"{fmt.other_bits}-bit"
-            lines.append(WeightLine(name="unquantized tensors", params=other_params, bytes=other_bytes,
-                                    note=f"embeddings, lm_head, router, norms, biases in {width}"
-                                    if not fmt.gguf_mix else "norms and router in f32"))
+            lines.append(
+                WeightLine(
+                    name="unquantized tensors",
+                    params=other_params,
+                    bytes=other_bytes,
+                    note=f"embeddings, lm_head, router, norms, biases in {width}"
+                    if not fmt.gguf_mix
+                    else "norms and router in f32",
+                )
+            )
     else:
-        lines.append(WeightLine(name="weights", params=other_params, bytes=other_bytes, note=f"{fmt.other_bits} bits each"))
+        lines.append(
+            WeightLine(name="weights", params=other_params, bytes=other_bytes, note=f"{fmt.other_bits} bits each")
+        )
     total_bytes = packed_bytes + meta_bytes + other_bytes
     return WeightsResult(
         format=fmt.name,
@@ -187,8 +216,11 @@ def weight_bytes(spec: ModelSpec, fmt: WeightFormat) -> WeightsResult:
 def _meta_note(fmt: WeightFormat) -> str:
     parts = []
     if fmt.group_size:
-        parts.append(f"{fmt.scale_bits}-bit scale" + (f" + {fmt.zero_bits}-bit zero" if fmt.zero_bits else "")
-                     + f" per {fmt.group_size} weights")
+        parts.append(
+            f"{fmt.scale_bits}-bit scale"
+            + (f" + {fmt.zero_bits}-bit zero" if fmt.zero_bits else "")
+            + f" per {fmt.group_size} weights"
+        )
     if fmt.index_bits_per_col:
         parts.append("g_idx int32 per input feature")
     if fmt.extra_bits_per_weight:
@@ -210,10 +242,25 @@ def dense_param_bytes(params: int, fmt: WeightFormat) -> WeightsResult:
         bits = Fraction(fmt.other_bits)
     packed = _bytes(params, fmt.payload_bits if fmt.is_quantized else fmt.other_bits)
     total = _bytes(params, bits)
-    lines = [WeightLine(name="weights", params=params, bytes=packed, note=f"{float(fmt.payload_bits if fmt.is_quantized else fmt.other_bits):g} bits each")]
+    lines = [
+        WeightLine(
+            name="weights",
+            params=params,
+            bytes=packed,
+            note=f"{float(fmt.payload_bits if fmt.is_quantized else fmt.other_bits):g} bits each",
+        )
+    ]
     if total > packed:
         lines.append(WeightLine(name="scales and zero points", params=0, bytes=total - packed, note=_meta_note(fmt)))
-    return WeightsResult(format=fmt.name, total_params=params, weights_bytes=total, packed_bytes=packed,
-                         quant_metadata_bytes=total - packed, unquantized_bytes=0,
-                         raw_bytes=_bytes(params, fmt.nominal_bits), bits_per_weight=8 * total / params,
-                         nominal_bits=fmt.nominal_bits, lines=lines)
+    return WeightsResult(
+        format=fmt.name,
+        total_params=params,
+        weights_bytes=total,
+        packed_bytes=packed,
+        quant_metadata_bytes=total - packed,
+        unquantized_bytes=0,
+        raw_bytes=_bytes(params, fmt.nominal_bits),
+        bits_per_weight=8 * total / params,
+        nominal_bits=fmt.nominal_bits,
+        lines=lines,
+    )

@@ -30,43 +30,88 @@ def explain_lines(steps: list[Step], units: DisplayUnits) -> list[str]:
 def fit_document(result: FitResult, units: DisplayUnits) -> Document:
     multi = result.gpu_count > 1
     per_gpu_col = "per GPU"
-    title = (f"{result.model} on {result.gpu}" + (f" x{result.gpu_count}" if multi else "")
-             + f" - {result.dtype} weights, {result.kv_dtype} KV, context {format_tokens(result.context_tokens)}")
+    title = (
+        f"{result.model} on {result.gpu}"
+        + (f" x{result.gpu_count}" if multi else "")
+        + f" - {result.dtype} weights, {result.kv_dtype} KV, context {format_tokens(result.context_tokens)}"
+    )
     rows: list[list[str]] = []
     rows.append(["device memory", format_bytes(result.gpu_memory_bytes_per_gpu, units), "as the device reports it"])
-    rows.append([f"usable at gpu_util {result.gpu_util}", format_bytes(result.usable_bytes_per_gpu, units),
-                 "memory x gpu_util"])
+    rows.append(
+        [f"usable at gpu_util {result.gpu_util}", format_bytes(result.usable_bytes_per_gpu, units), "memory x gpu_util"]
+    )
     for line in result.weights_lines:
         share = line.bytes * result.weights_bytes_per_gpu // result.weights_bytes if result.weights_bytes else 0
         rows.append([f"  {line.name}", format_bytes(share, units), line.note])
-    rows.append(["weights", format_bytes(result.weights_bytes_per_gpu, units),
-                 f"{result.bits_per_weight:.2f} bits/weight effective"
-                 + (f"; one copy {format_bytes(result.weights_bytes, units)}" if multi else "")])
+    rows.append(
+        [
+            "weights",
+            format_bytes(result.weights_bytes_per_gpu, units),
+            f"{result.bits_per_weight:.2f} bits/weight effective"
+            + (f"; one copy {format_bytes(result.weights_bytes, units)}" if multi else ""),
+        ]
+    )
     for oline in result.overhead_lines:
         rows.append([f"  {oline.name}", format_bytes(oline.bytes_per_gpu, units), ""])
     rows.append(["runtime overhead", format_bytes(result.overhead_bytes_per_gpu, units), result.engine])
-    rows.append(["KV cache budget", format_bytes(result.kv_budget_bytes_per_gpu, units),
-                 "usable - weights - overhead" + ("  (NEGATIVE: does not load)" if not result.loads else "")])
+    rows.append(
+        [
+            "KV cache budget",
+            format_bytes(result.kv_budget_bytes_per_gpu, units),
+            "usable - weights - overhead" + ("  (NEGATIVE: does not load)" if not result.loads else ""),
+        ]
+    )
     emphasis = (len(rows) - 1,)
-    sections = [Section(title="Memory per GPU", columns=["line", per_gpu_col, "note"], rows=rows,
-                        numeric=(1,), emphasis=emphasis)]
+    sections = [
+        Section(
+            title="Memory per GPU", columns=["line", per_gpu_col, "note"], rows=rows, numeric=(1,), emphasis=emphasis
+        )
+    ]
 
     krows: list[list[str]] = []
     if result.kv_bytes_per_token is not None:
-        krows.append(["KV per token", format_bytes(result.kv_bytes_per_token, units),
-                      f"{result.kv_bytes_per_token:,} B" + (f"; {result.kv_bytes_per_token_per_gpu:,} B per GPU"
-                                                            if multi else "")])
-        krows.append([f"KV per {format_tokens(result.context_tokens)}-token request",
-                      _b(result.kv_bytes_per_request, units), f"blocks of {result.block_size} tokens"])
+        krows.append(
+            [
+                "KV per token",
+                format_bytes(result.kv_bytes_per_token, units),
+                f"{result.kv_bytes_per_token:,} B"
+                + (f"; {result.kv_bytes_per_token_per_gpu:,} B per GPU" if multi else ""),
+            ]
+        )
+        krows.append(
+            [
+                f"KV per {format_tokens(result.context_tokens)}-token request",
+                _b(result.kv_bytes_per_request, units),
+                f"blocks of {result.block_size} tokens",
+            ]
+        )
     if result.kv_tokens is not None:
-        krows.append(["KV pool (tokens per replica)", format_tokens(result.kv_tokens),
-                      f"{result.kv_blocks:,} blocks; vLLM: 'GPU KV cache size: {result.kv_tokens:,} tokens'"])
-        krows.append(["vLLM max concurrency", f"{result.vllm_max_concurrency:.2f}x",
-                      f"'Maximum concurrency for {result.context_tokens:,} tokens per request'"])
-        krows.append(["max concurrent requests", str(result.max_concurrency),
-                      "whole full-context requests" + (f", {result.replicas} replicas" if result.replicas > 1 else "")
-                      + (" (capped by max_num_seqs)" if result.capped_by_max_num_seqs else "")])
-        krows.append(["recommended concurrency", str(result.recommended_concurrency), "keeps 30% of the pool as headroom"])
+        krows.append(
+            [
+                "KV pool (tokens per replica)",
+                format_tokens(result.kv_tokens),
+                f"{result.kv_blocks:,} blocks; vLLM: 'GPU KV cache size: {result.kv_tokens:,} tokens'",
+            ]
+        )
+        krows.append(
+            [
+                "vLLM max concurrency",
+                f"{result.vllm_max_concurrency:.2f}x",
+                f"'Maximum concurrency for {result.context_tokens:,} tokens per request'",
+            ]
+        )
+        krows.append(
+            [
+                "max concurrent requests",
+                str(result.max_concurrency),
+                "whole full-context requests"
+                + (f", {result.replicas} replicas" if result.replicas > 1 else "")
+                + (" (capped by max_num_seqs)" if result.capped_by_max_num_seqs else ""),
+            ]
+        )
+        krows.append(
+            ["recommended concurrency", str(result.recommended_concurrency), "keeps 30% of the pool as headroom"]
+        )
     if krows:
         sections.append(Section(title="Serving", columns=["", "value", "note"], rows=krows, numeric=(1,)))
 
@@ -77,28 +122,43 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
     if result.fits:
         verdict = f"FITS - {shape}, {layout}"
         if result.max_concurrency is not None:
-            verdict += f": {result.max_concurrency} concurrent {format_tokens(result.context_tokens)}-token requests" \
-                       f" (recommend {result.recommended_concurrency})"
+            verdict += (
+                f": {result.max_concurrency} concurrent {format_tokens(result.context_tokens)}-token requests"
+                f" (recommend {result.recommended_concurrency})"
+            )
     elif not result.loads:
-        verdict = (f"DOES NOT FIT - {shape}: weights + overhead exceed the usable memory by "
-                   f"{format_bytes(-result.kv_budget_bytes_per_gpu, units)} per GPU")
+        verdict = (
+            f"DOES NOT FIT - {shape}: weights + overhead exceed the usable memory by "
+            f"{format_bytes(-result.kv_budget_bytes_per_gpu, units)} per GPU"
+        )
     else:
-        verdict = (f"DOES NOT FIT - loads, but serves {result.max_concurrency} concurrent requests, "
-                   f"fewer than the {result.min_concurrency} required")
+        verdict = (
+            f"DOES NOT FIT - loads, but serves {result.max_concurrency} concurrent requests, "
+            f"fewer than the {result.min_concurrency} required"
+        )
     bars = []
     total = result.gpu_memory_bytes_per_gpu
     if total > 0 and result.loads:
         kv_used = result.kv_budget_bytes_per_gpu
-        bars.append([
-            ("weights", result.weights_bytes_per_gpu / total, "blue"),
-            ("overhead", result.overhead_bytes_per_gpu / total, "magenta"),
-            ("KV cache", kv_used / total, "green"),
-            ("reserved", max(0, total - result.usable_bytes_per_gpu) / total, "bright_black"),
-        ])
+        bars.append(
+            [
+                ("weights", result.weights_bytes_per_gpu / total, "blue"),
+                ("overhead", result.overhead_bytes_per_gpu / total, "magenta"),
+                ("KV cache", kv_used / total, "green"),
+                ("reserved", max(0, total - result.usable_bytes_per_gpu) / total, "bright_black"),
+            ]
+        )
     notes = [f"memory in {'binary GiB (2^30 bytes)' if units is DisplayUnits.gib else 'decimal GB (10^9 bytes)'}"]
     notes += result.warnings + result.notes
-    return Document(title=title, sections=sections, verdict=verdict, verdict_ok=result.fits, bars=bars, notes=notes,
-                    explain=explain_lines(result.steps, units))
+    return Document(
+        title=title,
+        sections=sections,
+        verdict=verdict,
+        verdict_ok=result.fits,
+        bars=bars,
+        notes=notes,
+        explain=explain_lines(result.steps, units),
+    )
 
 
 def fit_table_document(results: list[FitResult], units: DisplayUnits) -> Document:
@@ -107,21 +167,32 @@ def fit_table_document(results: list[FitResult], units: DisplayUnits) -> Documen
     label = units.label
     rows = []
     for r in results:
-        rows.append([
-            r.dtype,
-            f"{r.raw_weights_bytes / units.divisor:,.2f}",
-            f"{r.weights_bytes / units.divisor:,.2f}",
-            f"{r.bits_per_weight:.2f}",
-            "yes" if r.fits else "no",
-            "-" if r.max_concurrency is None else str(r.max_concurrency),
-            "-" if r.recommended_concurrency is None else str(r.recommended_concurrency),
-        ])
-    title = f"{first.model} on {first.gpu}" + (f" x{first.gpu_count}" if first.gpu_count > 1 else "") + \
-        f" - every weight format, context {format_tokens(first.context_tokens)}"
-    section = Section(title="", columns=["dtype", f"raw ({label})", f"effective ({label})", "bits/weight", "fits",
-                                         "max conc.", "recommended"], rows=rows, numeric=(1, 2, 3, 5, 6))
+        rows.append(
+            [
+                r.dtype,
+                f"{r.raw_weights_bytes / units.divisor:,.2f}",
+                f"{r.weights_bytes / units.divisor:,.2f}",
+                f"{r.bits_per_weight:.2f}",
+                "yes" if r.fits else "no",
+                "-" if r.max_concurrency is None else str(r.max_concurrency),
+                "-" if r.recommended_concurrency is None else str(r.recommended_concurrency),
+            ]
+        )
+    title = (
+        f"{first.model} on {first.gpu}"
+        + (f" x{first.gpu_count}" if first.gpu_count > 1 else "")
+        + f" - every weight format, context {format_tokens(first.context_tokens)}"
+    )
+    section = Section(
+        title="",
+        columns=["dtype", f"raw ({label})", f"effective ({label})", "bits/weight", "fits", "max conc.", "recommended"],
+        rows=rows,
+        numeric=(1, 2, 3, 5, 6),
+    )
     fitting = sum(1 for r in results if r.fits)
     verdict = f"{fitting} of {len(results)} formats fit"
-    notes = ["raw = params x nominal bits / 8; effective adds scales, zero points and the tensors kept in 16 bits",
-             f"memory in {'binary GiB' if units is DisplayUnits.gib else 'decimal GB'}"]
+    notes = [
+        "raw = params x nominal bits / 8; effective adds scales, zero points and the tensors kept in 16 bits",
+        f"memory in {'binary GiB' if units is DisplayUnits.gib else 'decimal GB'}",
+    ]
     return Document(title=title, sections=[section], verdict=verdict, verdict_ok=fitting > 0, notes=notes)

@@ -10,8 +10,14 @@ def spec(**fields) -> ModelSpec:
     return ModelSpec(name=fields.pop("name", "test"), source="test", **fields)
 
 
-LLAMA2_7B = dict(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, intermediate_size=11008,
-                 vocab_size=32000, max_position_embeddings=4096)
+LLAMA2_7B = {
+    "hidden_size": 4096,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "intermediate_size": 11008,
+    "vocab_size": 32000,
+    "max_position_embeddings": 4096,
+}
 
 
 def test_llama2_7b_exact():
@@ -23,17 +29,36 @@ def test_llama2_7b_exact():
 
 
 def test_falcon_fused_qkv_mqa_parallel_layernorm_tied():
-    falcon = spec(architecture="FalconForCausalLM", hidden_size=4544, num_hidden_layers=32, num_attention_heads=71,
-                  num_key_value_heads=1, intermediate_size=18176, vocab_size=65024, max_position_embeddings=2048,
-                  mlp_kind="plain", norm_kind="layernorm", norms_per_layer=1, tie_word_embeddings=True)
+    falcon = spec(
+        architecture="FalconForCausalLM",
+        hidden_size=4544,
+        num_hidden_layers=32,
+        num_attention_heads=71,
+        num_key_value_heads=1,
+        intermediate_size=18176,
+        vocab_size=65024,
+        max_position_embeddings=2048,
+        mlp_kind="plain",
+        norm_kind="layernorm",
+        norms_per_layer=1,
+        tie_word_embeddings=True,
+    )
     per_layer = 4544 * (71 + 2) * 64 + 4544 * 4544 + 2 * 4544 * 18176 + 2 * 4544
     assert count_params(falcon).total_params == 65024 * 4544 + 32 * per_layer + 2 * 4544 == 6_921_720_704
 
 
 def test_qwen25_attention_biases():
     """Qwen2: bias on q, k, v (not o). HF safetensors total 7,615,616,512."""
-    qwen = spec(hidden_size=3584, num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
-                intermediate_size=18944, vocab_size=152064, max_position_embeddings=32768, attention_bias=True)
+    qwen = spec(
+        hidden_size=3584,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        intermediate_size=18944,
+        vocab_size=152064,
+        max_position_embeddings=32768,
+        attention_bias=True,
+    )
     assert count_params(qwen).total_params == 7_615_616_512
     no_bias = qwen.model_copy(update={"attention_bias": False})
     assert count_params(qwen).total_params - count_params(no_bias).total_params == 28 * (3584 + 2 * 512)
@@ -41,9 +66,17 @@ def test_qwen25_attention_biases():
 
 def test_mixtral_total_and_active():
     """Mixtral-8x7B: 46,702,792,704 total; ~12.9B active (non-expert + 2 of 8 experts per layer)."""
-    mixtral = spec(hidden_size=4096, num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                   intermediate_size=14336, vocab_size=32000, max_position_embeddings=32768, num_experts=8,
-                   num_experts_per_tok=2)
+    mixtral = spec(
+        hidden_size=4096,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        intermediate_size=14336,
+        vocab_size=32000,
+        max_position_embeddings=32768,
+        num_experts=8,
+        num_experts_per_tok=2,
+    )
     counts = count_params(mixtral)
     assert counts.total_params == 46_702_792_704
     expert = 3 * 4096 * 14336
@@ -55,10 +88,24 @@ def test_mixtral_total_and_active():
 def test_mla_shapes_deepseek_v2_lite():
     """DeepSeek-V2-Lite MLA (no q LoRA): q_proj h x heads x (nope + rope); kv_a h x (512 + 64); kv_b 512 x
     heads x (nope + v); o heads x v x h; MoE with 2 shared experts and a dense first layer."""
-    lite = spec(hidden_size=2048, num_hidden_layers=27, num_attention_heads=16, num_key_value_heads=16,
-                intermediate_size=10944, moe_intermediate_size=1408, num_experts=64, num_experts_per_tok=6,
-                num_shared_experts=2, first_k_dense_replace=1, kv_lora_rank=512, qk_rope_head_dim=64,
-                qk_nope_head_dim=128, v_head_dim=128, vocab_size=102400, max_position_embeddings=163840)
+    lite = spec(
+        hidden_size=2048,
+        num_hidden_layers=27,
+        num_attention_heads=16,
+        num_key_value_heads=16,
+        intermediate_size=10944,
+        moe_intermediate_size=1408,
+        num_experts=64,
+        num_experts_per_tok=6,
+        num_shared_experts=2,
+        first_k_dense_replace=1,
+        kv_lora_rank=512,
+        qk_rope_head_dim=64,
+        qk_nope_head_dim=128,
+        v_head_dim=128,
+        vocab_size=102400,
+        max_position_embeddings=163840,
+    )
     groups = {g.name: g for g in tensor_groups(lite)}
     assert groups["attn.q_proj"].rows == 16 * 192
     assert groups["attn.kv_a_proj_with_mqa"].rows == 576
