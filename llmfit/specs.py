@@ -35,6 +35,27 @@ NonNegative = Annotated[int, Field(ge=0, le=2**40)]
 LayerKind = Literal["full_attention", "sliding_attention", "linear_attention"]
 
 
+class CheckpointInfo(BaseModel):
+    """What a model file on disk stores, read from its headers (safetensors, GGUF) without loading a tensor.
+
+    Only specs read from a file or a Hub repo carry one; presets do not. `format` is the llmfit weight
+    format the stored tensors correspond to (a `--dtype` name, or a reader-defined scheme such as
+    `fp8-block128` or `mxfp4-experts`); `stored_bytes` is the tensor data an engine loads.
+    """
+
+    model_config = _FROZEN
+
+    path: str = Field(description="file, folder or repo id that was read")
+    reader: Literal["safetensors", "gguf", "config.json", "index.json"]
+    format: str
+    format_note: str | None = None
+    stored_bytes: int | None = Field(default=None, ge=0, description="tensor bytes an engine loads")
+    file_bytes: int | None = Field(default=None, ge=0, description="all tensor bytes in the files")
+    stored_params: int | None = Field(default=None, ge=0, description="logical (unpacked) parameters stored")
+    bytes_by_dtype: dict[str, int] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+
 class ModelSpec(BaseModel):
     """A decoder-only transformer, as its config.json describes it, plus its published parameter count."""
 
@@ -115,6 +136,8 @@ class ModelSpec(BaseModel):
     )
     # Extra parameters a formula cannot see (e.g. a multimodal model's vision tower), each named.
     extra_params: dict[str, NonNegative] = Field(default_factory=dict)
+    # Set when the spec was read from a model file / Hub repo: what the checkpoint really stores.
+    checkpoint: CheckpointInfo | None = None
 
     @model_validator(mode="after")
     def _check(self) -> ModelSpec:
