@@ -145,7 +145,7 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
                 ("weights", result.weights_bytes_per_gpu / total, "blue"),
                 ("overhead", result.overhead_bytes_per_gpu / total, "magenta"),
                 ("KV cache", kv_used / total, "green"),
-                ("reserved", max(0, total - result.usable_bytes_per_gpu) / total, "bright_black"),
+                ("free (outside gpu_util)", max(0, total - result.usable_bytes_per_gpu) / total, "bright_black"),
             ]
         )
     notes = [f"memory in {'binary GiB (2^30 bytes)' if units is DisplayUnits.gib else 'decimal GB (10^9 bytes)'}"]
