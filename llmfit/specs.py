@@ -72,6 +72,13 @@ class ModelSpec(BaseModel):
     published_params: Positive | None = None
     params_source: str | None = None
     params_convention: str | None = None
+    # Where the publisher gives only a rounded figure ("671B", "12.9B"), it is kept as written, so a test can
+    # check the computed count rounds to it; exact counts go in published_params / published_active_params.
+    published_params_rounded: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[MB]$")
+    published_active_params: Positive | None = Field(
+        default=None, description="MoE: exact published parameters used per token (embeddings included)"
+    )
+    published_active_params_rounded: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[MB]$")
 
     hidden_size: Positive
     num_hidden_layers: Positive
@@ -92,7 +99,8 @@ class ModelSpec(BaseModel):
         default="rmsnorm", description="layernorm carries a bias vector as well as a weight"
     )
     norms_per_layer: NonNegative = Field(
-        default=2, description="normalisation vectors per layer: 2 (pre-attn, pre-mlp), 1 (Falcon parallel), 4 (Gemma-2)"
+        default=2,
+        description="normalisation vectors per layer: 2 (pre-attn, pre-mlp), 1 (Falcon parallel), 4 (Gemma-2)",
     )
     attention_bias: bool = Field(default=False, description="bias on q, k, v projections (Qwen2, gpt-oss)")
     attention_out_bias: bool = Field(default=False, description="bias on the output projection (gpt-oss)")
