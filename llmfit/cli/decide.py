@@ -151,7 +151,7 @@ def _questionnaire(model: str | None, gpu: str | None) -> dict[str, Any]:
     console = Console(stderr=True, highlight=False)
     console.print("[bold]llmfit decide[/bold] - a few questions (the flags are listed in `llmfit decide --help`)")
     problems = [name for name, question in PROBLEM_QUESTIONS
-                if Confirm.ask(f"{question} [{name}]", console=console, default=False)]
+                if Confirm.ask(f"{question} ({name})", console=console, default=False)]
     if not problems:
         console.print("No problem chosen: asking about the output format.")
         problems = ["format"]

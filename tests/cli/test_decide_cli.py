@@ -1,0 +1,184 @@
+"""`llmfit decide` through the CLI: every row of the field guide's 5.6 table, the 6.5 hard exercise,
+scenario C (6.4), exit codes, JSON/Markdown, and the questionnaire under a pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from llmfit.engine.decide import FULL_MIN_EXAMPLES, PEFT_MIN_EXAMPLES
+
+
+def decide_json(cli: Any, *args: str, code: int = 0) -> Any:
+    run = cli("decide", *args, "--format", "json")
+    assert run.exit_code == code, run.stderr
+    return run.json()
+
+
+def plan_of(data: Any) -> dict[str, str]:
+    return {step["problem"]: step["lever"] for step in data["plan"]}
+
+
+# --- guide 5.6, one test per row --------------------------------------------------------------------------
+
+
+def test_row1_model_knows_it_style_is_the_problem_better_prompt(cli: Any) -> None:
+    data = decide_json(cli, "--problem", "format")
+    assert data["recommendation"] == "prompt"
+    assert data["plan"][0]["then"] == ["lora"]
+    assert any(r["rule"] == "prompt-first" and "Cheapest" in r["reason"] for r in data["reasons"])
+
+
+@pytest.mark.parametrize("flags", [["--private"], ["--freshness", "weekly"], ["--public", "--freshness", "daily"]])
+def test_row2_private_or_weekly_knowledge_rag(cli: Any, flags: list[str]) -> None:
+    data = decide_json(cli, "--problem", "knowledge", *flags, "--examples", str(FULL_MIN_EXAMPLES),
+                       "--prompt-tried")
+    assert data["recommendation"] == "rag"
+    excluded = {a["lever"] for a in data["alternatives"] if a["status"] == "excluded"}
+    assert {"lora", "qlora", "full"} <= excluded
+
+
+def test_row2_freshness_alone_implies_a_knowledge_problem(cli: Any) -> None:
+    assert decide_json(cli, "--freshness", "weekly")["recommendation"] == "rag"
+
+
+def test_row3_stable_format_with_examples_peft(cli: Any) -> None:
+    for problem in ("format", "behavior"):
+        data = decide_json(cli, "-p", problem, "--prompt-tried", "--examples", str(PEFT_MIN_EXAMPLES))
+        assert data["recommendation"] == "lora"
+    few = decide_json(cli, "-p", "format", "--prompt-tried", "--examples", str(PEFT_MIN_EXAMPLES - 1))
+    assert few["recommendation"] == "prompt"
+
+
+def test_row4_capability_shift_with_data_and_budget_full(cli: Any) -> None:
+    data = decide_json(cli, "-p", "capability", "--examples", str(FULL_MIN_EXAMPLES), "--budget-per-hour", "100")
+    assert data["recommendation"] == "full"
+    assert data["situation"]["budget_per_hour"] == 100
+    no_budget = decide_json(cli, "-p", "capability", "--examples", str(FULL_MIN_EXAMPLES), "--budget-per-hour", "0")
+    assert no_budget["recommendation"] == "prompt"
+
+
+def test_hard_exercise_policy_docs_and_json_schema(cli: Any) -> None:
+    # 6.5: fresh internal policy docs + strict JSON schema -> RAG for the knowledge, prompt first and
+    # PEFT if needed for the format.
+    data = decide_json(cli, "-p", "knowledge", "-p", "format", "--freshness", "weekly", "--private")
+    assert data["recommendation"] == "rag + prompt"
+    assert plan_of(data) == {"knowledge": "rag", "format": "prompt"}
+    assert data["plan"][1]["then"] == ["lora"]
+    assert data["feasible"] is True
+    table = cli("decide", "-p", "knowledge,format", "--freshness", "weekly", "--private")
+    assert table.exit_code == 0
+    assert "RAG (retrieval at inference) for the knowledge; better prompt for the format (then LoRA / PEFT if " \
+           "needed)" in " ".join(table.stdout.split())
+
+
+# --- bad input and output formats ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ((), "--problem"),
+    (("--problem", "speed"), "unknown --problem 'speed'"),
+    (("--freshness", "hourly"), "unknown --freshness"),
+    (("-p", "format", "--examples", "-3"), "--examples"),
+    (("-p", "format", "--model", "7b"), "--model and --gpu go together"),
+    (("-p", "format", "--model", "7b", "--gpu", "nope-9000"), "unknown gpu"),
+    (("-p", "format", "--latency-ms", "0"), "--latency-ms"),
+    (("-p", "format", "--budget-per-hour", "-1"), "--budget-per-hour"),
+])
+def test_bad_input_is_one_line_and_exit_2(cli: Any, args: tuple[str, ...], fragment: str) -> None:
+    run = cli("decide", *args)
+    assert run.exit_code == 2
+    assert fragment in run.stderr and len(run.stderr.strip().splitlines()) == 1 and "Traceback" not in run.stderr
+
+
+def test_markdown_has_the_plan_and_the_rules(cli: Any) -> None:
+    run = cli("decide", "-p", "knowledge", "--private", "--format", "markdown")
+    assert run.exit_code == 0
+    assert "### Plan" in run.stdout and "| knowledge | RAG" in run.stdout
+    assert "private-knowledge-rag" in run.stdout and "**Verdict:** RECOMMENDATION" in run.stdout
+
+
+def test_json_keys(cli: Any) -> None:
+    data = decide_json(cli, "-p", "format")
+    assert {"schema_version", "recommendation", "alternatives", "reasons", "feasibility", "plan", "feasible",
+            "thresholds"} <= set(data)
+    assert data["feasibility"] is None  # no --model/--gpu: nothing to check
+    assert [a["rank"] for a in data["alternatives"]] == list(range(1, len(data["alternatives"]) + 1))
+
+
+def test_latency_target_checks_rag_context(cli: Any) -> None:
+    tight = decide_json(cli, "-p", "knowledge", "--private", "--model", "7b", "--gpu", "a100-80",
+                        "--latency-ms", "1", code=1)
+    assert tight["feasibility"]["latency"]["meets"] is False
+    loose = decide_json(cli, "-p", "knowledge", "--private", "--model", "7b", "--gpu", "a100-80",
+                        "--latency-ms", "2000")
+    assert loose["feasibility"]["latency"]["meets"] is True
+    assert loose["feasibility"]["methods"] == []  # a RAG plan trains nothing
+
+
+# --- the questionnaire under a pseudo-terminal ------------------------------------------------------------
+
+
+def _converse(answers: list[tuple[str, str]], timeout: float = 20.0) -> tuple[int, str]:
+    """Run `python -m llmfit decide` on a pty; answer each prompt once its text has appeared."""
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    env = dict(os.environ, NO_COLOR="1", COLUMNS="200", TERM="xterm")
+    proc = subprocess.Popen([sys.executable, "-m", "llmfit", "decide"], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, close_fds=True)
+    os.close(slave)
+    seen = ""
+    searched_from = 0
+    pending = list(answers)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # the child closed the pty (Linux raises EIO)
+                    break
+                if not chunk:
+                    break
+                seen += chunk.decode(errors="replace")
+            if pending:
+                found = seen.find(pending[0][0], searched_from)
+                if found >= 0 and seen.rstrip().endswith(":"):
+                    os.write(master, pending[0][1].encode() + b"\r")
+                    searched_from = found + len(pending[0][0])
+                    pending.pop(0)
+            elif proc.poll() is not None and not ready:
+                break
+        else:
+            proc.kill()
+            pytest.fail(f"questionnaire timed out; output so far:\n{seen}")
+        return proc.wait(timeout=5), seen
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_questionnaire_hard_exercise_on_a_terminal() -> None:
+    code, output = _converse([
+        ("(knowledge)", "y"), ("(format)", "y"), ("(behavior)", "n"), ("(capability)", "n"),
+        ("How often", "weekly"), ("private", "y"), ("better prompt", "n"), ("labelled examples", "0"),
+        ("Model to fine-tune", ""),
+    ])
+    assert code == 0, output
+    flat = " ".join(output.split())
+    assert "RECOMMENDATION: RAG (retrieval at inference) for the knowledge; better prompt for the format" in flat
+
+
+def test_no_terminal_and_no_flags_names_the_flags() -> None:
+    proc = subprocess.run([sys.executable, "-m", "llmfit", "decide"], stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 2
+    assert "--problem" in proc.stderr and "--prompt-tried" in proc.stderr and proc.stdout == ""
