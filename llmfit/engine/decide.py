@@ -307,7 +307,11 @@ class MethodEstimate(BaseModel):
 
 def estimate_methods(hardware: Hardware) -> list[MethodEstimate]:
     """Full, LoRA and QLoRA memory with the finetune engine's defaults (issue 4), on `hardware`."""
-    from llmfit.engine import finetune  # the finetune engine (issue 4)
+    try:
+        from llmfit.engine import finetune  # the finetune engine (issue 4)
+    except ModuleNotFoundError as error:  # pragma: no cover - only while issue 4 is unmerged
+        raise RuntimeError("fine-tuning feasibility needs llmfit.engine.finetune (issue 4), not in this build") \
+            from error
 
     return [_estimate(finetune, hardware, lever) for lever in FINETUNE_LEVERS]
 

@@ -68,11 +68,16 @@ def decide_document(result: DecideResult, units: DisplayUnits) -> Document:
         sections += _feasibility_sections(feasibility, units)
 
     plan_text = "; ".join(_step_text(step) for step in result.plan)
+    if feasibility is not None and feasibility.methods and feasibility.wanted is not None:
+        plan_text += " - " + ", ".join(
+            f"{_lever(e.method)} needs {format_bytes(e.total_bytes_per_gpu, units)} of "
+            f"{format_bytes(e.usable_bytes_per_gpu, units)}{'' if e.fits else ' (does not fit)'}"
+            for e in feasibility.methods) + " per GPU"
     if result.feasible:
         verdict = f"RECOMMENDATION: {plan_text}"
     elif feasibility is not None and feasibility.wanted is not None and feasibility.chosen is None:
-        verdict = (f"NOT FEASIBLE: {plan_text} - no fine-tuning method fits {feasibility.model} on "
-                   f"{feasibility.gpu}" + (f" x{feasibility.gpu_count}" if feasibility.gpu_count > 1 else ""))
+        verdict = (f"NOT FEASIBLE: no fine-tuning method fits {feasibility.model} on {feasibility.gpu}"
+                   + (f" x{feasibility.gpu_count}" if feasibility.gpu_count > 1 else "") + f": {plan_text}")
     else:
         verdict = f"NOT FEASIBLE: {plan_text} - a stated requirement is not met"
     t = result.thresholds
