@@ -79,6 +79,17 @@ class ModelSpec(BaseModel):
         default=None, description="MoE: exact published parameters used per token (embeddings included)"
     )
     published_active_params_rounded: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[MB]$")
+    published_active_excludes_embedding: bool = Field(
+        default=False, description="the publisher's active count leaves out the input embedding (a lookup, not "
+        "compute), as DeepSeek and OpenAI do; llmfit's active_params always include it"
+    )
+    # The published checkpoint's own weight format when it is not torch_dtype (config.json quantization_config).
+    checkpoint_format: str | None = Field(
+        default=None, description="format name of the published weights, e.g. 'mxfp4' (gpt-oss), 'fp8' (DeepSeek-V3)"
+    )
+    checkpoint_format_tensors: Literal["linear", "experts"] | None = Field(
+        default=None, description="which tensors checkpoint_format covers; the rest stay in torch_dtype"
+    )
 
     hidden_size: Positive
     num_hidden_layers: Positive
