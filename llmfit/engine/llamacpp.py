@@ -1,0 +1,241 @@
+"""llama.cpp on a workstation: how many layers go on the GPU (-ngl), what stays in system RAM.
+
+llama.cpp's placement (src/llama-model.cpp, load_tensors; src/llama-context.cpp; src/llama-kv-cache*.cpp):
+- the input embedding (token_embd) always stays on the CPU; with -ngl N the LAST N repeating layers go to
+  the GPU (i_gpu_start = n_layer - N); the output layer (output.weight and output_norm, or a duplicate of
+  token_embd when tied) goes to the GPU only when N > n_layer (so -ngl n_layer+1 offloads everything);
+- each layer's K and V live on that layer's device (offload_kqv, default on; --no-kv-offload keeps all
+  KV in RAM). A full-attention layer caches n_ctx cells (all sequences together); a sliding-window
+  layer caches size_swa = min(n_ctx_seq, pad(n_swa x (unified ? n_seq : 1) + n_ubatch, 256)) cells per
+  stream, one stream per sequence unless the cache is unified (llama-kv-cache-iswa.cpp);
+- K and V bytes per cell and layer: kv_heads x head_dim x type size (f16 2 B, q8_0 34/32 B, q4_0 18/32 B);
+- the output buffer (host memory) holds n_seq_max rows of fp32 logits: n_seq_max x n_vocab x 4 B
+  (llama_context::output_reserve);
+- the compute buffer is what ggml-alloc measures for one ubatch of n_ubatch tokens; modelled here as
+  the widest point of a layer in f32: the KQ scores n_ubatch x n_kv x n_head x 4 B without flash
+  attention, the FFN n_ubatch x 3 n_ff x 4 B, or the logits n_ubatch x n_vocab x 4 B on the output's
+  device, plus two hidden-state rows (input and residual);
+- platform footprint (CUDA context, cuBLAS handles): 250 MiB of VRAM and 150 MiB of RAM, the defaults
+  of gguf-parser-go's --platform-footprint (the estimator GPUStack schedules with).
+The GPU budget is the device memory; no fraction is reserved (llama.cpp allocates what it needs).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmfit.engine.formats import GGML_TYPES, WeightFormat
+from llmfit.engine.weights import group_bytes
+from llmfit.errors import SpecError
+from llmfit.specs import GpuSpec, ModelSpec
+from llmfit.units import MIB, ceil_div
+
+VRAM_FOOTPRINT_BYTES = 250 * MIB
+RAM_FOOTPRINT_BYTES = 150 * MIB
+KV_TYPES = {"f16": "f16", "fp16": "f16", "bf16": "bf16", "f32": "f32", "fp32": "f32", "q8_0": "q8_0", "q4_0": "q4_0",
+            "q4_1": "q4_1", "q5_0": "q5_0", "q5_1": "q5_1"}
+
+
+class LlamaCppOptions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    ctx_size: int = Field(gt=0)  # -c: cells of the whole cache (all sequences)
+    parallel: int = Field(default=1, gt=0)  # -np: sequences (slots)
+    cache_type_k: str = "f16"
+    cache_type_v: str = "f16"
+    flash_attn: bool = True
+    ubatch: int = Field(default=512, gt=0)  # -ub
+    kv_unified: bool = True
+    kv_offload: bool = True
+    gpu_layers: int | None = None  # -ngl; None = as many as fit
+    pad: int = 256
+
+
+class MemoryLine(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    bytes: int
+    note: str = ""
+
+
+class LlamaCppResult(BaseModel):
+    """Where each part of the model lives under llama.cpp, and whether GPU and RAM hold it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    gpu: str
+    dtype: str
+    ctx_size: int
+    parallel: int
+    n_layer: int
+    gpu_layers: int  # the -ngl value (n_layer + 1 = everything, output layer included)
+    layers_on_gpu: int
+    layers_in_ram: int
+    output_on_gpu: bool
+    weights_bytes: int
+    weights_bytes_per_layer: int
+    kv_bytes: int
+    kv_bytes_gpu: int
+    kv_bytes_ram: int
+    kv_full_cells: int
+    kv_swa_cells: int | None
+    compute_buffer_bytes_gpu: int
+    compute_buffer_bytes_ram: int
+    output_buffer_bytes: int
+    vram_bytes: int
+    vram_needed_bytes: int
+    ram_bytes: int | None
+    ram_needed_bytes: int
+    vram_lines: list[MemoryLine]
+    ram_lines: list[MemoryLine]
+    fits_gpu: bool
+    fits_ram: bool
+    fits: bool
+    notes: list[str] = []
+
+
+def kv_type_bytes(type_name: str) -> Fraction:
+    """Bytes per cached value of a ggml type (block size / block bytes from ggml-common.h)."""
+    key = KV_TYPES.get(type_name.lower())
+    if key is None:
+        raise SpecError(f"unknown llama.cpp cache type {type_name!r} (allowed: f16, bf16, f32, q8_0, q4_0, q4_1, "
+                        "q5_0, q5_1)")
+    block, size = GGML_TYPES[key]
+    return Fraction(size, block)
+
+
+def swa_cells(spec: ModelSpec, options: LlamaCppOptions) -> int:
+    """Cells per stream of the sliding-window cache (llama_kv_cache_iswa)."""
+    window = spec.sliding_window or 0
+    per_stream = options.ctx_size // (1 if options.kv_unified else options.parallel)
+    wanted = window * (options.parallel if options.kv_unified else 1) + options.ubatch
+    return min(per_stream, ceil_div(wanted, options.pad) * options.pad)
+
+
+def kv_layer_bytes(spec: ModelSpec, options: LlamaCppOptions) -> list[int]:
+    """KV bytes of each layer for the whole cache, in layer order (0 for layers without a KV cache)."""
+    if spec.is_mla:
+        # llama.cpp caches MLA as the compressed latent (K = kv_lora_rank + rope dims, V a view of it).
+        width_k = Fraction((spec.kv_lora_rank or 0) + (spec.qk_rope_head_dim or 0))
+        width_v = Fraction(0)
+    else:
+        width_k = width_v = Fraction(spec.kv_heads * spec.real_head_dim)
+    per_cell = width_k * kv_type_bytes(options.cache_type_k) + width_v * kv_type_bytes(options.cache_type_v)
+    streams = 1 if options.kv_unified else options.parallel
+    full_cells = ceil_div(options.ctx_size, options.pad) * options.pad
+    out = []
+    for kind in spec.attention_kinds:
+        if kind == "linear_attention":
+            out.append(0)
+            continue
+        cells = swa_cells(spec, options) * streams if kind == "sliding_attention" else full_cells
+        value = per_cell * cells
+        out.append(ceil_div(value.numerator, value.denominator))
+    return out
+
+
+def compute_buffer_bytes(spec: ModelSpec, options: LlamaCppOptions, *, with_output: bool) -> int:
+    """The modelled widest point of one ubatch on a device (see the module docstring)."""
+    ub, h = options.ubatch, spec.hidden_size
+    heads, d = spec.num_attention_heads, spec.real_head_dim
+    n_kv = ceil_div(options.ctx_size // (1 if options.kv_unified else options.parallel), options.pad) * options.pad
+    qkv = ub * (heads + 2 * spec.kv_heads) * d * 4
+    attention = qkv + (0 if options.flash_attn else ub * n_kv * heads * 4)
+    n_ff = spec.intermediate_size
+    if spec.is_moe:
+        n_ff = max(n_ff if spec.first_k_dense_replace else 0,
+                   (spec.moe_intermediate_size or spec.intermediate_size) * spec.num_experts_per_tok)
+    ffn = ub * 3 * n_ff * 4
+    logits = ub * spec.vocab_size * 4 if with_output else 0
+    return max(attention, ffn, logits) + 2 * ub * h * 4
+
+
+def _placement(spec: ModelSpec, fmt: WeightFormat) -> tuple[int, int, int]:
+    """(bytes of all repeating layers, token_embd bytes, output-layer bytes on its device)."""
+    layers = embed = output = 0
+    for item in group_bytes(spec, fmt):
+        if item.group.per_layer:
+            layers += item.bytes
+        elif item.group.kind == "embedding":
+            embed += item.bytes
+        else:  # lm_head, final norm, extra towers
+            output += item.bytes
+    if spec.tie_word_embeddings:
+        output += embed  # llama.cpp loads a duplicate of token_embd as the output on the output device
+    return layers, embed, output
+
+
+def llamacpp_fit(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, options: LlamaCppOptions,
+                 ram_bytes: int | None = None) -> LlamaCppResult:
+    n_layer = spec.num_hidden_layers
+    layers_total, embed, output = _placement(spec, fmt)
+    per_layer = ceil_div(layers_total, n_layer)
+    kv_layers = kv_layer_bytes(spec, options)
+    vram = gpu.usable_memory_bytes
+    output_buffer = options.parallel * spec.vocab_size * 4
+
+    def need(ngl: int) -> tuple[int, int, bool, int, int, int, int]:
+        on_gpu = min(ngl, n_layer)
+        first_gpu = n_layer - on_gpu
+        out_gpu = ngl > n_layer
+        kv_gpu = sum(kv_layers[first_gpu:]) if options.kv_offload else 0
+        compute_gpu = compute_buffer_bytes(spec, options, with_output=out_gpu) if ngl > 0 else 0
+        weights_gpu = layers_total - per_layer * first_gpu if on_gpu == n_layer else per_layer * on_gpu
+        gpu_total = weights_gpu + (output if out_gpu else 0) + kv_gpu + compute_gpu + VRAM_FOOTPRINT_BYTES
+        return gpu_total, on_gpu, out_gpu, kv_gpu, compute_gpu, weights_gpu, first_gpu
+
+    if options.gpu_layers is not None:
+        ngl = min(options.gpu_layers, n_layer + 1)
+    else:
+        ngl = next((n for n in range(n_layer + 1, -1, -1) if need(n)[0] <= vram), 0)
+    gpu_total, on_gpu, out_gpu, kv_gpu, compute_gpu, weights_gpu, first_gpu = need(ngl)
+    kv_total = sum(kv_layers)
+    kv_ram = kv_total - kv_gpu
+    compute_ram = compute_buffer_bytes(spec, options, with_output=not out_gpu) if (first_gpu or not out_gpu) else \
+        2 * options.ubatch * spec.hidden_size * 4
+    weights_ram = layers_total - weights_gpu
+    ram_total = (weights_ram + embed + (0 if out_gpu else output) + kv_ram + compute_ram + output_buffer
+                 + RAM_FOOTPRINT_BYTES)
+    swa = swa_cells(spec, options) if "sliding_attention" in spec.attention_kinds else None
+    vram_lines = [
+        MemoryLine(name=f"weights of {on_gpu} layers", bytes=weights_gpu, note=f"~{per_layer:,} B per layer"),
+        MemoryLine(name="output layer", bytes=output if out_gpu else 0,
+                   note="on the GPU" if out_gpu else f"stays in RAM unless -ngl > {n_layer}"),
+        MemoryLine(name="KV cache of the GPU layers", bytes=kv_gpu, note=f"K {options.cache_type_k}, V "
+                   f"{options.cache_type_v}" + ("" if options.kv_offload else "; --no-kv-offload: all in RAM")),
+        MemoryLine(name="compute buffer", bytes=compute_gpu, note=f"one ubatch of {options.ubatch} tokens"
+                   + (", flash attention" if options.flash_attn else ", KQ scores in f32")),
+        MemoryLine(name="CUDA context", bytes=VRAM_FOOTPRINT_BYTES if ngl else 0, note="platform footprint"),
+    ]
+    ram_lines = [
+        MemoryLine(name=f"weights of {n_layer - on_gpu} layers", bytes=weights_ram, note="mmapped from the file"),
+        MemoryLine(name="token embeddings", bytes=embed, note="llama.cpp keeps the input layer on the CPU"),
+        MemoryLine(name="output layer", bytes=0 if out_gpu else output),
+        MemoryLine(name="KV cache of the RAM layers", bytes=kv_ram),
+        MemoryLine(name="compute buffer (host)", bytes=compute_ram),
+        MemoryLine(name="output buffer (logits)", bytes=output_buffer,
+                   note=f"{options.parallel} seq x {spec.vocab_size:,} vocab x 4 B"),
+        MemoryLine(name="runtime", bytes=RAM_FOOTPRINT_BYTES, note="platform footprint"),
+    ]
+    notes = []
+    if not fmt.gguf_mix:
+        notes.append(f"{fmt.name} is not a GGUF type: sizes as computed for that format; llama.cpp reads GGUF files")
+    if ngl <= n_layer:
+        notes.append(f"{n_layer - on_gpu} of {n_layer} layers run on the CPU: decode speed is bound by RAM bandwidth")
+    fits_gpu = gpu_total <= vram
+    fits_ram = ram_bytes is None or ram_total <= ram_bytes
+    return LlamaCppResult(
+        model=spec.name, gpu=gpu.name, dtype=fmt.name, ctx_size=options.ctx_size, parallel=options.parallel,
+        n_layer=n_layer, gpu_layers=ngl, layers_on_gpu=on_gpu, layers_in_ram=n_layer - on_gpu, output_on_gpu=out_gpu,
+        weights_bytes=layers_total + embed + output - (embed if spec.tie_word_embeddings else 0),
+        weights_bytes_per_layer=per_layer, kv_bytes=kv_total, kv_bytes_gpu=kv_gpu, kv_bytes_ram=kv_ram,
+        kv_full_cells=ceil_div(options.ctx_size, options.pad) * options.pad, kv_swa_cells=swa,
+        compute_buffer_bytes_gpu=compute_gpu, compute_buffer_bytes_ram=compute_ram,
+        output_buffer_bytes=output_buffer, vram_bytes=vram, vram_needed_bytes=gpu_total, ram_bytes=ram_bytes,
+        ram_needed_bytes=ram_total, vram_lines=vram_lines, ram_lines=ram_lines, fits_gpu=fits_gpu, fits_ram=fits_ram,
+        fits=fits_gpu and fits_ram, notes=notes,
+    )
