@@ -1,0 +1,1101 @@
+"""Fine-tuning memory, term by term: full fine-tune, LoRA, QLoRA and the PEFT family, one GPU or many.
+
+Model states (per trainable parameter unless said otherwise):
+- full, `bf16-mixed` (DeepSpeed / FSDP mixed precision, the ZeRO paper's accounting): bf16 weights 2 B,
+  bf16 gradients 2 B, fp32 master weights 4 B, optimizer states (AdamW: momentum + variance, 2 x 4 B).
+  With AdamW that is 2 + 2 + K with K = 12 (Rajbhandari et al. 2019, ZeRO, section 3.1).
+- full, `bf16` (pure bf16, torchtune's default): weights, gradients and optimizer states all in bf16.
+- full, `fp32`: 4 B weights, 4 B gradients, fp32 states.
+- PEFT methods: the base is frozen (bf16, fp32 with `--precision fp32`, or NF4 for QLoRA) and only the
+  added parameters train; PEFT's `autocast_adapter_dtype=True` keeps them in fp32, so their weights,
+  gradients and optimizer states are fp32 and no master copy exists.
+ZeRO (stage 1: optimizer states and master weights, 2: + gradients, 3: + parameters, frozen ones too)
+divides those terms by the data-parallel GPU count.
+
+Activations are an inventory of the tensors autograd saves in one decoder layer, built from the
+architecture (hidden size, query and KV heads, head_dim, the real intermediate size, MoE top-k, MLA
+ranks). With the conventions of Korthikanti et al. 2022 (arXiv:2205.05198, section 4.1: GPT layer,
+LayerNorm, 4h GeLU MLP, dropout, fp16 softmax, eager attention) the inventory sums to exactly
+s*b*h*(34 + 5*a*s/h) bytes per layer; the Hugging Face conventions used by default differ where the
+code differs (cited at each item). A frozen linear layer does not save its input (autograd saves
+`x` of `x @ W.T` only to compute W's gradient), except bitsandbytes 4-bit layers, whose MatMul4Bit
+saves it whenever the input needs a gradient. Gradient checkpointing keeps each layer's input plus one
+layer recomputed during backward.
+
+The peak is the larger of two moments: the end of the forward pass (every saved activation and the
+loss's logits alive; gradients not yet allocated when the trainer frees them with
+`zero_grad(set_to_none=True)` on one GPU with no accumulation) and the optimizer step (gradients and
+the optimizer's temporaries alive, activations freed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from llmfit.engine.formats import get_format
+from llmfit.engine.params import TensorGroup, count_params, tensor_groups
+from llmfit.engine.weights import weight_bytes
+from llmfit.errors import SpecError
+from llmfit.specs import GpuSpec, ModelSpec
+from llmfit.units import MIB, ceil_div
+
+Method = Literal["full", "lora", "qlora", "ia3", "prompt-tuning", "prefix-tuning", "adapter"]
+METHODS: tuple[str, ...] = ("full", "lora", "qlora", "ia3", "prompt-tuning", "prefix-tuning", "adapter")
+PEFT_METHODS = frozenset(METHODS) - {"full"}
+LORA_METHODS = frozenset({"lora", "qlora"})
+Precision = Literal["bf16-mixed", "bf16", "fp32"]
+PRECISIONS: tuple[str, ...] = ("bf16-mixed", "bf16", "fp32")
+Attention = Literal["sdpa", "eager"]
+
+# LoRA target short names -> the module name in the tensor groups (PEFT matches module names by suffix).
+LORA_TARGET_NAMES = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj",
+                     "up": "up_proj", "down": "down_proj"}
+DEFAULT_LORA_TARGETS = ("q", "v")  # PEFT's default for Llama (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING)
+
+# Constants with sources.
+CUDA_CONTEXT_BYTES = 512 * MIB  # CUDA context + cuBLAS/cuDNN workspaces: 300 MiB - 2 GiB in practice; --overhead
+FRAGMENTATION = Fraction(5, 100)  # Megatron-LM theoretical_memory_usage.py: overhead_factor = 1.05
+BNB_BLOCK = 256  # bitsandbytes optim/optimizer.py Optimizer2State.init_state: blocksize = 256, fp32 absmax
+BNB_MIN_8BIT_SIZE = 4096  # bitsandbytes 8-bit optimizers: tensors under min_8bit_size keep 32-bit states
+DEEPSPEED_REDUCE_BUCKET = 500_000_000  # DeepSpeed ZeRO reduce_bucket_size default 5e8 elements
+DEEPSPEED_PREFETCH_BUCKET = 50_000_000  # DeepSpeed ZeRO-3 stage3_prefetch_bucket_size default 5e7
+DEFAULT_MFU = 0.35  # model FLOPs utilisation: 0.30-0.35 (ftune), 42-54 % for Megatron at scale (Korthikanti 2022)
+LOGITS_BYTES = 12  # per token and vocab entry: fp32 log-softmax saved (4) + its gradient (4) + the logits' (4)
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: str
+    description: str
+    states: int  # full-size states per parameter (AdamW 2: momentum, variance; SGD 1; Adafactor factored)
+    eight_bit: bool = False
+    paged: bool = False
+    factored: bool = False
+    source: str = ""
+
+
+OPTIMIZERS: dict[str, OptimizerSpec] = {
+    o.name: o
+    for o in (
+        OptimizerSpec("adamw", "AdamW (torch): momentum and variance", 2,
+                      source="Loshchilov & Hutter 2019; torch.optim.AdamW"),
+        OptimizerSpec("adamw-8bit", "bitsandbytes AdamW8bit: 8-bit momentum and variance, fp32 absmax per 256", 2,
+                      eight_bit=True, source="Dettmers et al. 2022 (8-bit optimizers); bitsandbytes optimizer.py"),
+        OptimizerSpec("paged-adamw-8bit", "bitsandbytes PagedAdamW8bit: as adamw-8bit, states in paged unified "
+                      "memory (evicted to CPU under pressure)", 2, eight_bit=True, paged=True,
+                      source="QLoRA paper section 3 (paged optimizers); bitsandbytes"),
+        OptimizerSpec("sgd", "SGD with momentum: one buffer (none with momentum=0)", 1, source="torch.optim.SGD"),
+        OptimizerSpec("adafactor", "Adafactor: factored second moment (rows + cols per matrix), no momentum", 1,
+                      factored=True, source="Shazeer & Stern 2018; transformers.optimization.Adafactor beta1=None"),
+    )
+}
+
+
+class FinetuneOptions(BaseModel):
+    """What the user asked for (validated by the CLI; the engine re-checks what it depends on)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: Method = "lora"
+    seq_tokens: int = Field(default=2048, gt=0)
+    micro_batch: int = Field(default=1, gt=0)
+    grad_accum: int = Field(default=1, gt=0)
+    optimizer: str = "adamw"
+    precision: Precision = "bf16-mixed"
+    grad_checkpointing: bool = False
+    attention: Attention = "sdpa"
+    lora_rank: int = Field(default=16, gt=0)
+    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    virtual_tokens: int = Field(default=20, gt=0)
+    adapter_reduction_factor: int = Field(default=16, gt=0)
+    adapter_config: Literal["seq_bn", "double_seq_bn"] = "seq_bn"
+    gpus: int = Field(default=1, gt=0)
+    zero: int = Field(default=0, ge=0, le=3)
+    dataset_tokens: int | None = Field(default=None, gt=0)
+    mfu: float = Field(default=DEFAULT_MFU, gt=0, le=1)
+    overhead_override_bytes: int | None = Field(default=None, ge=0)
+
+
+class TrainableTensor(BaseModel):
+    """`count` trainable tensors of shape rows x cols (ndim 1 for vectors), as the optimizer sees them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    rows: int
+    cols: int
+    count: int
+    ndim: int = 2
+
+    @property
+    def params(self) -> int:
+        return self.rows * self.cols * self.count
+
+
+class MemoryLine(BaseModel):
+    """One named term: bytes on one GPU and over the whole deployment, the formula, and whether it is
+    resident at the peak moment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    category: Literal["weights", "gradients", "master_weights", "optimizer", "activations", "logits", "overhead"]
+    bytes_per_gpu: int
+    bytes: int
+    at_peak: bool = True
+    formula: str = ""
+    note: str = ""
+
+
+class ActivationItem(BaseModel):
+    """One saved tensor of a decoder layer: bytes per token (or per token pair for attention scores)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    bytes_per_token: int  # per query token (or per key/value token when per_kv)
+    per_kv: bool = False  # scales with the key/value length (prefix tuning lengthens it)
+    per_token_pair: bool = False  # scales with query x key length (eager attention scores)
+    layers: int = 1
+    layer_kind: Literal["all", "dense", "moe"] = "all"  # which layers hold it (MoE models mix both)
+    source: str = ""
+
+
+class LimitSearch(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_micro_batch: int | None  # largest micro-batch at --seq that fits (0: not even 1)
+    max_seq_tokens: int | None  # longest sequence at --batch that fits (0: not even 1 token)
+    evaluations: int  # configurations evaluated by the searches
+
+
+class TrainingTime(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    tokens_per_step: int
+    flops_per_token: int
+    flops_per_step: int
+    flops_formula: str
+    peak_tflops_per_gpu: float
+    peak_tflops_dtype: str
+    mfu: float
+    step_seconds: float
+    tokens_per_second: float
+    dataset_tokens: int | None
+    steps_per_epoch: int | None
+    epoch_seconds: float | None
+    gpu_hours: float | None
+    price_per_gpu_hour: float | None
+    cost_usd: float | None
+
+
+class FinetuneResult(BaseModel):
+    """`llmfit finetune`: keys as design.md fixes them. No suffix = whole deployment, `_per_gpu` = one GPU;
+    `total_params` and `weights_bytes` (one copy of the weights) are properties of the model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    gpu: str | None
+    gpu_count: int
+    method: str
+    precision: str
+    optimizer: str
+    zero: int
+    seq_tokens: int
+    micro_batch: int
+    grad_accum: int
+    grad_checkpointing: bool
+    attention: str
+    lora_rank: int | None
+    lora_targets: list[str] | None
+    lora_target_modules: list[str] | None
+    virtual_tokens: int | None
+    total_params: int
+    trainable_params: int
+    all_params: int  # PEFT's print_trainable_parameters "all params": base + added
+    trainable_percent: float  # 100 x trainable / all, as PEFT prints it
+    trainable_tensors: list[TrainableTensor]
+    weights_bytes: int
+    weights_bytes_per_gpu: int
+    frozen_weights_bytes: int
+    trainable_weights_bytes: int
+    gradients_bytes: int
+    gradients_bytes_per_gpu: int
+    master_weights_bytes: int
+    master_weights_bytes_per_gpu: int
+    optimizer_bytes: int
+    optimizer_bytes_per_gpu: int
+    model_states_bytes: int
+    model_states_bytes_per_gpu: int
+    activations_bytes: int
+    activations_bytes_per_gpu: int
+    logits_bytes: int
+    logits_bytes_per_gpu: int
+    overhead_bytes: int
+    overhead_bytes_per_gpu: int
+    total_bytes: int
+    total_bytes_per_gpu: int
+    peak_phase: Literal["forward", "optimizer-step"]
+    gpu_memory_bytes_per_gpu: int | None
+    margin_bytes_per_gpu: int | None  # device memory - total per GPU (negative: short by that much)
+    fits: bool | None  # None when no GPU was given
+    lines: list[MemoryLine]
+    activation_items: list[ActivationItem]
+    limits: LimitSearch | None
+    training: TrainingTime | None
+    warnings: list[str] = []
+    notes: list[str] = []
+    explain: list[str] = []
+
+
+# ------------------------------------------------------------------------------------------ trainable counts
+
+
+def _module(group: TensorGroup) -> str:
+    return group.name.rsplit(".", 1)[-1]
+
+
+def _matrix_groups(spec: ModelSpec) -> list[TensorGroup]:
+    """Linear layers a PEFT method can wrap: attention, MLP, experts, routers (never embeddings, lm_head)."""
+    return [g for g in tensor_groups(spec) if g.kind in ("linear", "expert", "router") and not g.name.endswith(".bias")]
+
+
+def resolve_lora_targets(spec: ModelSpec, targets: tuple[str, ...]) -> tuple[list[TensorGroup], list[str]]:
+    """The tensor groups LoRA wraps for `targets` (q,k,v,o,gate,up,down, full module names, or all-linear),
+    and the targets that matched nothing. Fused and latent projections answer for q/k/v: Falcon's
+    query_key_value; DeepSeek MLA's q_a/q_b (q) and kv_a_proj_with_mqa/kv_b (k, v)."""
+    groups = _matrix_groups(spec)
+    if any(t.strip().lower() == "all-linear" for t in targets):
+        # PEFT "all-linear": every nn.Linear except the output layer.
+        return groups, []
+    modules = {_module(g) for g in groups}
+    wanted: set[str] = set()
+    unmatched: list[str] = []
+    for raw in targets:
+        token = raw.strip().lower()
+        name = LORA_TARGET_NAMES.get(token, token)
+        candidates = {name}
+        if name in ("q_proj", "k_proj", "v_proj") and "query_key_value" in modules:
+            candidates = {"query_key_value"}
+        elif spec.is_mla and name == "q_proj" and "q_proj" not in modules:
+            candidates = {"q_a_proj", "q_b_proj"}
+        elif spec.is_mla and name in ("k_proj", "v_proj"):
+            candidates = {"kv_a_proj_with_mqa", "kv_b_proj"}
+        hit = candidates & modules
+        if hit:
+            wanted |= hit
+        else:
+            unmatched.append(raw)
+    return [g for g in groups if _module(g) in wanted], unmatched
+
+
+def lora_params(rows: int, cols: int, rank: int) -> int:
+    """LoRA on one (out x in) matrix: A is r x in, B is out x r -> r x (in + out) (Hu et al. 2021)."""
+    return rank * (rows + cols)
+
+
+def _lora_tensors(groups: list[TensorGroup], rank: int) -> list[TrainableTensor]:
+    out = []
+    for g in groups:
+        out.append(TrainableTensor(name=f"{g.name}.lora_A", rows=rank, cols=g.cols, count=g.count))
+        out.append(TrainableTensor(name=f"{g.name}.lora_B", rows=g.rows, cols=rank, count=g.count))
+    return out
+
+
+def _ia3_tensors(spec: ModelSpec) -> list[TrainableTensor]:
+    """PEFT IA3 (Liu et al. 2022): a vector scaling the outputs of k and v (shape out x 1) and the input
+    of the MLP down projection (1 x in, a feed-forward module); PEFT's mapping for Llama/Mistral/Qwen:
+    k_proj, v_proj, down_proj; Falcon: query_key_value, dense_4h_to_h. Experts: one vector per expert."""
+    out = []
+    for g in _matrix_groups(spec):
+        module = _module(g)
+        if module in ("k_proj", "v_proj", "query_key_value", "kv_b_proj"):
+            out.append(TrainableTensor(name=f"{g.name}.ia3_l", rows=g.rows, cols=1, count=g.count))
+        elif module == "down_proj":
+            out.append(TrainableTensor(name=f"{g.name}.ia3_l", rows=1, cols=g.cols, count=g.count))
+    return out
+
+
+def _adapter_tensors(spec: ModelSpec, reduction_factor: int, config: str) -> list[TrainableTensor]:
+    """AdapterHub `adapters` bottleneck adapters: per adapter a down projection Linear(h, h // rf) and an
+    up projection Linear(h // rf, h), both with bias. SeqBnConfig (Pfeiffer): one adapter per layer after
+    the MLP; DoubleSeqBnConfig (Houlsby): two (after attention and after the MLP)."""
+    h = spec.hidden_size
+    bottleneck = h // reduction_factor
+    if bottleneck < 1:
+        raise SpecError(f"--reduction-factor {reduction_factor} leaves no bottleneck for hidden size {h}")
+    per_layer = 2 if config == "double_seq_bn" else 1
+    n = spec.num_hidden_layers * per_layer
+    return [
+        TrainableTensor(name="adapter_down", rows=bottleneck, cols=h, count=n),
+        TrainableTensor(name="adapter_down.bias", rows=1, cols=bottleneck, count=n, ndim=1),
+        TrainableTensor(name="adapter_up", rows=h, cols=bottleneck, count=n),
+        TrainableTensor(name="adapter_up.bias", rows=1, cols=h, count=n, ndim=1),
+    ]
+
+
+def prefix_kv_width(spec: ModelSpec) -> int:
+    """Values per layer and virtual token of one of K or V, as PEFT sizes its prefix: token_dim //
+    num_attention_heads x num_key_value_heads (PEFT shrinks token_dim for grouped-query attention)."""
+    return spec.hidden_size // spec.num_attention_heads * spec.kv_heads
+
+
+def trainable_tensors(spec: ModelSpec, options: FinetuneOptions) -> tuple[list[TrainableTensor], list[str], list[str]]:
+    """What trains, tensor by tensor; plus the LoRA module names and warnings."""
+    warnings: list[str] = []
+    modules: list[str] = []
+    method = options.method
+    if method == "full":
+        tensors = [TrainableTensor(name=g.name, rows=g.rows, cols=g.cols, count=g.count,
+                                   ndim=1 if g.kind == "vector" else 2) for g in tensor_groups(spec)]
+    elif method in LORA_METHODS:
+        groups, unmatched = resolve_lora_targets(spec, options.lora_targets)
+        if not groups:
+            raise SpecError(f"--lora-targets {','.join(options.lora_targets)}: no such linear layer in {spec.name} "
+                            f"(modules: {', '.join(sorted({_module(g) for g in _matrix_groups(spec)}))})")
+        if unmatched:
+            warnings.append(f"LoRA targets not in {spec.name}: {', '.join(unmatched)} (ignored)")
+        modules = sorted({_module(g) for g in groups})
+        tensors = _lora_tensors(groups, options.lora_rank)
+    elif method == "ia3":
+        tensors = _ia3_tensors(spec)
+    elif method == "prompt-tuning":
+        # PEFT PromptEmbedding: num_virtual_tokens x token_dim (hidden size), one transformer submodule.
+        tensors = [TrainableTensor(name="prompt_embeddings", rows=options.virtual_tokens, cols=spec.hidden_size,
+                                   count=1)]
+    elif method == "prefix-tuning":
+        # PEFT PrefixEncoder without projection: Embedding(num_virtual_tokens, num_layers x 2 x token_dim).
+        width = spec.num_hidden_layers * 2 * prefix_kv_width(spec)
+        tensors = [TrainableTensor(name="prefix_embeddings", rows=options.virtual_tokens, cols=width, count=1)]
+    elif method == "adapter":
+        tensors = _adapter_tensors(spec, options.adapter_reduction_factor, options.adapter_config)
+    else:  # pragma: no cover - Literal-checked
+        raise SpecError(f"unknown method {method!r}")
+    return tensors, modules, warnings
+
+
+# ------------------------------------------------------------------------------------------ activations
+
+
+@dataclass(frozen=True)
+class ActivationConventions:
+    """What a framework saves where the architecture leaves a choice."""
+
+    norm_saves_fp32_input: bool  # HF/torchtune RMSNorm upcasts to fp32 and pow() saves that (4 B/value)
+    norm_saves_normalized: bool  # weight * x_hat saves x_hat when the norm weight trains
+    softmax_bytes: int  # eager attention: bytes saved per score (HF: fp32 softmax 4 + bf16 copy 2)
+    dropout_masks: bool  # 1-byte masks after attention, after the MLP, and on the attention probabilities
+    source: str
+
+
+HF_CONVENTIONS = ActivationConventions(
+    norm_saves_fp32_input=True, norm_saves_normalized=True, softmax_bytes=6, dropout_masks=False,
+    source="transformers modeling_llama.py (LlamaRMSNorm upcast; eager_attention_forward softmax in fp32 then "
+    ".to(query.dtype)); attention_dropout 0.0 and no hidden dropout in Llama/Mistral/Qwen/Gemma/Falcon configs",
+)
+KORTHIKANTI_CONVENTIONS = ActivationConventions(
+    norm_saves_fp32_input=False, norm_saves_normalized=False, softmax_bytes=5, dropout_masks=True,
+    source="Korthikanti et al. 2022 section 4.1: 16-bit activations, 1-byte dropout masks, LayerNorm input saved",
+)
+
+
+@dataclass(frozen=True)
+class _Saves:
+    """Which linear layers save their input: trainable weight, LoRA-wrapped, or a 4-bit QLoRA layer."""
+
+    all_linear: bool  # full fine-tune or QLoRA (MatMul4Bit saves A whenever it needs a gradient)
+    modules: frozenset[str]
+
+    def any(self, *names: str) -> bool:
+        return self.all_linear or bool(self.modules.intersection(names))
+
+
+def _mlp_items(prefix: str, h: int, inter: int, gated: bool, saves: _Saves, act: int, layers: int,
+               kind: Literal["all", "dense", "moe"], multiplicity: int = 1,
+               gathered: bool = False) -> list[ActivationItem]:
+    """One MLP (or `multiplicity` experts per token): SiLU/GeLU and the gate product keep their inputs."""
+    items = []
+    k = multiplicity
+
+    def add(name: str, per_token: int, source: str = "") -> None:
+        items.append(ActivationItem(name=f"{prefix}: {name}", bytes_per_token=per_token, layers=layers,
+                                    layer_kind=kind, source=source))
+
+    if gathered and saves.any("gate_proj", "up_proj"):
+        add("tokens gathered per expert", act * h * k)
+    if gated:
+        add("activation input (gate output)", act * inter * k, "SiLU backward needs its input")
+        add("act(gate) and up (the product's operands)", 2 * act * inter * k)
+    else:
+        add("activation input (up output)", act * inter * k, "GeLU backward needs its input")
+    if saves.any("down_proj"):
+        add("down_proj input", act * inter * k)
+    if gathered:
+        add("expert outputs (weighted by the router)", act * h * k)
+    return items
+
+
+def activation_items(spec: ModelSpec, options: FinetuneOptions, *, lora_modules: list[str] | None = None,
+                     conventions: ActivationConventions = HF_CONVENTIONS) -> list[ActivationItem]:
+    """The saved tensors of every decoder layer (per token), from the architecture."""
+    act = 4 if options.precision == "fp32" else 2
+    norm_in = 4 if conventions.norm_saves_fp32_input else act
+    method = options.method
+    full = method == "full"
+    modules = set(lora_modules or [])
+    if method == "ia3":
+        modules |= {"down_proj"}  # the IA3 scaling multiplies the down_proj input and saves it
+    saves = _Saves(all_linear=method in ("full", "qlora"), modules=frozenset(modules))
+    h, layers, a = spec.hidden_size, spec.num_hidden_layers, spec.num_attention_heads
+    d, kv = spec.real_head_dim, spec.kv_heads
+    items: list[ActivationItem] = []
+
+    def add(name: str, per_token: int, *, per_kv: bool = False, pair: bool = False, n: int = layers,
+            kind: Literal["all", "dense", "moe"] = "all", source: str = "") -> None:
+        if per_token > 0 and n > 0:
+            items.append(ActivationItem(name=name, bytes_per_token=per_token, per_kv=per_kv, per_token_pair=pair,
+                                        layers=n, layer_kind=kind, source=source))
+
+    pre_norms = min(spec.norms_per_layer, 2) or 1
+    norm_count = spec.norms_per_layer
+    add("norm inputs" + (" (fp32 upcast)" if conventions.norm_saves_fp32_input else ""), norm_count * norm_in * h,
+        source="Korthikanti: 2sbh per LayerNorm; HF RMSNorm saves its fp32 upcast")
+    if full and conventions.norm_saves_normalized:
+        add("normalized x (norm weight trains)", pre_norms * act * h)
+    if conventions.dropout_masks:
+        add("dropout masks (attention and MLP outputs)", 2 * h)
+
+    # Attention.
+    if spec.is_mla:
+        rope, nope, v_dim = spec.qk_rope_head_dim or 0, spec.qk_nope_head_dim or 0, spec.v_head_dim or 0
+        if saves.any("q_proj", "q_a_proj", "kv_a_proj_with_mqa"):
+            add("q_a / kv_a input", act * h)
+        if spec.q_lora_rank:
+            add("q_a_layernorm input (fp32)", 4 * spec.q_lora_rank)
+            if saves.any("q_b_proj"):
+                add("q_b_proj input", act * spec.q_lora_rank)
+        add("kv_a_layernorm input (fp32)", 4 * (spec.kv_lora_rank or 0))
+        if saves.any("kv_b_proj"):
+            add("kv_b_proj input", act * (spec.kv_lora_rank or 0))
+        q_width, k_width, v_width, o_width = a * (nope + rope), a * (nope + rope), a * v_dim, a * v_dim
+    else:
+        qkv_modules = ("q_proj", "k_proj", "v_proj", "query_key_value")
+        if saves.any(*qkv_modules):
+            add("q/k/v projection input", act * h)
+        q_width, k_width, v_width, o_width = a * d, kv * d, kv * d, a * d
+    if method == "ia3":
+        add("k and v before the IA3 scaling", act * (k_width + v_width))
+    add("Q (after RoPE)", act * q_width, source="saved by the attention kernel")
+    add("K and V", act * (k_width + v_width), per_kv=True, source="saved by the attention kernel")
+    if options.attention == "eager":
+        if conventions.dropout_masks:
+            add("attention scores: softmax out 2 B, dropout mask 1 B, dropout out 2 B", conventions.softmax_bytes * a,
+                pair=True, source="Korthikanti: 5as^2b")
+        else:
+            add("attention probabilities: fp32 softmax output + bf16 copy", conventions.softmax_bytes * a, pair=True,
+                source="HF eager_attention_forward: softmax(dtype=float32).to(query.dtype)")
+    else:
+        add("attention output + logsumexp (memory-efficient kernel)", act * o_width + 4 * a,
+            source="SDPA flash / mem-efficient backward needs out and logsumexp; no s^2 term")
+    if saves.any("o_proj"):
+        add("o_proj input", act * o_width)
+
+    # MLP: dense layers, MoE layers (experts top-k, shared experts, router).
+    moe_layers = layers - spec.first_k_dense_replace if spec.is_moe else 0
+    dense_layers = layers - moe_layers
+    gated = spec.mlp_kind == "gated"
+    if spec.norms_per_layer >= 2 and saves.any("gate_proj", "up_proj"):
+        add("MLP input (gate/up input)", act * h)
+    if dense_layers and spec.intermediate_size:
+        items += _mlp_items("MLP", h, spec.intermediate_size, gated, saves, act, dense_layers,
+                            "dense" if moe_layers else "all")
+    if moe_layers:
+        expert_inter = spec.moe_intermediate_size or spec.intermediate_size
+        add("router probabilities (fp32 softmax)", 4 * spec.num_experts, n=moe_layers, kind="moe")
+        items += _mlp_items(f"experts (top-{spec.num_experts_per_tok})", h, expert_inter, gated, saves, act,
+                            moe_layers, "moe", multiplicity=spec.num_experts_per_tok, gathered=True)
+        if spec.num_shared_experts:
+            shared = spec.shared_expert_intermediate_size or expert_inter * spec.num_shared_experts
+            items += _mlp_items("shared experts", h, shared, gated, saves, act, moe_layers, "moe")
+
+    # Added modules.
+    if method in LORA_METHODS:
+        wrapped = sum(1 for m in modules if m in {_module(g) for g in _matrix_groups(spec)})
+        add("LoRA A outputs (rank wide, saved by B)", act * options.lora_rank * max(wrapped, 1))
+    if method == "adapter":
+        per_layer = 2 if options.adapter_config == "double_seq_bn" else 1
+        bottleneck = h // options.adapter_reduction_factor
+        add("bottleneck adapters: input, down output, activation", per_layer * act * (h + 2 * bottleneck))
+    return items
+
+
+def korthikanti_layer_bytes(s: int, b: int, h: int, a: int) -> int:
+    """Korthikanti et al. 2022 eq. (1): activation bytes of one GPT layer, no parallelism: sbh(34 + 5as/h)."""
+    return s * b * h * 34 + 5 * a * s * s * b
+
+
+# ------------------------------------------------------------------------------------------ the plan
+
+
+@dataclass(frozen=True)
+class _Coefficients:
+    """Activation bytes as a function of micro-batch b and sequence s (exact integers)."""
+
+    per_query: int  # x b x s_q, all layers
+    per_kv: int  # x b x s_kv
+    per_pair: int  # x b x s_q x s_kv
+    layer_max_query: int  # the largest single layer (gradient checkpointing recomputes one)
+    layer_max_kv: int
+    layer_max_pair: int
+    checkpoint_per_query: int  # layer inputs kept with checkpointing, all layers
+    outside_per_query: int  # final norm and lm_head input
+    vocab: int
+    q_extra: int  # virtual tokens added to the query length (prompt tuning)
+    kv_extra: int  # virtual tokens added to the key/value length (prefix tuning)
+
+
+def _coefficients(spec: ModelSpec, options: FinetuneOptions, items: list[ActivationItem]) -> _Coefficients:
+    act = 4 if options.precision == "fp32" else 2
+    per_q = sum(i.bytes_per_token * i.layers for i in items if not i.per_kv and not i.per_token_pair)
+    per_kv = sum(i.bytes_per_token * i.layers for i in items if i.per_kv)
+    per_pair = sum(i.bytes_per_token * i.layers for i in items if i.per_token_pair)
+    # One layer: the heaviest layer kind (dense or MoE), recomputed alone under gradient checkpointing.
+    def one_layer(select: Callable[[ActivationItem], bool]) -> int:
+        return max(sum(i.bytes_per_token for i in items if select(i) and i.layer_kind in ("all", kind))
+                   for kind in ("dense", "moe"))
+
+    norm_in = 4  # the final RMSNorm upcast
+    outside = norm_in * spec.hidden_size + (act * spec.hidden_size if options.method == "full" else 0)
+    return _Coefficients(
+        per_query=per_q, per_kv=per_kv, per_pair=per_pair,
+        layer_max_query=one_layer(lambda i: not i.per_kv and not i.per_token_pair),
+        layer_max_kv=one_layer(lambda i: i.per_kv), layer_max_pair=one_layer(lambda i: i.per_token_pair),
+        checkpoint_per_query=act * spec.hidden_size * spec.num_hidden_layers,
+        outside_per_query=outside, vocab=spec.vocab_size,
+        q_extra=options.virtual_tokens if options.method == "prompt-tuning" else 0,
+        kv_extra=options.virtual_tokens if options.method == "prefix-tuning" else 0,
+    )
+
+
+def _activation_bytes(c: _Coefficients, b: int, s: int, checkpointing: bool) -> tuple[int, int]:
+    """(layer activations, logits and their gradient) for micro-batch b at sequence s, one GPU."""
+    s_q, s_kv = s + c.q_extra, s + c.q_extra + c.kv_extra
+    if checkpointing:
+        layers = b * (s_q * (c.checkpoint_per_query + c.layer_max_query) + s_kv * c.layer_max_kv
+                      + s_q * s_kv * c.layer_max_pair)
+    else:
+        layers = b * (s_q * c.per_query + s_kv * c.per_kv + s_q * s_kv * c.per_pair)
+    layers += b * s_q * c.outside_per_query
+    logits = b * s_q * c.vocab * LOGITS_BYTES
+    return layers, logits
+
+
+def _shard(n_bytes: int, parts: int) -> int:
+    return ceil_div(n_bytes, parts)
+
+
+def _optimizer_state_bytes(tensors: list[TrainableTensor], opt: OptimizerSpec, state_bytes: int) -> int:
+    total = 0
+    for t in tensors:
+        n = t.rows * t.cols
+        if opt.factored:
+            # Adafactor: a matrix keeps a row and a column second-moment vector; a vector keeps it whole.
+            per = (t.rows + t.cols) if t.ndim >= 2 else n
+            total += per * state_bytes * t.count
+        elif opt.eight_bit and n >= BNB_MIN_8BIT_SIZE:
+            blocks = ceil_div(n, BNB_BLOCK)
+            total += opt.states * (n + 4 * blocks) * t.count
+        elif opt.eight_bit:
+            total += opt.states * 4 * n * t.count
+        else:
+            total += opt.states * state_bytes * n * t.count
+    return total
+
+
+def _step_temporary_bytes(tensors: list[TrainableTensor], opt: OptimizerSpec, state_bytes: int) -> int:
+    """torch's foreach AdamW / SGD (the CUDA default) allocate one state-sized temporary (e.g.
+    _foreach_sqrt(exp_avg_sq)); bitsandbytes' fused 8-bit kernels update in place; Adafactor builds one
+    update of the gradient's size."""
+    params = sum(t.params for t in tensors)
+    if opt.eight_bit:
+        return 0
+    return params * state_bytes
+
+
+def _largest_tensor(spec: ModelSpec | None, total_params: int) -> int:
+    if spec is None:
+        return total_params
+    return max(g.rows * g.cols for g in tensor_groups(spec))
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything about one configuration that does not depend on micro-batch and sequence length."""
+
+    static_forward: int  # per GPU bytes resident at the end of forward, excluding activations and overhead
+    static_step: int  # per GPU bytes resident at the optimizer step, excluding overhead
+    coefficients: _Coefficients | None
+    checkpointing: bool
+    fixed_overhead: int
+
+    def peak(self, b: int, s: int) -> tuple[int, int, int, str]:
+        """(total per GPU, layer activations, logits, phase) for micro-batch b and sequence s."""
+        layers, logits = (0, 0) if self.coefficients is None else \
+            _activation_bytes(self.coefficients, b, s, self.checkpointing)
+        forward = self.static_forward + layers + logits
+        step = self.static_step
+        allocated, phase = (forward, "forward") if forward >= step else (step, "optimizer-step")
+        fragmentation = ceil_div(allocated * FRAGMENTATION.numerator, FRAGMENTATION.denominator)
+        return allocated + fragmentation + self.fixed_overhead, layers, logits, phase
+
+
+def search_max(fits: Callable[[int], bool], start: int, limit: int) -> tuple[int, int]:
+    """Largest n in [1, limit] with fits(n), for fits monotone (true up to some n, false beyond): doubling
+    from `start`, then bisection. 0 when fits(1) is false. Returns (n, evaluations)."""
+    evaluations = 1
+    if not fits(1):
+        return 0, evaluations
+    low, high = 1, max(2, start)
+    while high <= limit:
+        evaluations += 1
+        if not fits(high):
+            break
+        low, high = high, high * 2
+    high = min(high, limit + 1)
+    while high - low > 1:
+        mid = (low + high) // 2
+        evaluations += 1
+        if fits(mid):
+            low = mid
+        else:
+            high = mid
+    return low, evaluations
+
+
+MAX_SEARCH_BATCH = 1 << 20
+MAX_SEARCH_SEQ = 1 << 24
+
+
+def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptions, *,
+             params: int | None = None) -> FinetuneResult:
+    """Memory of fine-tuning `spec` (or a bare parameter count) with `options`, per GPU and in total."""
+    if (spec is None) == (params is None):
+        raise SpecError("give a model architecture or a bare parameter count, not both")
+    opt = OPTIMIZERS.get(options.optimizer)
+    if opt is None:
+        raise SpecError(f"unknown optimizer {options.optimizer!r} (allowed: {', '.join(OPTIMIZERS)})")
+    if options.method not in METHODS:
+        raise SpecError(f"unknown method {options.method!r} (allowed: {', '.join(METHODS)})")
+    if spec is None and options.method != "full":
+        raise SpecError(f"--method {options.method} needs an architecture (a model preset or config.json): "
+                        "its trainable count and activations depend on the layer shapes; --params allows full only")
+    n_gpus, zero = options.gpus, options.zero
+    if zero and n_gpus == 1:
+        zero_note = f"ZeRO-{zero} on one GPU shards nothing"
+    else:
+        zero_note = ""
+    warnings: list[str] = []
+    notes: list[str] = []
+    explain: list[str] = []
+    method = options.method
+    full = method == "full"
+
+    # Parameters.
+    if spec is not None:
+        counts = count_params(spec)
+        total_params = counts.total_params
+        tensors, lora_modules, target_warnings = trainable_tensors(spec, options)
+        warnings += target_warnings
+    else:
+        assert params is not None
+        total_params = params
+        tensors = [TrainableTensor(name="weights", rows=1, cols=params, count=1)]
+        lora_modules = []
+    trainable = sum(t.params for t in tensors)
+    all_params = total_params + (0 if full else trainable)
+
+    # Bytes per value.
+    precision = options.precision
+    base_bytes = 4 if precision == "fp32" else 2
+    if full:
+        weight_b, grad_b = base_bytes, base_bytes
+        master_b = 4 if precision == "bf16-mixed" else 0
+        state_b = 2 if precision == "bf16" else 4
+    else:
+        weight_b, grad_b, master_b, state_b = 4, 4, 0, 4  # PEFT keeps added parameters in fp32
+
+    # Weights: frozen base + trainable parameters.
+    if full:
+        frozen_bytes = 0
+        frozen_note = ""
+        trainable_weight_bytes = trainable * weight_b
+    else:
+        assert spec is not None  # PEFT methods need an architecture (checked above)
+        base_format = get_format("nf4" if method == "qlora" else ("fp32" if precision == "fp32" else "bf16"))
+        frozen = weight_bytes(spec, base_format)
+        frozen_bytes = frozen.weights_bytes
+        frozen_note = "; ".join(f"{line.name} {line.bytes:,} B" for line in frozen.lines)
+        trainable_weight_bytes = trainable * weight_b
+    weights_bytes = frozen_bytes + trainable_weight_bytes
+    gradients = trainable * grad_b
+    master = trainable * master_b
+    optimizer = _optimizer_state_bytes(tensors, opt, state_b)
+    temporaries = _step_temporary_bytes(tensors, opt, state_b)
+
+    # ZeRO sharding (data-parallel degree = every GPU).
+    shard_opt = n_gpus if zero >= 1 else 1
+    shard_grad = n_gpus if zero >= 2 else 1
+    shard_param = n_gpus if zero >= 3 else 1
+    weights_gpu = _shard(weights_bytes, shard_param)
+    gradients_gpu = _shard(gradients, shard_grad)
+    master_gpu = _shard(master, shard_opt)
+    optimizer_gpu = _shard(optimizer, shard_opt)
+    temporaries_gpu = _shard(temporaries, shard_opt)
+    states_gpu = weights_gpu + gradients_gpu + master_gpu + optimizer_gpu
+
+    # Working buffers that depend on the sharding.
+    buffer_lines: list[MemoryLine] = []
+    if n_gpus > 1 and zero == 0:
+        buffer_lines.append(MemoryLine(
+            name="DDP gradient buckets", category="gradients", bytes_per_gpu=gradients, bytes=gradients * n_gpus,
+            formula=f"a second copy of the gradients: {gradients:,} B",
+            note="torch DDP flat buckets (gradient_as_bucket_view=False, the default)"))
+    elif n_gpus > 1 and zero in (1, 2):
+        bucket = min(DEEPSPEED_REDUCE_BUCKET, trainable) * grad_b
+        buffer_lines.append(MemoryLine(
+            name="ZeRO reduce bucket", category="gradients", bytes_per_gpu=bucket, bytes=bucket * n_gpus,
+            formula=f"min(5e8, {trainable:,}) x {grad_b} B", note="DeepSpeed reduce_bucket_size default 5e8"))
+    elif n_gpus > 1 and zero == 3:
+        largest = _largest_tensor(spec, total_params)
+        gathered = 4 * largest + min(DEEPSPEED_PREFETCH_BUCKET, total_params) * base_bytes
+        buffer_lines.append(MemoryLine(
+            name="ZeRO-3 gathered parameters", category="weights", bytes_per_gpu=gathered, bytes=gathered * n_gpus,
+            formula=f"4 B x largest layer {largest:,} + min(5e7, params) x {base_bytes} B prefetch",
+            note="DeepSpeed estimate_zero3: largest_layer_memory = 4 x largest_layer_params; "
+            "stage3_prefetch_bucket_size 5e7"))
+    dequant = 0
+    if method == "qlora" and spec is not None:
+        largest_linear = max(g.rows * g.cols for g in _matrix_groups(spec))
+        dequant = largest_linear * 2
+    buffers_gpu = sum(line.bytes_per_gpu for line in buffer_lines) + dequant
+
+    # Gradients live through the forward pass when they accumulate (grad_accum > 1) or sit in persistent
+    # communication buffers (DDP / ZeRO partitions on several GPUs); otherwise zero_grad(set_to_none=True)
+    # frees them before the next forward and backward allocates them as it frees activations.
+    grads_in_forward = options.grad_accum > 1 or n_gpus > 1
+    static_forward = weights_gpu + master_gpu + optimizer_gpu + buffers_gpu + (gradients_gpu if grads_in_forward else 0)
+    static_step = weights_gpu + master_gpu + optimizer_gpu + gradients_gpu + temporaries_gpu + buffers_gpu
+
+    items: list[ActivationItem] = []
+    coefficients = None
+    if spec is not None:
+        items = activation_items(spec, options, lora_modules=lora_modules)
+        coefficients = _coefficients(spec, options, items)
+    else:
+        notes.append("--params: model states only; activations and logits need an architecture "
+                     "(give a model preset or config.json)")
+
+    fixed_overhead = options.overhead_override_bytes if options.overhead_override_bytes is not None \
+        else CUDA_CONTEXT_BYTES
+    plan = _Plan(static_forward=static_forward, static_step=static_step, coefficients=coefficients,
+                 checkpointing=options.grad_checkpointing, fixed_overhead=fixed_overhead)
+    b, s = options.micro_batch, options.seq_tokens
+    total_gpu, layers_gpu, logits_gpu, phase = plan.peak(b, s)
+    allocated = static_forward + layers_gpu + logits_gpu if phase == "forward" else static_step
+    fragmentation = total_gpu - allocated - fixed_overhead
+    overhead_gpu = fixed_overhead + fragmentation
+
+    at_forward = phase == "forward"
+    lines: list[MemoryLine] = []
+
+    def line(name: str, category: str, per_gpu: int, formula: str, note: str = "", *, at_peak: bool = True,
+             whole: int | None = None) -> None:
+        lines.append(MemoryLine(name=name, category=category, bytes_per_gpu=per_gpu,  # type: ignore[arg-type]
+                                bytes=per_gpu * n_gpus if whole is None else whole, at_peak=at_peak,
+                                formula=formula, note=note))
+
+    def sharded(n: int, by: int) -> str:
+        return f" / {by} GPUs" if by > 1 else ""
+
+    if not full:
+        base_name = "frozen base weights (NF4, double quant)" if method == "qlora" else \
+            f"frozen base weights ({'fp32' if precision == 'fp32' else 'bf16'})"
+        frozen_gpu = _shard(frozen_bytes, shard_param)
+        line(base_name, "weights", frozen_gpu, f"{total_params:,} params{sharded(frozen_bytes, shard_param)}",
+             frozen_note, whole=frozen_gpu * n_gpus)
+        adapter_gpu = weights_gpu - frozen_gpu
+        line(f"trainable parameters ({method}, fp32)", "weights", adapter_gpu,
+             f"{trainable:,} x 4 B{sharded(trainable_weight_bytes, shard_param)}",
+             "PEFT autocast_adapter_dtype keeps adapters in fp32")
+    else:
+        line(f"weights ({'fp32' if precision == 'fp32' else 'bf16'})", "weights", weights_gpu,
+             f"{trainable:,} x {weight_b} B{sharded(weights_bytes, shard_param)}")
+    line("gradients", "gradients", gradients_gpu, f"{trainable:,} x {grad_b} B{sharded(gradients, shard_grad)}",
+         "" if grads_in_forward else "allocated during backward as activations are freed",
+         at_peak=grads_in_forward or not at_forward)
+    if master:
+        line("fp32 master weights", "master_weights", master_gpu, f"{trainable:,} x 4 B{sharded(master, shard_opt)}",
+             "mixed precision: the optimizer updates an fp32 copy (ZeRO counts it in K)")
+    state_desc = f"{opt.states} x {state_b} B" if not (opt.eight_bit or opt.factored) else \
+        ("2 x (1 B + 4 B / 256)" if opt.eight_bit else f"(rows + cols) x {state_b} B per matrix")
+    line(f"optimizer states ({opt.name})", "optimizer", optimizer_gpu,
+         f"{trainable:,} x {state_desc}{sharded(optimizer, shard_opt)}", opt.description
+         + ("; counted on the GPU, paged to CPU only under pressure" if opt.paged else ""))
+    if temporaries:
+        line("optimizer step temporaries", "optimizer", temporaries_gpu,
+             f"{trainable:,} x {state_b} B{sharded(temporaries, shard_opt)}",
+             "foreach AdamW/SGD: one state-sized temporary during step()", at_peak=not at_forward)
+    for buffer in buffer_lines:
+        lines.append(buffer)
+    if dequant:
+        line("dequantized weight buffer", "weights", dequant, "largest 4-bit matrix in bf16",
+             "bitsandbytes dequantizes one layer at a time for the matmul")
+    if spec is not None and coefficients is not None:
+        tokens = f"{b} x {s + coefficients.q_extra:,} tokens"
+        how = "layer inputs + one layer recomputed" if options.grad_checkpointing else "every saved tensor, all layers"
+        line("activations", "activations", layers_gpu, f"{tokens}: {how}",
+             "Korthikanti 2022 inventory from the architecture; see --explain", at_peak=at_forward)
+        line("logits and their gradient", "logits", logits_gpu,
+             f"{tokens} x {spec.vocab_size:,} vocab x {LOGITS_BYTES} B",
+             "fp32 log-softmax saved for the loss + gradients of log-probs and logits", at_peak=at_forward)
+    line("CUDA context, cuBLAS workspace", "overhead", fixed_overhead,
+         "--overhead" if options.overhead_override_bytes is not None else "512 MiB",
+         "outside torch.cuda.max_memory_allocated")
+    line("allocator fragmentation", "overhead", fragmentation, f"5 % of {allocated:,} B allocated at the peak",
+         "Megatron-LM theoretical memory: overhead_factor 1.05")
+
+    margin = None
+    fits = None
+    gpu_memory = None
+    if gpu is not None:
+        gpu_memory = gpu.usable_memory_bytes
+        margin = gpu_memory - total_gpu
+        fits = margin >= 0
+
+    # Largest micro-batch and longest sequence (binary searches over the same function).
+    limits = None
+    if gpu is not None and coefficients is not None:
+        budget = gpu.usable_memory_bytes
+
+        def batch_fits(n: int) -> bool:
+            return plan.peak(n, s)[0] <= budget
+
+        def seq_fits(n: int) -> bool:
+            return plan.peak(b, n)[0] <= budget
+
+        max_b, eval_b = search_max(batch_fits, b, MAX_SEARCH_BATCH)
+        max_s, eval_s = search_max(seq_fits, s, MAX_SEARCH_SEQ)
+        limits = LimitSearch(max_micro_batch=max_b, max_seq_tokens=max_s, evaluations=eval_b + eval_s)
+        if spec is not None and max_s > spec.max_position_embeddings:
+            notes.append(f"memory allows {max_s:,}-token sequences; {spec.name} was trained to "
+                         f"{spec.max_position_embeddings:,} (longer needs rope scaling)")
+
+    if spec is not None and s > spec.max_position_embeddings:
+        warnings.append(f"--seq {s:,} exceeds {spec.name}'s maximum {spec.max_position_embeddings:,} tokens "
+                        "(needs rope scaling); computed anyway")
+    if zero_note:
+        notes.append(zero_note)
+    if opt.paged:
+        notes.append("paged optimizer: its states can move to CPU RAM when the GPU runs out, at a speed cost")
+    if method == "prompt-tuning":
+        notes.append(f"prompt tuning lengthens every sequence by {options.virtual_tokens} virtual tokens")
+    if method == "prefix-tuning":
+        notes.append(f"prefix tuning adds {options.virtual_tokens} key/value positions to every layer")
+
+    training = _training_time(spec, gpu, options, total_params, trainable)
+    explain += _explain(spec, options, items, coefficients, lines, total_gpu, phase, opt)
+
+    activations_gpu = layers_gpu
+    return FinetuneResult(
+        model=spec.name if spec is not None else f"{total_params:,} params",
+        gpu=gpu.name if gpu is not None else None,
+        gpu_count=n_gpus,
+        method=method,
+        precision=precision,
+        optimizer=opt.name,
+        zero=zero,
+        seq_tokens=s,
+        micro_batch=b,
+        grad_accum=options.grad_accum,
+        grad_checkpointing=options.grad_checkpointing,
+        attention=options.attention,
+        lora_rank=options.lora_rank if method in LORA_METHODS else None,
+        lora_targets=list(options.lora_targets) if method in LORA_METHODS else None,
+        lora_target_modules=lora_modules if method in LORA_METHODS else None,
+        virtual_tokens=options.virtual_tokens if method in ("prompt-tuning", "prefix-tuning") else None,
+        total_params=total_params,
+        trainable_params=trainable,
+        all_params=all_params,
+        trainable_percent=100 * trainable / all_params,
+        trainable_tensors=tensors if len(tensors) <= 64 else tensors[:64],
+        weights_bytes=weights_bytes,
+        weights_bytes_per_gpu=weights_gpu,
+        frozen_weights_bytes=frozen_bytes,
+        trainable_weights_bytes=trainable_weight_bytes,
+        gradients_bytes=gradients_gpu * n_gpus,
+        gradients_bytes_per_gpu=gradients_gpu,
+        master_weights_bytes=master_gpu * n_gpus,
+        master_weights_bytes_per_gpu=master_gpu,
+        optimizer_bytes=optimizer_gpu * n_gpus,
+        optimizer_bytes_per_gpu=optimizer_gpu,
+        model_states_bytes=states_gpu * n_gpus,
+        model_states_bytes_per_gpu=states_gpu,
+        activations_bytes=activations_gpu * n_gpus,
+        activations_bytes_per_gpu=activations_gpu,
+        logits_bytes=logits_gpu * n_gpus,
+        logits_bytes_per_gpu=logits_gpu,
+        overhead_bytes=overhead_gpu * n_gpus,
+        overhead_bytes_per_gpu=overhead_gpu,
+        total_bytes=total_gpu * n_gpus,
+        total_bytes_per_gpu=total_gpu,
+        peak_phase=phase,  # type: ignore[arg-type]
+        gpu_memory_bytes_per_gpu=gpu_memory,
+        margin_bytes_per_gpu=margin,
+        fits=fits,
+        lines=lines,
+        activation_items=items,
+        limits=limits,
+        training=training,
+        warnings=warnings,
+        notes=notes,
+        explain=explain,
+    )
+
+
+# ------------------------------------------------------------------------------------------ time and cost
+
+
+def training_flops_per_token(spec: ModelSpec | None, method: str, total_params: int, trainable: int, seq: int,
+                             checkpointing: bool) -> tuple[int, str]:
+    """Training FLOPs per token. Full: 6 x N (forward 2N, backward 4N: Kaplan et al. 2020; EleutherAI
+    Transformer Math 101 C = 6PD) with N the matmul parameters one token touches (MoE: active experts;
+    embedding lookups are free, a tied lm_head is not), plus causal attention 6 x L x s x (heads x
+    head_dim) (forward 2 x L x s x a x d for QK^T and AV over half the keys). PEFT: the frozen base runs
+    forward (2N) and backward through activations only (2N), the added weights 6 x trainable.
+    Checkpointing adds one more forward (2N)."""
+    if spec is not None:
+        counts = count_params(spec)
+        matmul = counts.active_params - counts.vector_params
+        if not spec.tie_word_embeddings:
+            matmul -= counts.embedding_params
+        width = spec.num_attention_heads * (spec.v_head_dim if spec.is_mla and spec.v_head_dim else spec.real_head_dim)
+        attention_fwd = 2 * spec.num_hidden_layers * seq * width
+    else:
+        matmul, attention_fwd = total_params, 0
+    forward = 2 * matmul + attention_fwd
+    if method == "full":
+        flops = 3 * forward
+        formula = f"6 x {matmul:,} matmul params + 6 x attention {attention_fwd // 2:,}"
+    else:
+        flops = 2 * forward + 6 * trainable
+        formula = f"4 x {matmul:,} (frozen forward + backward to activations) + 4 x attention " \
+                  f"{attention_fwd // 2:,} + 6 x {trainable:,} trainable"
+    if checkpointing:
+        flops += forward
+        formula += " + one recomputed forward"
+    return flops, formula
+
+
+def _training_time(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptions, total_params: int,
+                   trainable: int) -> TrainingTime | None:
+    if gpu is None:
+        return None
+    dtype = "fp32" if options.precision == "fp32" else "bf16"
+    peak = gpu.tflops.get(dtype) or (gpu.tflops.get("tf32") if dtype == "fp32" else gpu.tflops.get("fp16"))
+    if not peak:
+        return None
+    seq = options.seq_tokens + (options.virtual_tokens if options.method == "prompt-tuning" else 0)
+    per_token, formula = training_flops_per_token(spec, options.method, total_params, trainable, seq,
+                                                  options.grad_checkpointing)
+    tokens_per_step = options.micro_batch * options.seq_tokens * options.grad_accum * options.gpus
+    flops_step = per_token * tokens_per_step
+    rate = options.gpus * peak * 1e12 * options.mfu
+    step_seconds = flops_step / rate
+    steps = epoch = hours = cost = None
+    if options.dataset_tokens is not None:
+        steps = ceil_div(options.dataset_tokens, tokens_per_step)
+        epoch = steps * step_seconds
+        hours = epoch / 3600 * options.gpus
+        cost = hours * gpu.price_per_hour if gpu.price_per_hour is not None else None
+    return TrainingTime(
+        tokens_per_step=tokens_per_step, flops_per_token=per_token, flops_per_step=flops_step, flops_formula=formula,
+        peak_tflops_per_gpu=peak, peak_tflops_dtype=dtype, mfu=options.mfu, step_seconds=step_seconds,
+        tokens_per_second=tokens_per_step / step_seconds, dataset_tokens=options.dataset_tokens,
+        steps_per_epoch=steps, epoch_seconds=epoch, gpu_hours=hours, price_per_gpu_hour=gpu.price_per_hour,
+        cost_usd=cost,
+    )
+
+
+# ------------------------------------------------------------------------------------------ explain
+
+
+def _explain(spec: ModelSpec | None, options: FinetuneOptions, items: list[ActivationItem],
+             coefficients: _Coefficients | None, lines: list[MemoryLine], total: int, phase: str,
+             opt: OptimizerSpec) -> list[str]:
+    out = []
+    for memory_line in lines:
+        mark = "" if memory_line.at_peak else " (not resident at the peak)"
+        out.append(f"{memory_line.name}: {memory_line.formula} = {memory_line.bytes_per_gpu:,} B per GPU{mark}")
+    if spec is not None and coefficients is not None:
+        out.append(f"activations per layer and token (h={spec.hidden_size}, heads={spec.num_attention_heads}, "
+                   f"kv_heads={spec.kv_heads}, head_dim={spec.real_head_dim}, intermediate={spec.intermediate_size}"
+                   + (f", experts {spec.num_experts_per_tok}/{spec.num_experts}" if spec.is_moe else "") + "):")
+        for item in items:
+            scale = " x key length" if item.per_token_pair else (" per key/value token" if item.per_kv else "")
+            count = f" x {item.layers} layers" if item.layers != spec.num_hidden_layers else ""
+            out.append(f"  {item.name}: {item.bytes_per_token:,} B{scale}{count}")
+        if options.grad_checkpointing:
+            out.append(f"  checkpointing keeps each layer's input ({coefficients.checkpoint_per_query:,} B per token, "
+                       f"all layers) and recomputes one layer ({coefficients.layer_max_query:,} B per token)")
+        out.append(f"  Korthikanti 2022: s*b*h*(34 + 5*a*s/h) per GPT layer; this inventory follows the same rule "
+                   f"for {spec.architecture or 'this model'} ({options.attention} attention)")
+    out.append(f"peak = the larger of end-of-forward and optimizer step: {phase}; total {total:,} B per GPU")
+    return out
+
+
+# ------------------------------------------------------------------------------------------ emit seam
+
+
+def training_settings(result: FinetuneResult) -> dict[str, object]:
+    """The plan's settings for a launch config (issue 9 `finetune --emit deepspeed|peft|bnb` renders them):
+    the LoRA / PEFT method, the ZeRO stage and micro-batch, and the bitsandbytes 4-bit load arguments."""
+    settings: dict[str, object] = {
+        "method": result.method,
+        "zero": {"stage": result.zero, "train_micro_batch_size_per_gpu": result.micro_batch,
+                 "gradient_accumulation_steps": result.grad_accum, "bf16": result.precision != "fp32",
+                 "gradient_checkpointing": result.grad_checkpointing, "optimizer": result.optimizer},
+    }
+    if result.lora_rank is not None:
+        settings["lora"] = {"r": result.lora_rank, "lora_alpha": 2 * result.lora_rank, "lora_dropout": 0.0,
+                            "bias": "none", "target_modules": result.lora_target_modules, "task_type": "CAUSAL_LM"}
+    if result.virtual_tokens is not None:
+        settings["prompt"] = {"num_virtual_tokens": result.virtual_tokens}
+    if result.method == "qlora":
+        settings["bnb"] = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
+                           "bnb_4bit_compute_dtype": "bfloat16"}
+    return settings
+
+
+__all__ = [
+    "HF_CONVENTIONS",
+    "KORTHIKANTI_CONVENTIONS",
+    "METHODS",
+    "OPTIMIZERS",
+    "PRECISIONS",
+    "FinetuneOptions",
+    "FinetuneResult",
+    "activation_items",
+    "finetune",
+    "korthikanti_layer_bytes",
+    "lora_params",
+    "resolve_lora_targets",
+    "trainable_tensors",
+    "training_flops_per_token",
+    "training_settings",
+]
