@@ -1,0 +1,137 @@
+"""`llmfit finetune`: what fine-tuning MODEL with a method costs on GPU, term by term, and does it fit?"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from llmfit.cli.common import ExplainOpt, FormatOpt, PresetsOpt, UnitsOpt, emit, exit_with, handle_errors, warn
+from llmfit.render import OutputFormat
+from llmfit.units import DisplayUnits
+
+
+@handle_errors
+def finetune_command(
+    model: Annotated[str | None, typer.Argument(help="Model preset (e.g. 7b, llama-3.1-8b), config.json or repo id. "
+                                                "Omit with --params.", show_default=False)] = None,
+    method: Annotated[str, typer.Option("--method", "-m", help="full, lora, qlora, ia3, prompt-tuning, "
+                                        "prefix-tuning, adapter (AdapterHub bottleneck).")] = "lora",
+    gpu: Annotated[str | None, typer.Option("--gpu", "-g", help="GPU preset; h100-80x8 = eight of them. Without a "
+                                            "GPU: memory only, no verdict.", show_default=False)] = None,
+    gpus: Annotated[int | None, typer.Option("--gpus", help="Data-parallel GPUs (default: the count in --gpu, "
+                                             "else 1).", show_default=False)] = None,
+    zero: Annotated[int, typer.Option("--zero", help="DeepSpeed ZeRO / FSDP sharding stage: 0 none, 1 optimizer "
+                                      "states, 2 + gradients, 3 + parameters.")] = 0,
+    seq: Annotated[str, typer.Option("--seq", "-s", help="Training sequence length: 2048, 4k.")] = "2048",
+    batch: Annotated[int, typer.Option("--batch", "-b", help="Micro-batch per GPU.")] = 1,
+    grad_accum: Annotated[int, typer.Option("--grad-accum", help="Gradient accumulation steps (>1 keeps gradients "
+                                            "alive through the forward pass).")] = 1,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adamw, adamw-8bit, paged-adamw-8bit, sgd, "
+                                           "adafactor.")] = "adamw",
+    precision: Annotated[str, typer.Option("--precision", help="bf16-mixed (bf16 compute, fp32 master), bf16 "
+                                           "(pure), fp32.")] = "bf16-mixed",
+    grad_checkpointing: Annotated[bool, typer.Option("--grad-checkpointing/--no-grad-checkpointing",
+                                                     help="Recompute activations in backward (keeps layer "
+                                                     "inputs only).")] = False,
+    attention: Annotated[str, typer.Option("--attention", help="sdpa (memory-efficient, no s^2 term) or "
+                                           "eager.")] = "sdpa",
+    lora_rank: Annotated[int, typer.Option("--lora-rank", "-r", help="LoRA rank r.")] = 16,
+    lora_targets: Annotated[str, typer.Option("--lora-targets", help="q,k,v,o,gate,up,down (or module names), "
+                                              "or all-linear.")] = "q,v",
+    virtual_tokens: Annotated[int, typer.Option("--virtual-tokens", help="Prompt / prefix tuning virtual "
+                                                "tokens.")] = 20,
+    reduction_factor: Annotated[int, typer.Option("--reduction-factor", help="Bottleneck adapter: hidden / "
+                                                  "bottleneck.")] = 16,
+    adapter_config: Annotated[str, typer.Option("--adapter-config", help="seq_bn (Pfeiffer, one per layer) or "
+                                                "double_seq_bn (Houlsby, two).")] = "seq_bn",
+    dataset_tokens: Annotated[str | None, typer.Option("--dataset-tokens", help="Tokens per epoch (e.g. 50M, 1e9) "
+                                                       "for time and cost.", show_default=False)] = None,
+    mfu: Annotated[str, typer.Option("--mfu", help="Model FLOPs utilisation for the time estimate.")] = "0.35",
+    params: Annotated[str | None, typer.Option("--params", help="What-if: a bare parameter count (7.5e9, 70B); "
+                                               "model states only.", show_default=False)] = None,
+    overhead: Annotated[str | None, typer.Option("--overhead", help="What-if: CUDA context etc. per GPU, e.g. "
+                                                 "1GiB.", show_default=False)] = None,
+    gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="What-if: device memory, e.g. 24GiB.",
+                                                   show_default=False)] = None,
+    fmt: FormatOpt = OutputFormat.table,
+    units: UnitsOpt = DisplayUnits.gib,
+    explain: ExplainOpt = False,
+    presets: PresetsOpt = None,
+) -> None:
+    """Memory of fine-tuning MODEL, term by term, and whether it fits. Exit 0 fits, 1 not, 2 bad input."""
+    from llmfit.cli import resolve
+    from llmfit.engine.finetune import METHODS, OPTIMIZERS, PRECISIONS, FinetuneOptions, finetune
+    from llmfit.errors import SpecError
+    from llmfit.render.finetune import finetune_document
+    from llmfit.units import parse_bytes, parse_count, parse_fraction, parse_tokens
+
+    reg = resolve.registry(presets)
+    if model is None and params is None:
+        raise SpecError("give a MODEL (preset, config.json, repo id) or --params N")
+    if model is not None and params is not None:
+        raise SpecError("give either a MODEL or --params, not both")
+
+    def choice(flag: str, value: str, allowed: tuple[str, ...] | list[str]) -> str:
+        key = value.strip().lower()
+        if key not in allowed:
+            raise SpecError(f"unknown {flag} {value!r} (allowed: {', '.join(allowed)})")
+        return key
+
+    method_name = choice("--method", method, METHODS)
+    optimizer_name = choice("--optimizer", optimizer, list(OPTIMIZERS))
+    precision_name = choice("--precision", precision, PRECISIONS)
+    attention_name = choice("--attention", attention, ("sdpa", "eager"))
+    adapter_name = choice("--adapter-config", adapter_config, ("seq_bn", "double_seq_bn"))
+    for flag, value, high in (("--batch", batch, 1 << 20), ("--grad-accum", grad_accum, 1 << 20),
+                              ("--lora-rank", lora_rank, 1 << 16), ("--virtual-tokens", virtual_tokens, 1 << 20),
+                              ("--reduction-factor", reduction_factor, 1 << 16)):
+        if value <= 0 or value > high:
+            raise SpecError(f"{flag} must be a positive integer up to {high:,}, got {value}")
+    if zero not in (0, 1, 2, 3):
+        raise SpecError(f"--zero must be 0, 1, 2 or 3, got {zero}")
+    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+    if not targets:
+        raise SpecError("--lora-targets is empty; give e.g. q,v or all-linear")
+
+    spec = resolve.resolve_model(model, reg) if model is not None else None
+    n_params = parse_count(params, what="--params") if params is not None else None
+    gpu_spec = None
+    preset_count = 1
+    if gpu is not None or gpu_memory is not None:
+        gpu_spec, preset_count = resolve.resolve_gpu(gpu, reg, gpu_memory)
+    if gpus is not None and (gpus <= 0 or gpus > 1 << 16):
+        raise SpecError(f"--gpus must be a positive integer, got {gpus}")
+    if gpus is not None and preset_count > 1 and gpus != preset_count:
+        raise SpecError(f"--gpu {gpu} means {preset_count} GPUs but --gpus says {gpus}")
+    n_gpus = gpus if gpus is not None else preset_count
+
+    options = FinetuneOptions(
+        method=method_name,  # type: ignore[arg-type]
+        seq_tokens=parse_tokens(seq, what="--seq"),
+        micro_batch=batch,
+        grad_accum=grad_accum,
+        optimizer=optimizer_name,
+        precision=precision_name,  # type: ignore[arg-type]
+        grad_checkpointing=grad_checkpointing,
+        attention=attention_name,  # type: ignore[arg-type]
+        lora_rank=lora_rank,
+        lora_targets=targets,
+        virtual_tokens=virtual_tokens,
+        adapter_reduction_factor=reduction_factor,
+        adapter_config=adapter_name,  # type: ignore[arg-type]
+        gpus=n_gpus,
+        zero=zero,
+        dataset_tokens=parse_count(dataset_tokens, what="--dataset-tokens") if dataset_tokens else None,
+        mfu=parse_fraction(mfu, what="--mfu"),
+        overhead_override_bytes=parse_bytes(overhead, what="--overhead") if overhead else None,
+    )
+    result = finetune(spec, gpu_spec, options, params=n_params)
+    for message in result.warnings:
+        warn(message)
+    emit(fmt, result, lambda: finetune_document(result, units), explain=explain)
+    exit_with(result.fits is not False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune_command)
