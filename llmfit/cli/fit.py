@@ -27,8 +27,10 @@ def fit_command(
                                                 show_default=False)] = None,
     gpu: Annotated[str | None, typer.Option("--gpu", "-g", help="GPU preset, e.g. a100-80; h100-80x8 = eight.",
                                             show_default=False)] = None,
-    dtype: Annotated[str, typer.Option("--dtype", "-d", help="Weight format: fp32 fp16 bf16 int8-raw int4-raw int8 "
-                                       "int4 gptq awq nf4 fp8 mxfp4 q8_0 q4_k_m q4_0 ... or 'all'.")] = "bf16",
+    dtype: Annotated[str | None, typer.Option("--dtype", "-d", help="Weight format: fp32 fp16 bf16 int8-raw int4-raw "
+                                              "int8 int4 gptq awq nf4 fp8 mxfp4 q8_0 q4_k_m q4_0 ... or 'all'. "
+                                              "Default: a model file's own stored format, else the model's "
+                                              "torch_dtype.", show_default=False)] = None,
     context: Annotated[str | None, typer.Option("--context", "-c", help="Tokens per request: 8192, 8k, 128K. "
                                                 "Default min(8192, the model's maximum).", show_default=False)] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV cache: auto (model dtype), fp16, bf16, fp8, fp32, "
@@ -73,6 +75,15 @@ def fit_command(
     if model is not None and params is not None:
         raise SpecError("give either a MODEL or --params, not both")
     spec = resolve.resolve_model(model, reg) if model is not None else None
+    # No --dtype: the checkpoint's own format and measured bytes (model files), else the model's torch_dtype.
+    native = dtype is None
+    measured = None
+    if native:
+        from llmfit.readers.native import label_measured, measured_weights_bytes, native_format
+
+        native_fmt = native_format(spec)
+        dtype = native_fmt.name
+        measured = measured_weights_bytes(spec, native_fmt) if weights is None else None
     n_params = parse_count(params, what="--params") if params is not None else None
     gpu_spec, gpu_count = resolve.resolve_gpu(gpu, reg, gpu_memory)
     if kv_dtype.lower() not in KV_DTYPES:
@@ -99,15 +110,17 @@ def fit_command(
         max_num_seqs=max_num_seqs,
         engine_version=engine_version,
         min_concurrency=min_concurrency,
-        weights_override_bytes=parse_bytes(weights, what="--weights") if weights else None,
+        weights_override_bytes=parse_bytes(weights, what="--weights") if weights else measured,
         overhead_override_bytes=parse_bytes(overhead, what="--overhead") if overhead else None,
     )
     deployment = Deployment(gpu_count=gpu_count, tp=tp_size, pp=pp)
     names = ALL_TABLE_FORMATS if dtype.lower() == "all" else (dtype,)
     if dtype.lower() == "all" and spec is None:
         names = ("fp32", "fp16", "bf16", "int8-raw", "int4-raw", "int8", "int4")
-    formats = [resolve.resolve_format(name) for name in names]
+    formats = [native_fmt] if native else [resolve.resolve_format(name) for name in names]
     results = [fit(spec, gpu_spec, f, deployment, options, params=n_params) for f in formats]
+    if native:
+        results = [label_measured(r, spec, native_fmt, measured) for r in results]
     for message in results[0].warnings:
         warn(message)
     from llmfit.render.fit import fit_document, fit_table_document

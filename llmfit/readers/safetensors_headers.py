@@ -1,0 +1,186 @@
+"""Safetensors headers: every tensor's name, dtype and shape, without loading one.
+
+`safetensors.safe_open` memory-maps the file and parses only its JSON header; `get_slice(name)`
+gives dtype and shape without reading data. Sharded checkpoints list their files in
+`model.safetensors.index.json` (`weight_map`: tensor -> file; `metadata.total_size`: bytes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from math import prod
+from pathlib import Path
+
+from llmfit.readers.config import ModelFileError
+
+INDEX_NAME = "model.safetensors.index.json"
+
+# Bytes per element of each safetensors dtype (safetensors' Dtype enum; F4 packs two per byte).
+DTYPE_BYTES: dict[str, Fraction] = {
+    "BOOL": Fraction(1), "U8": Fraction(1), "I8": Fraction(1), "F8_E4M3": Fraction(1), "F8_E5M2": Fraction(1),
+    "F8_E8M0": Fraction(1), "E8M0": Fraction(1), "I16": Fraction(2), "U16": Fraction(2), "F16": Fraction(2),
+    "BF16": Fraction(2), "I32": Fraction(4), "U32": Fraction(4), "F32": Fraction(4), "I64": Fraction(8),
+    "U64": Fraction(8), "F64": Fraction(8), "F4": Fraction(1, 2), "F6_E2M3": Fraction(3, 4),
+    "F6_E3M2": Fraction(3, 4),
+}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+
+    @property
+    def numel(self) -> int:
+        return prod(self.shape)
+
+
+def _tensor(name: str, dtype: str, shape: list[int] | tuple[int, ...], where: str) -> TensorInfo:
+    size = DTYPE_BYTES.get(dtype)
+    if size is None:
+        raise ModelFileError(f"{where}: tensor {name} has dtype {dtype!r}, unknown to llmfit")
+    numel = prod(shape)
+    return TensorInfo(name=name, dtype=dtype, shape=tuple(shape), nbytes=-(-numel * size.numerator // size.denominator))
+
+
+def read_file_headers(path: Path) -> list[TensorInfo]:
+    """The tensors of one .safetensors file, from its header only."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            out = []
+            for name in handle.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
+                piece = handle.get_slice(name)
+                out.append(_tensor(name, piece.get_dtype(), piece.get_shape(), str(path)))
+            return out
+    except (SafetensorError, OSError) as error:
+        raise ModelFileError(f"{path}: not a readable safetensors file ({error})") from None
+
+
+def read_index(path: Path) -> tuple[list[str], int | None]:
+    """(shard file names, metadata.total_size) of a model.safetensors.index.json."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"{path}: not valid JSON ({error})") from None
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+        raise ModelFileError(f"{path}: no weight_map of tensor -> file")
+    total = (data.get("metadata") or {}).get("total_size")
+    return sorted(set(weight_map.values())), total if isinstance(total, int) and total > 0 else None
+
+
+def folder_headers(folder: Path) -> tuple[list[TensorInfo] | None, int | None, str]:
+    """Tensors of a snapshot folder: (tensors or None when no shard is present, index total_size, how read).
+
+    With an index, every shard it names must be present, or none (a config + index download):
+    then only the index's total_size is known.
+    """
+    index = folder / INDEX_NAME
+    if index.is_file():
+        shards, total = read_index(index)
+        present = [folder / s for s in shards if (folder / s).is_file()]
+        if not present:
+            return None, total, f"{INDEX_NAME} (total_size only: no shard files present)"
+        if len(present) != len(shards):
+            missing = [s for s in shards if not (folder / s).is_file()]
+            raise ModelFileError(f"{folder}: {INDEX_NAME} lists {len(shards)} shards, {len(missing)} missing "
+                                 f"(e.g. {missing[0]}); download them all or only config.json + the index")
+        files = present
+    else:
+        files = sorted(p for p in folder.glob("*.safetensors") if p.is_file())
+        total = None
+        if not files:
+            return None, None, "config.json only (no safetensors files)"
+    tensors = [t for path in files for t in read_file_headers(path)]
+    return tensors, total, f"safetensors headers of {len(files)} file{'s' if len(files) != 1 else ''}"
+
+
+# ---- what each stored tensor is -----------------------------------------------------------------
+
+_QUANT_METADATA = re.compile(
+    r"\.(qzeros|scales|g_idx|weight_scale|weight_scale_inv|input_scale|output_scale|weight_zero_point|"
+    r"weight_g_idx|weight_shape|weight_global_scale|input_global_scale|absmax|quant_map|nested_absmax|"
+    r"nested_quant_map|SCB|weight_format|k_scale|v_scale)$|\.quant_state\.|_scales$"
+)
+_PACKED = re.compile(r"\.(qweight|weight_packed)$|_blocks$")
+_VISION = re.compile(r"(^|\.)(vision_tower|vision_model|visual|multi_modal_projector|mm_projector|vision_embed"
+                     r"|patch_merger|image_newline)(\.|$)")
+_BUFFERS = re.compile(r"rotary_emb\.inv_freq$|\.attn\.bias$|\.attn\.masked_bias$")
+_LAYER = re.compile(r"(?:^|\.)layers\.(\d+)\.")
+
+
+@dataclass(frozen=True)
+class TensorTally:
+    """Stored tensors sorted into what an engine loads, by component."""
+
+    text_params: int
+    vision_params: int
+    loaded_bytes: int
+    file_bytes: int
+    bytes_by_dtype: dict[str, int]
+    skipped: list[str]  # why some stored tensors are not loaded
+
+
+def tally(tensors: list[TensorInfo], *, layers: int, weights_per_element: int | None) -> TensorTally:
+    """Logical parameters and loaded bytes of stored tensors.
+
+    Packed integer tensors (GPTQ/AWQ qweight, compressed-tensors weight_packed, gpt-oss *_blocks) hold
+    `weights_per_element` weights each; bitsandbytes 4-bit stores U8 `.weight` with a quant_state beside
+    it (2 per byte). Scales, zero points, g_idx and absmax are metadata: bytes, not parameters. Layers
+    past num_hidden_layers (DeepSeek-V3's multi-token-prediction module) and rotary inv_freq buffers are
+    not loaded by vLLM for serving, so they count in file_bytes only.
+    """
+    # bitsandbytes 4-bit: "X.weight" (U8) owns "X.weight.absmax", "X.weight.quant_state.bitsandbytes__nf4"...
+    bnb_owners = {t.name.split(".quant_state.")[0] for t in tensors if ".quant_state." in t.name}
+    bnb_owners |= {t.name[: -len(".absmax")] for t in tensors if t.name.endswith(".weight.absmax")}
+    text = vision = loaded = file_bytes = 0
+    by_dtype: dict[str, int] = {}
+    skipped_mtp = skipped_buffers = 0
+    for t in tensors:
+        file_bytes += t.nbytes
+        layer = _LAYER.search(t.name)
+        if layer and int(layer.group(1)) >= layers and not _VISION.search(t.name):
+            skipped_mtp += t.nbytes
+            continue
+        if _BUFFERS.search(t.name):
+            skipped_buffers += t.nbytes
+            continue
+        loaded += t.nbytes
+        by_dtype[t.dtype] = by_dtype.get(t.dtype, 0) + t.nbytes
+        if _QUANT_METADATA.search(t.name):
+            continue
+        if _PACKED.search(t.name):
+            params = t.numel * (weights_per_element or 1)
+        elif t.dtype == "U8" and t.name in bnb_owners:
+            params = t.numel * 2  # bitsandbytes 4-bit: two weights per byte
+        else:
+            params = t.numel
+        if _VISION.search(t.name):
+            vision += params
+        else:
+            text += params
+    skipped = []
+    if skipped_mtp:
+        skipped.append(f"{skipped_mtp:,} B of layers >= {layers} (multi-token-prediction module) not loaded")
+    if skipped_buffers:
+        skipped.append(f"{skipped_buffers:,} B of rotary inv_freq / attention-mask buffers not loaded")
+    return TensorTally(text_params=text, vision_params=vision, loaded_bytes=loaded, file_bytes=file_bytes,
+                       bytes_by_dtype=by_dtype, skipped=skipped)
+
+
+def dominant_float_dtype(tensors: list[TensorInfo]) -> str | None:
+    """The float dtype holding the most bytes (what an unquantized checkpoint is stored in)."""
+    sizes: dict[str, int] = {}
+    for t in tensors:
+        if t.dtype in ("BF16", "F16", "F32"):
+            sizes[t.dtype] = sizes.get(t.dtype, 0) + t.nbytes
+    if not sizes:
+        return None
+    return {"BF16": "bf16", "F16": "fp16", "F32": "fp32"}[max(sizes, key=lambda k: sizes[k])]

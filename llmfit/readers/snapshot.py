@@ -1,0 +1,111 @@
+"""A Hugging Face snapshot (config.json, index, safetensors headers) -> ModelSpec with its checkpoint.
+
+The architecture comes from config.json; what the checkpoint really stores (format, bytes per dtype,
+logical parameter count, the vision tower exactly) from the safetensors headers when the shards are
+present, else from `metadata.total_size` of the index, else from config.json alone.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from llmfit.engine.params import count_params
+from llmfit.readers.config import ModelFileError, read_config_file, spec_fields
+from llmfit.readers.quant import format_from_quantization
+from llmfit.readers.safetensors_headers import TensorInfo, dominant_float_dtype, folder_headers, tally
+from llmfit.specs import CheckpointInfo, ModelSpec
+
+_DTYPE_FORMAT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+
+
+def build_spec(fields: dict[str, Any], *, name: str, source: str, hf_id: str | None, where: str,
+               checkpoint: CheckpointInfo | None, published: int | None = None,
+               published_source: str | None = None) -> ModelSpec:
+    """Validate the fields into a ModelSpec; a failure is one line naming the file."""
+    from llmfit.presets import validation_message
+
+    data = {**fields, "name": name, "source": source, "hf_id": hf_id, "checkpoint": checkpoint}
+    if published is not None:
+        data |= {"published_params": published, "params_source": published_source}
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as error:
+        raise ModelFileError(validation_message(where, error)) from None
+
+
+def with_count_note(spec: ModelSpec) -> ModelSpec:
+    """Add a note when the stored tensors hold more or fewer parameters than the architecture has."""
+    info = spec.checkpoint
+    if info is None or info.stored_params is None:
+        return spec
+    computed = count_params(spec).total_params
+    diff = info.stored_params - computed
+    if diff == 0:
+        return spec
+    hint = ""
+    if spec.tie_word_embeddings and diff == spec.vocab_size * spec.hidden_size:
+        hint = " = vocab x hidden: the file stores lm_head although the embeddings are tied"
+    note = (f"the checkpoint stores {info.stored_params:,} parameters, the architecture has {computed:,} "
+            f"({diff:+,}{hint})")
+    return spec.model_copy(update={"checkpoint": info.model_copy(update={"notes": [*info.notes, note]})})
+
+
+def spec_from_snapshot(config_path: Path, *, name: str, hf_id: str | None, label: str,
+                       folder: Path | None = None, tensors: list[TensorInfo] | None = None,
+                       index_total: int | None = None, how: str | None = None) -> ModelSpec:
+    """ModelSpec of config.json plus, when `folder` (or pre-read `tensors`) is given, what is stored."""
+    config = read_config_file(config_path)
+    where = str(config_path)
+    if folder is not None and tensors is None:
+        tensors, index_total, how = folder_headers(folder)
+    qc = config.get("quantization_config")
+    if qc is None and isinstance(config.get("text_config"), dict):
+        qc = config["text_config"].get("quantization_config")
+    if qc is not None and not isinstance(qc, dict):
+        raise ModelFileError(f"{where}: quantization_config must be an object")
+    fmt_name, per_element = format_from_quantization(qc, where) if qc else (None, None)
+
+    multimodal = isinstance(config.get("text_config"), dict)
+    fields = spec_fields(config, where, tower_params={"pending": 0} if (tensors and multimodal) else None)
+    notes: list[str] = []
+    published = None
+    if tensors:
+        counted = tally(tensors, layers=fields["num_hidden_layers"], weights_per_element=per_element)
+        if multimodal:
+            fields["extra_params"] = ({"vision tower + projector (safetensors headers)": counted.vision_params}
+                                      if counted.vision_params else {})
+        if fmt_name is None:
+            fmt_name = dominant_float_dtype(tensors) or _DTYPE_FORMAT[fields.get("torch_dtype", "bfloat16")]
+            published = counted.text_params + counted.vision_params
+        notes += counted.skipped
+        info = CheckpointInfo(path=str(folder or config_path.parent), reader="safetensors", format=fmt_name,
+                              format_note=how, stored_bytes=counted.loaded_bytes, file_bytes=counted.file_bytes,
+                              stored_params=counted.text_params + counted.vision_params,
+                              bytes_by_dtype=counted.bytes_by_dtype, notes=notes)
+    else:
+        fmt_name = fmt_name or _DTYPE_FORMAT[fields.get("torch_dtype", "bfloat16")]
+        if index_total is not None:
+            notes.append("stored bytes are the index's metadata.total_size: every tensor in the files, "
+                         "including any the engine does not load")
+        info = CheckpointInfo(path=str(folder or config_path), reader="index.json" if index_total else "config.json",
+                              format=fmt_name, format_note=how, stored_bytes=index_total, file_bytes=index_total,
+                              notes=notes)
+    source = f"{label}: config.json" + (f" + {how}" if how else "")
+    spec = build_spec(fields, name=name, source=source, hf_id=hf_id, where=where, checkpoint=info,
+                      published=published,
+                      published_source="safetensors headers: every stored tensor, as the Hub's safetensors.total"
+                      if published else None)
+    return with_count_note(spec)
+
+
+def average_bits(spec: ModelSpec) -> Fraction | None:
+    """Stored bits per parameter of a checkpoint, for a format llmfit has no model of."""
+    info = spec.checkpoint
+    if info is None or not info.stored_bytes:
+        return None
+    params = count_params(spec).total_params
+    return Fraction(info.stored_bytes * 8, params)
