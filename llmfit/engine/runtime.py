@@ -1,10 +1,40 @@
 """Runtime overhead of a serving engine, per GPU: what vLLM subtracts before the KV cache pool.
 
-vLLM (v1 `gpu_worker.determine_available_memory`): the KV pool is
-    total device memory x gpu_memory_utilization - (weights + torch activation peak of the profile run
-    + non-torch memory [+ CUDA-graph pool, from v0.21 on])
-so the overhead is three named lines. Engine-level constants below carry their source; there are no
-per-model factors: the activation peak is computed from the architecture.
+vLLM (v1 `gpu_worker.determine_available_memory`; V0 `worker.determine_num_available_blocks`):
+    KV pool = total device memory x gpu_memory_utilization
+              - (weights as loaded + torch activation peak of the profile run + non-torch memory)
+The CUDA-graph pool is captured after the KV cache is allocated and is not subtracted up to v0.19 (its
+v0.19 log prints "CUDA graph pool memory: 0.91 GiB (actual)" yet 0.95 x 79.19 - 17.12 = 58.11 GiB of KV);
+profiling it became the default only in v0.21 (gpustack/runner PR #251), for which there is no data here.
+
+The activation peak is modelled from what the profile run allocates (vllm/v1/worker/gpu_model_runner.py
+`profile_run`): one forward pass of `max_num_batched_tokens` tokens split over `max_num_seqs` dummy
+requests (`_dummy_run`), then the sampler on the last token of each request (`_dummy_sampler_run`, with
+temperature 0.5, top_p 0.9, top_k vocab-1). Its peak is the larger of two phases, plus the cuBLAS workspace
+that the first GEMM allocates through PyTorch's caching allocator:
+
+forward phase (the widest point of one layer; a layer's buffers are freed before the next):
+    tokens x max(MLP, attention) x act_bytes, per token and GPU (TP shards the intermediate width)
+    MLP, gated: residual + MLP input + down_proj output (3h) + gate_up (2I/tp) + SiLU(gate) and the
+        product (2I/tp): SiluAndMul.forward_native materialises both when torch.compile runs the model
+        (v1), the V0 eager engine's fused silu_and_mul kernel writes only the product (3h + 3I/tp)
+    MLP, plain: 3h + up (I/tp) + activation (I/tp)
+    MoE (fused_moe workspace): 3h + router logits (E) + top_k x (w13 output 2I_e/tp + activation I_e/tp
+        + w2 output h) + shared experts 4 I_s/tp
+    attention: 3h + q/k/v (q + 2 kv heads x head_dim / tp) + attention output (q heads x head_dim / tp)
+sampler phase (rows = min(max_num_seqs, tokens) requests; only the last pipeline stage samples):
+    rows x vocab x (logits in the model dtype + their float32 copy + the sampler's working set)
+    + the forward pass's hidden states still held (tokens x h) + the sampled rows and their rand_like copy
+    (2 x rows x h) [+ v0.19's Triton top-k/top-p buffer: min(SMs, rows) x vocab x 4 B]
+    working set, v0.19: float32 probabilities + exponential noise = 8 B per logit (top-k/top-p masked in
+        place by the Triton kernel of vllm PR #33538, or by FlashInfer's sampler: same 8 B either way)
+    working set, v0.11 and V0: torch.sort of the float32 logits (PyTorch Sort.cu segmented_sort_pairs):
+        sorted values 4 + int64 indices 8 + int64 reverse indices 8 + cub's double buffers 4 + 8 = 32 B
+
+Checked against the shared logs (validation/vllm_kv.yaml) without a per-model factor: Llama-3.1-8B on
+H100 1.885 GiB (v0.19 measured 1.89) and 4.757 GiB (v0.11: 4.76); Qwen3-0.6B 5.557 (5.56); Qwen3-32B
+5.635 (5.64); gpt-oss 7.373 (7.38); Llama-3.3-70B TP2 4.835 (4.84); RTX 3090 V0 at max_model_len
+20000 / 29000: 2.068 / 2.995 (2.07 / 2.99).
 """
 
 from __future__ import annotations
@@ -16,20 +46,26 @@ from pydantic import BaseModel, ConfigDict
 from llmfit.specs import ModelSpec
 from llmfit.units import GIB, MIB
 
+FP32_BYTES = 4
+
 
 @dataclass(frozen=True)
 class EngineProfile:
     """Constants of one engine version, each with its source."""
 
     name: str
-    # Non-torch memory (CUDA context, cuBLAS workspace; NCCL buffers with TP >= 2), per GPU.
+    # Non-torch memory (CUDA context, cuBLAS handles; NCCL buffers with TP >= 2), per GPU, as logged.
     non_torch_tp1_bytes: int
     non_torch_tp_bytes: int
     non_torch_pp_bytes: int
-    # Whether the CUDA-graph pool is subtracted from the KV budget.
+    # The v1 engine (torch.compile, chunked prefill always on) or the V0 engine (eager, no chunking <= 32K).
+    v1: bool
+    # Bytes per logit the sampler holds beyond the logits and their float32 copy (see the module docstring).
+    sampler_working_bytes: int
+    # v0.19 Triton top-k/top-p: one float32 vocab row per program, min(SMs, rows) programs.
+    triton_topk_buffer: bool
+    # Whether the CUDA-graph pool is subtracted from the KV budget (False for every version with data).
     counts_cuda_graphs: bool
-    # Multiplier on the modelled activation peak of the profile run (1.0 = the v1 engine's accounting).
-    activation_scale: float
     source: str
 
 
@@ -39,29 +75,100 @@ ENGINE_PROFILES: dict[str, EngineProfile] = {
         non_torch_tp1_bytes=round(0.25 * GIB),
         non_torch_tp_bytes=round(2.07 * GIB),
         non_torch_pp_bytes=round(0.07 * GIB),
+        v1=True,
+        sampler_working_bytes=8,
+        triton_topk_buffer=True,
         counts_cuda_graphs=False,
-        activation_scale=1.0,
         source="llm-d-planner PR #205 accuracy report (vLLM v0.19.0, H100): non-torch 0.25 GiB at TP1, "
-        "2.07-2.13 GiB at TP2/4 (NCCL buffers), 0.07 GiB at PP2/4",
+        "2.07-2.13 GiB at TP2/4 (NCCL buffers), 0.07 GiB at PP2/4; sampler: vllm PR #33538 (Triton top-k/top-p)",
     ),
     "0.11": EngineProfile(
         name="vLLM v0.11",
         non_torch_tp1_bytes=round(0.13 * GIB),
         non_torch_tp_bytes=round(0.54 * GIB),
         non_torch_pp_bytes=round(0.13 * GIB),
+        v1=True,
+        sampler_working_bytes=32,
+        triton_topk_buffer=False,
         counts_cuda_graphs=False,
-        activation_scale=2.5,
         source="llm-d-planner docs/empirical-vllm-memory-results.md (vLLM v0.11.0, H100): non-torch "
-        "0.13-0.14 GiB at TP1, 0.54-0.55 GiB at TP2; activation peak ~2.5x v0.19's for the same model",
+        "0.13-0.14 GiB at TP1, 0.54-0.55 GiB at TP2; sampler: sort-based apply_top_k_top_p",
+    ),
+    "0.6": EngineProfile(
+        name="vLLM v0.6 (V0 engine)",
+        non_torch_tp1_bytes=round(0.35 * GIB),
+        non_torch_tp_bytes=round(0.35 * GIB),
+        non_torch_pp_bytes=round(0.35 * GIB),
+        v1=False,
+        sampler_working_bytes=32,
+        triton_topk_buffer=False,
+        counts_cuda_graphs=False,
+        source="vllm-project/vllm issue #10517 (V0 engine, v0.6.4 log format, RTX 3090): non_torch_memory=0.35GiB; "
+        "V0 SchedulerConfig: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill",
     ),
 }
 DEFAULT_ENGINE_VERSION = "0.19"
 
+# Streaming multiprocessors per GPU preset (vendor datasheets; MI300X: compute units). Only v0.19's Triton
+# top-k/top-p buffer depends on it (min(SMs, rows) vocab rows); unknown devices count as an H100 SXM (132).
+SM_COUNTS: dict[str, int] = {
+    "h100": 132, "h200": 132, "b200": 148, "a100": 108, "l40s": 142, "l40": 142, "l4": 58, "a10g": 80, "a10": 72,
+    "t4": 40, "rtx-4090": 128, "rtx-3090": 82, "mi300x": 304,
+}
+DEFAULT_SM_COUNT = 132
 
-def default_max_num_batched_tokens(gpu_memory_bytes: int) -> int:
-    """vLLM's default for `vllm serve`: 8192 tokens per step on >= 70 GiB devices (H100, MI300X), 2048 below
-    (vllm/engine/arg_utils.py, default_max_num_batched_tokens for UsageContext.OPENAI_API_SERVER)."""
-    return 8192 if gpu_memory_bytes >= 70 * GIB else 2048
+# PyTorch aten/src/ATen/cuda/CublasHandlePool.cpp: the default cuBLAS workspace is 4096 KiB x 8 = 32 MiB on
+# sm90 (Hopper), else 4096 KiB x 2 + 16 KiB x 8; allocated through the caching allocator by the first GEMM,
+# which the profile run performs, so it is part of the torch peak.
+CUBLAS_WORKSPACE_SM90_BYTES = 4096 * 1024 * 8
+CUBLAS_WORKSPACE_BYTES = 4096 * 1024 * 2 + 16 * 1024 * 8
+
+# V0: max_model_len above 32K turns chunked prefill on, with max_num_batched_tokens 512 (V0 SchedulerConfig).
+V0_LONG_CONTEXT = 32 * 1024
+V0_CHUNKED_BATCHED_TOKENS = 512
+V0_MIN_BATCHED_TOKENS = 2048
+V0_MAX_NUM_SEQS = 256
+
+
+def default_max_num_batched_tokens(gpu_memory_bytes: int, gpu_name: str = "") -> int:
+    """vLLM's default for `vllm serve` (v1 engine): 8192 tokens per step on >= 70 GiB devices other than the
+    A100 (H100, H200, MI300X), 2048 below (vllm/engine/arg_utils.py get_batch_defaults, OPENAI_API_SERVER;
+    the A100 exclusion is PR #17885)."""
+    return 8192 if _large_device(gpu_memory_bytes, gpu_name) else 2048
+
+
+def default_max_num_seqs(gpu_memory_bytes: int, gpu_name: str = "") -> int:
+    """vLLM's default max_num_seqs for `vllm serve` (v1 engine): 1024 on the same large devices, 256 below."""
+    return 1024 if _large_device(gpu_memory_bytes, gpu_name) else 256
+
+
+def _large_device(gpu_memory_bytes: int, gpu_name: str) -> bool:
+    return gpu_memory_bytes >= 70 * GIB and "a100" not in gpu_name.lower()
+
+
+def engine_batch_defaults(engine_version: str, *, gpu_memory_bytes: int, gpu_name: str = "",
+                          context_tokens: int | None = None) -> tuple[int, int]:
+    """(max_num_batched_tokens, max_num_seqs) the engine version picks when the user sets neither."""
+    profile = ENGINE_PROFILES[engine_version]
+    if profile.v1:
+        return (default_max_num_batched_tokens(gpu_memory_bytes, gpu_name),
+                default_max_num_seqs(gpu_memory_bytes, gpu_name))
+    context = context_tokens or V0_MIN_BATCHED_TOKENS
+    if context > V0_LONG_CONTEXT:
+        return V0_CHUNKED_BATCHED_TOKENS, V0_MAX_NUM_SEQS
+    return max(context, V0_MIN_BATCHED_TOKENS), V0_MAX_NUM_SEQS
+
+
+def sm_count(gpu_name: str) -> int:
+    key = gpu_name.lower()
+    for prefix in sorted(SM_COUNTS, key=len, reverse=True):
+        if key.startswith(prefix):
+            return SM_COUNTS[prefix]
+    return DEFAULT_SM_COUNT
+
+
+def cublas_workspace_bytes(compute_capability: str | None) -> int:
+    return CUBLAS_WORKSPACE_SM90_BYTES if (compute_capability or "").startswith("9.") else CUBLAS_WORKSPACE_BYTES
 
 
 class OverheadLine(BaseModel):
@@ -72,36 +179,103 @@ class OverheadLine(BaseModel):
     formula: str
 
 
-def activation_peak_bytes(spec: ModelSpec, *, batched_tokens: int, max_num_seqs: int, act_bytes: int,
-                          tp: int = 1) -> tuple[int, str]:
-    """Torch activation peak of vLLM's profile run, per GPU.
+class ActivationPeak(BaseModel):
+    """The profile run's torch peak on one GPU, by phase."""
 
-    The profile run pushes `batched_tokens` tokens through one forward pass, then samples `max_num_seqs`
-    rows. Its peak is the widest point of a layer (buffers of one layer are freed before the next):
-      tokens x (residual + normed input h + 2 x h + q/k/v width/tp + gate_up 2I/tp + act I/tp) x act_bytes
-    plus the sampler: max_num_seqs x vocab x 4 B (fp32 logits) x 2 (logits and probabilities).
-    """
+    model_config = ConfigDict(frozen=True)
+
+    forward_bytes: int
+    sampler_bytes: int
+    workspace_bytes: int
+    batched_tokens: int
+    sampler_rows: int
+    formula: str
+
+    @property
+    def peak_bytes(self) -> int:
+        return max(self.forward_bytes, self.sampler_bytes) + self.workspace_bytes
+
+
+def _forward_width(spec: ModelSpec, tp: int, v1: bool) -> tuple[int, str]:
+    """Elements per token alive at the widest point of one layer on one GPU, and the term that sets it."""
     h = spec.hidden_size
+    d = spec.real_head_dim
     if spec.is_mla:
-        qkv = spec.num_attention_heads * ((spec.qk_nope_head_dim or 0) + (spec.qk_rope_head_dim or 0)) * 2
+        q_width = spec.num_attention_heads * ((spec.qk_nope_head_dim or 0) + (spec.qk_rope_head_dim or 0))
+        qkv = 2 * q_width + spec.num_attention_heads * (spec.v_head_dim or 0)
+        attn_out = spec.num_attention_heads * (spec.v_head_dim or 0)
     else:
-        qkv = (spec.num_attention_heads + 2 * spec.kv_heads) * spec.real_head_dim
-    inter = spec.intermediate_size
+        qkv = (spec.num_attention_heads + 2 * spec.kv_heads) * d
+        attn_out = spec.num_attention_heads * d
+    attention = 3 * h + qkv // tp + attn_out // tp
+    act_copies = 2 if v1 else 1  # v1: SiLU(gate) and the product; V0: the fused kernel's product only
+    if spec.mlp_kind == "gated":
+        dense = 3 * h + (2 + act_copies) * spec.intermediate_size // tp
+    else:
+        dense = 3 * h + 2 * spec.intermediate_size // tp
+    widths = {"attention": attention}
+    if not spec.is_moe or spec.first_k_dense_replace:
+        widths["dense MLP"] = dense
     if spec.is_moe:
-        inter = max(spec.intermediate_size if spec.first_k_dense_replace else 0,
-                    (spec.moe_intermediate_size or spec.intermediate_size) * spec.num_experts_per_tok)
-    width = 2 * h + qkv // tp + 3 * inter // tp
-    layer_peak = batched_tokens * width * act_bytes
-    sampler = max_num_seqs * spec.vocab_size * 4 * 2
-    formula = (f"{batched_tokens} tokens x ({2 * h} + {qkv // tp} + 3 x {inter // tp}) x {act_bytes} B"
-               f" + {max_num_seqs} seqs x {spec.vocab_size} vocab x 4 B x 2")
-    return layer_peak + sampler, formula
+        expert = spec.moe_intermediate_size or spec.intermediate_size
+        shared = spec.shared_expert_intermediate_size or expert * spec.num_shared_experts
+        widths["MoE"] = (3 * h + spec.num_experts + spec.num_experts_per_tok * (3 * expert // tp + h)
+                         + 4 * shared // tp)
+    name = max(widths, key=lambda k: widths[k])
+    return widths[name], name
+
+
+def activation_peak(spec: ModelSpec, *, engine_version: str, batched_tokens: int, max_num_seqs: int,
+                    act_bytes: int, tp: int = 1, gpu_name: str = "",
+                    compute_capability: str | None = None) -> ActivationPeak:
+    """Torch activation peak of the engine's profile run on one GPU (see the module docstring)."""
+    profile = ENGINE_PROFILES[engine_version]
+    h, vocab = spec.hidden_size, spec.vocab_size
+    width, widest = _forward_width(spec, tp, profile.v1)
+    forward = batched_tokens * width * act_bytes
+    rows = min(max_num_seqs, batched_tokens)
+    float_copy = FP32_BYTES if act_bytes < FP32_BYTES else 0  # .to(float32) is a no-op on fp32 logits
+    per_logit = act_bytes + float_copy + profile.sampler_working_bytes
+    sampler = rows * vocab * per_logit
+    buffer = 0
+    if profile.triton_topk_buffer:
+        buffer = min(sm_count(gpu_name), rows) * vocab * FP32_BYTES
+    held = batched_tokens * h * act_bytes + 2 * rows * h * act_bytes
+    sampler_phase = sampler + buffer + held
+    workspace = cublas_workspace_bytes(compute_capability)
+    formula = (f"max(forward {batched_tokens} tokens x {width} ({widest}) x {act_bytes} B = "
+               f"{forward / GIB:.3f} GiB, sampler {rows} rows x {vocab} vocab x {per_logit} B"
+               + (f" + Triton buffer {buffer / MIB:.0f} MiB" if buffer else "")
+               + f" + held hidden states {held / MIB:.0f} MiB = {sampler_phase / GIB:.3f} GiB)"
+               f" + cuBLAS workspace {workspace / MIB:.3g} MiB")
+    return ActivationPeak(forward_bytes=forward, sampler_bytes=sampler_phase, workspace_bytes=workspace,
+                          batched_tokens=batched_tokens, sampler_rows=rows, formula=formula)
+
+
+def activation_peak_bytes(spec: ModelSpec, *, batched_tokens: int, max_num_seqs: int, act_bytes: int,
+                          tp: int = 1, engine_version: str = DEFAULT_ENGINE_VERSION) -> tuple[int, str]:
+    """(bytes, formula) of the profile run's torch peak; see `activation_peak`."""
+    peak = activation_peak(spec, engine_version=engine_version, batched_tokens=batched_tokens,
+                           max_num_seqs=max_num_seqs, act_bytes=act_bytes, tp=tp)
+    return peak.peak_bytes, peak.formula
+
+
+def rope_cache_bytes(spec: ModelSpec, act_bytes: int) -> tuple[int, int]:
+    """vLLM's rotary embedding registers one cos_sin_cache of max_position x rotary_dim in the model dtype,
+    shared by all layers (vllm/model_executor/layers/rotary_embedding get_rope caches the module); it is
+    loaded with the weights and counted in "Model loading took" (Llama-3.1-8B: 14.9575 GiB of parameters
+    + 131072 x 128 x 2 B = 14.9888 GiB, as the V0 log prints). Returns (bytes, rotary_dim)."""
+    rotary_dim = spec.qk_rope_head_dim if spec.is_mla else spec.real_head_dim
+    rotary_dim = rotary_dim or spec.real_head_dim
+    return spec.max_position_embeddings * rotary_dim * act_bytes, rotary_dim
 
 
 def overhead_lines(spec: ModelSpec | None, *, engine_version: str, tp: int, pp: int, gpu_memory_bytes: int,
-                   max_num_seqs: int, act_bytes: int = 2,
-                   max_num_batched_tokens: int | None = None) -> list[OverheadLine]:
-    """The runtime overhead lines of one GPU: non-torch memory, activation peak (and CUDA graphs if counted)."""
+                   max_num_seqs: int | None = None, act_bytes: int = 2,
+                   max_num_batched_tokens: int | None = None, gpu_name: str = "",
+                   compute_capability: str | None = None, context_tokens: int | None = None) -> list[OverheadLine]:
+    """The runtime overhead lines of one GPU: non-torch memory, the profile run's activation peak and the
+    rotary cache loaded with the weights. Unset batch limits take the engine version's defaults for the GPU."""
     profile = ENGINE_PROFILES[engine_version]
     if tp > 1:
         non_torch = profile.non_torch_tp_bytes
@@ -111,18 +285,22 @@ def overhead_lines(spec: ModelSpec | None, *, engine_version: str, tp: int, pp: 
         why = f"{profile.name}, PP={pp}"
     else:
         non_torch = profile.non_torch_tp1_bytes
-        why = f"{profile.name}, one GPU: CUDA context, cuBLAS workspace"
+        why = f"{profile.name}, one GPU: CUDA context, cuBLAS handles"
     lines = [OverheadLine(name="non-torch memory", bytes_per_gpu=non_torch, formula=why)]
-    if spec is not None:
-        tokens = max_num_batched_tokens or default_max_num_batched_tokens(gpu_memory_bytes)
-        peak, formula = activation_peak_bytes(spec, batched_tokens=tokens, max_num_seqs=max_num_seqs,
-                                              act_bytes=act_bytes, tp=tp)
-        if profile.activation_scale != 1.0:
-            peak = round(peak * profile.activation_scale)
-            formula = f"{profile.activation_scale} x ({formula})"
-        lines.append(OverheadLine(name="activation peak (profile run)", bytes_per_gpu=peak, formula=formula))
-    else:
+    if spec is None:
         # No architecture: vLLM's smallest observed profile peak for a dense model stands in.
         lines.append(OverheadLine(name="activation peak (no architecture: assumed)", bytes_per_gpu=1024 * MIB,
                                   formula="1 GiB assumed: pass a model preset to compute it"))
+        return lines
+    default_tokens, default_seqs = engine_batch_defaults(engine_version, gpu_memory_bytes=gpu_memory_bytes,
+                                                         gpu_name=gpu_name, context_tokens=context_tokens)
+    peak = activation_peak(spec, engine_version=engine_version,
+                           batched_tokens=max_num_batched_tokens or default_tokens,
+                           max_num_seqs=max_num_seqs or default_seqs, act_bytes=act_bytes, tp=tp,
+                           gpu_name=gpu_name, compute_capability=compute_capability)
+    lines.append(OverheadLine(name="activation peak (profile run)", bytes_per_gpu=peak.peak_bytes,
+                              formula=peak.formula))
+    rope, rotary_dim = rope_cache_bytes(spec, act_bytes)
+    lines.append(OverheadLine(name="rotary cos/sin cache (loaded with the weights)", bytes_per_gpu=rope,
+                              formula=f"{spec.max_position_embeddings} positions x {rotary_dim} x {act_bytes} B"))
     return lines

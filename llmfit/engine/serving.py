@@ -21,7 +21,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import bytes_per_token, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
 from llmfit.engine.params import count_params
-from llmfit.engine.runtime import DEFAULT_ENGINE_VERSION, ENGINE_PROFILES, OverheadLine, overhead_lines
+from llmfit.engine.runtime import (
+    DEFAULT_ENGINE_VERSION,
+    ENGINE_PROFILES,
+    OverheadLine,
+    engine_batch_defaults,
+    overhead_lines,
+)
 from llmfit.engine.support import dtype_support_warnings
 from llmfit.engine.weights import WeightLine, dense_param_bytes, group_bytes, weight_bytes
 from llmfit.errors import SpecError
@@ -64,7 +70,9 @@ class ServingOptions(BaseModel):
     kv_dtype: str = "auto"
     gpu_util: float = Field(default=0.9, gt=0, le=1)
     block_size: int = Field(default=16, gt=0)
-    max_num_seqs: int = Field(default=256, gt=0)
+    # None: the engine version's default for the GPU (vLLM v1: 1024 on >= 70 GiB devices other than the A100, else
+    # 256), which also sizes the profile run's sampler (runtime.engine_batch_defaults).
+    max_num_seqs: int | None = Field(default=256, gt=0)
     max_num_batched_tokens: int | None = Field(default=None, gt=0)
     engine_version: str = DEFAULT_ENGINE_VERSION
     min_concurrency: int = Field(default=1, ge=0)
@@ -177,6 +185,11 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         *, params: int | None = None) -> FitResult:
     """Plan one deployment. `spec` None means a bare parameter count (`--params`): weights only, no KV."""
     validate_deployment(spec, deployment)
+    if options.max_num_seqs is None:
+        _, default_seqs = engine_batch_defaults(options.engine_version, gpu_memory_bytes=gpu.usable_memory_bytes,
+                                                gpu_name=gpu.name, context_tokens=options.context_tokens)
+        options = options.model_copy(update={"max_num_seqs": default_seqs})
+    assert options.max_num_seqs is not None
     tp, pp, replicas = deployment.tp, deployment.pp, deployment.replicas
     steps: list[Step] = []
     warnings: list[str] = []
@@ -218,7 +231,9 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         act_bytes = 4 if fmt.name == "fp32" else 2
         lines = overhead_lines(spec, engine_version=options.engine_version, tp=tp, pp=pp,
                                gpu_memory_bytes=gpu.usable_memory_bytes, max_num_seqs=options.max_num_seqs,
-                               act_bytes=act_bytes, max_num_batched_tokens=options.max_num_batched_tokens)
+                               act_bytes=act_bytes, max_num_batched_tokens=options.max_num_batched_tokens,
+                               gpu_name=gpu.name, compute_capability=gpu.compute_capability,
+                               context_tokens=options.context_tokens)
     overhead_per_gpu = sum(line.bytes_per_gpu for line in lines)
     for line in lines:
         steps.append(Step(label=line.name, formula=line.formula, substituted="", result=line.bytes_per_gpu,
