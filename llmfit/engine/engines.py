@@ -16,9 +16,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from llmfit.engine.formats import WeightFormat
-from llmfit.engine.runtime import OverheadLine, overhead_lines
-from llmfit.engine.serving import Deployment, FitResult, ServingOptions, Step, fit
+from llmfit.engine import serving
+from llmfit.engine.formats import WeightFormat, get_format
+from llmfit.engine.runtime import OverheadLine
+from llmfit.engine.serving import Deployment, FitResult, ServingOptions, Step
 from llmfit.specs import GpuSpec, ModelSpec
 
 ENGINES = ("vllm", "sglang", "trt-llm")
@@ -57,21 +58,26 @@ class EngineRule(BaseModel):
     engine: str
     memory_fraction: float  # vLLM/SGLang: of total memory; TRT-LLM: of free memory
     block_size: int
+    max_num_seqs: int  # as serving.fit resolves it for this GPU
     overhead_lines: list[OverheadLine]
 
 
 def engine_rule(engine: str, spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int,
-                options: ServingOptions, memory_fraction: float | None) -> EngineRule:
+                options: ServingOptions, memory_fraction: float | None, *, params: int | None = None) -> EngineRule:
+    """The runtime lines come from serving.fit itself (one replica of this shape), so every engine shares
+    vLLM's measured non-torch and activation model; the overhead depends on the format only through the
+    activation width (fp32 or 16-bit), so a 16-bit probe stands in for every quantized format."""
     fraction = memory_fraction if memory_fraction is not None else default_memory_fraction(engine, tp)
-    act_bytes = 4 if fmt.name == "fp32" else 2
-    lines = overhead_lines(spec, engine_version=options.engine_version, tp=tp, pp=pp,
-                           gpu_memory_bytes=gpu.usable_memory_bytes, max_num_seqs=options.max_num_seqs,
-                           act_bytes=act_bytes, max_num_batched_tokens=options.max_num_batched_tokens)
+    probe_fmt = fmt if fmt.name in ("fp32", "bf16", "fp16") else get_format("bf16")
+    probe = serving.fit(spec, gpu, probe_fmt, Deployment(gpu_count=tp * pp, tp=tp, pp=pp), options, params=params)
+    lines = probe.overhead_lines
+    block = options.block_size
     if engine == "sglang":
         # Only what is in use before the weights load counts against the static fraction.
         lines = [line for line in lines if line.name == "non-torch memory"]
-        return EngineRule(engine=engine, memory_fraction=fraction, block_size=1, overhead_lines=lines)
-    return EngineRule(engine=engine, memory_fraction=fraction, block_size=options.block_size, overhead_lines=lines)
+        block = 1
+    return EngineRule(engine=engine, memory_fraction=fraction, block_size=block, max_num_seqs=probe.max_num_seqs,
+                      overhead_lines=lines)
 
 
 def engine_fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Deployment,
@@ -79,25 +85,26 @@ def engine_fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployme
                params: int | None = None) -> FitResult:
     """`serving.fit` under one engine's budget rule (see the module docstring). vLLM is fit itself."""
     if engine == "vllm" and memory_fraction is None:
-        return fit(spec, gpu, fmt, deployment, options, params=params)
-    rule = engine_rule(engine, spec, gpu, fmt, deployment.tp, deployment.pp, options, memory_fraction)
+        return serving.fit(spec, gpu, fmt, deployment, options, params=params)
+    rule = engine_rule(engine, spec, gpu, fmt, deployment.tp, deployment.pp, options, memory_fraction, params=params)
+    options = options.model_copy(update={"max_num_seqs": rule.max_num_seqs})
     overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
     if engine in ("vllm", "sglang"):
         opts = options.model_copy(update={"gpu_util": rule.memory_fraction, "block_size": rule.block_size,
                                           "overhead_override_bytes": overhead})
-        result = fit(spec, gpu, fmt, deployment, opts, params=params)
+        result = serving.fit(spec, gpu, fmt, deployment, opts, params=params)
         lines = rule.overhead_lines
         why = (f"pool = memory x mem_fraction_static {rule.memory_fraction} - weights - memory in use before "
                "loading (SGLang); activations and CUDA graphs use the rest" if engine == "sglang" else "")
     else:  # trt-llm: a fraction of what is free after the weights and the runtime
-        first = fit(spec, gpu, fmt, deployment, options.model_copy(update={
+        first = serving.fit(spec, gpu, fmt, deployment, options.model_copy(update={
             "gpu_util": 1.0, "overhead_override_bytes": overhead}), params=params)
         free = first.kv_budget_bytes_per_gpu
         reserve = free - int(free * rule.memory_fraction) if free > 0 else 0
         lines = [*rule.overhead_lines, OverheadLine(
             name="kept free (1 - free_gpu_memory_fraction)", bytes_per_gpu=reserve,
             formula=f"(memory - weights - runtime) x (1 - {rule.memory_fraction})")]
-        result = fit(spec, gpu, fmt, deployment, options.model_copy(update={
+        result = serving.fit(spec, gpu, fmt, deployment, options.model_copy(update={
             "gpu_util": 1.0, "overhead_override_bytes": overhead + reserve}), params=params)
         why = (f"pool = {rule.memory_fraction} x (memory - weights - runtime) (TensorRT-LLM "
                "free_gpu_memory_fraction: a share of FREE memory)")

@@ -218,6 +218,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     usable = np.zeros((n_g, n_s), dtype=np.int64)
     overhead = np.zeros((n_g, n_s, n_f), dtype=np.int64)
     fraction = np.zeros((n_g, n_s), dtype=np.float64)
+    caps = np.zeros((n_g, n_s), dtype=np.int64)
     valid_gf = np.ones((n_g, n_f), dtype=bool)
     bandwidth = np.array([g.memory_bandwidth_bytes_per_s or np.nan for g in gpus], dtype=np.float64)
     for gi, gpu in enumerate(gpus):
@@ -232,6 +233,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                     rules[act] = engine_rule(target.engine, spec, gpu, fmt, sh.tp, sh.pp, base, target.memory_fraction)
                 overhead[gi, si, fi] = sum(line.bytes_per_gpu for line in rules[act].overhead_lines)
             fraction[gi, si] = next(iter(rules.values())).memory_fraction
+            caps[gi, si] = next(iter(rules.values())).max_num_seqs
             if target.engine == "trt-llm":
                 usable[gi, si] = int(gpu.usable_memory_bytes * 1.0)  # fit runs with gpu_util 1.0
             else:
@@ -251,7 +253,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     safe_req = np.where(req4 > 0, req4, 1)
     whole = np.where(req4 > 0, budget4 // safe_req, 0)
     replicas = np.array([sh.replicas for sh in shape_list], dtype=np.int64)[None, :, None, None]
-    cap = base.max_num_seqs
+    cap = caps[:, :, None, None]
     max_conc = np.where(loads, replicas * np.minimum(whole, cap), 0)
     headroom_whole = np.where(req4 > 0, np.floor_divide(budget4 * (1 - base.headroom), safe_req), 0).astype(np.int64)
     recommended = np.where(loads, replicas * np.minimum(headroom_whole, cap), 0)
