@@ -35,8 +35,9 @@ def fit_command(
                                                 "Default min(8192, the model's maximum).", show_default=False)] = None,
     kv_dtype: Annotated[str, typer.Option("--kv-dtype", help="KV cache: auto (model dtype), fp16, bf16, fp8, fp32, "
                                           "q8_0, q4_0.")] = "auto",
-    gpu_util: Annotated[str, typer.Option("--gpu-util", help="Share of device memory the engine may use (vLLM "
-                                          "gpu_memory_utilization).")] = "0.9",
+    gpu_util: Annotated[str | None, typer.Option("--gpu-util", help="Share of device memory the engine may use "
+                                                 "(vLLM gpu_memory_utilization 0.9; SGLang and TRT-LLM: their own "
+                                                 "defaults).", show_default=False)] = None,
     tp: Annotated[int | None, typer.Option("--tp", help="Tensor-parallel size (default: all GPUs / pp).",
                                            show_default=False)] = None,
     pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel size.")] = 1,
@@ -55,6 +56,17 @@ def fit_command(
     gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="What-if: device memory, e.g. 80GiB "
                                                    "(an unnamed GPU, or overrides --gpu's).",
                                                    show_default=False)] = None,
+    engine: Annotated[str | None, typer.Option("--engine", help="vllm (default), sglang, trt-llm (each its own KV "
+                                               "budget rule) or llama.cpp (GPU/RAM offload, -ngl).",
+                                               show_default=False)] = None,
+    solve: Annotated[str, typer.Option("--solve", help="concurrency: requests at --context; context: the longest "
+                                       "context at which --min-concurrency requests fit.")] = "concurrency",
+    emit_to: Annotated[str | None, typer.Option("--emit", help="Print the launch command: vllm, sglang or "
+                                                "llama.cpp.", show_default=False)] = None,
+    ram: Annotated[str | None, typer.Option("--ram", help="System RAM for llama.cpp offload, e.g. 64GB.",
+                                            show_default=False)] = None,
+    efficiency: Annotated[str | None, typer.Option("--efficiency", help="Speed-bound efficiency MEMORY[,COMPUTE] "
+                                                   "(default 0.75,0.5).", show_default=False)] = None,
     fmt: FormatOpt = OutputFormat.table,
     units: UnitsOpt = DisplayUnits.gib,
     explain: ExplainOpt = False,
@@ -65,7 +77,7 @@ def fit_command(
     from llmfit.engine.formats import ALL_TABLE_FORMATS
     from llmfit.engine.kv import KV_DTYPES
     from llmfit.engine.runtime import ENGINE_PROFILES
-    from llmfit.engine.serving import Deployment, ServingOptions, fit
+    from llmfit.engine.serving import Deployment, ServingOptions
     from llmfit.errors import SpecError
     from llmfit.units import parse_bytes, parse_count, parse_fraction, parse_tokens
 
@@ -102,10 +114,20 @@ def fit_command(
     else:
         context_tokens = parse_tokens(context, what="--context")
     tp_size = tp if tp is not None else max(1, gpu_count // pp)
+    from llmfit.cli import fit_extras
+
+    engine_name = fit_extras.effective_engine(engine, emit_to)
+    if solve not in ("concurrency", "context"):
+        raise SpecError(f"unknown --solve {solve!r} (allowed: concurrency, context)")
+    if engine_name == "llama.cpp":
+        fit_extras.run_llamacpp(spec, model, gpu_spec, resolve.resolve_format(dtype), context_tokens=context_tokens,
+                                parallel=max(1, min_concurrency), kv_dtype=kv_dtype.lower(), ram=ram,
+                                emit_to=emit_to, out=fmt, units=units, explain=explain)
+    memory_fraction = parse_fraction(gpu_util, what="--gpu-util") if gpu_util and engine_name != "vllm" else None
     options = ServingOptions(
         context_tokens=context_tokens,
         kv_dtype=kv_dtype.lower(),
-        gpu_util=parse_fraction(gpu_util, what="--gpu-util"),
+        gpu_util=parse_fraction(gpu_util or "0.9", what="--gpu-util"),
         block_size=block_size,
         max_num_seqs=max_num_seqs,
         engine_version=engine_version,
@@ -118,16 +140,27 @@ def fit_command(
     if dtype.lower() == "all" and spec is None:
         names = ("fp32", "fp16", "bf16", "int8-raw", "int4-raw", "int8", "int4")
     formats = [native_fmt] if native else [resolve.resolve_format(name) for name in names]
-    results = [fit(spec, gpu_spec, f, deployment, options, params=n_params) for f in formats]
+    if solve == "context" and (spec is None or len(formats) > 1):
+        raise SpecError("--solve context needs a model architecture and one --dtype")
+    if solve == "context":
+        assert spec is not None
+        solved, limit = fit_extras.solve_context(spec, gpu_spec, formats[0], deployment, options, engine_name,
+                                                 memory_fraction)
+        results = [solved]
+    else:
+        limit = None
+        results = [fit_extras.engine_fit(spec, gpu_spec, f, deployment, options, engine_name,
+                                         memory_fraction=memory_fraction, params=n_params) for f in formats]
     if native:
         results = [label_measured(r, spec, native_fmt, measured) for r in results]
     for message in results[0].warnings:
         warn(message)
-    from llmfit.render.fit import fit_document, fit_table_document
+    from llmfit.render.fit import fit_table_document
 
     if len(results) == 1:
-        emit(fmt, results[0], lambda: fit_document(results[0], units), explain=explain)
-        exit_with(results[0].fits)
+        fit_extras.show_fit(results[0], spec=spec, gpu=gpu_spec, fmt=formats[0], engine=engine_name,
+                            emit_to=emit_to, efficiency=efficiency, memory_fraction=memory_fraction, solved=limit,
+                            out=fmt, units=units, explain=explain)
     emit(fmt, results, lambda: fit_table_document(results, units), explain=explain)
     exit_with(any(r.fits for r in results))
 
