@@ -628,9 +628,10 @@ def _step_temporary_bytes(tensors: list[TrainableTensor], opt: OptimizerSpec, st
     return params * state_bytes
 
 
-def _largest_tensor(spec: ModelSpec | None, total_params: int) -> int:
+def _largest_tensor(spec: ModelSpec | None) -> int:
+    """Parameters of the largest single tensor (0 when only a bare count is known)."""
     if spec is None:
-        return total_params
+        return 0
     return max(g.rows * g.cols for g in tensor_groups(spec))
 
 
@@ -772,7 +773,7 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
             name="ZeRO reduce bucket", category="gradients", bytes_per_gpu=bucket, bytes=bucket * n_gpus,
             formula=f"min(5e8, {trainable:,}) x {grad_b} B", note="DeepSpeed reduce_bucket_size default 5e8"))
     elif n_gpus > 1 and zero == 3:
-        largest = _largest_tensor(spec, total_params)
+        largest = _largest_tensor(spec)
         gathered = 4 * largest + min(DEEPSPEED_PREFETCH_BUCKET, total_params) * base_bytes
         buffer_lines.append(MemoryLine(
             name="ZeRO-3 gathered parameters", category="weights", bytes_per_gpu=gathered, bytes=gathered * n_gpus,
