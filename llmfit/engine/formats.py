@@ -169,7 +169,13 @@ FORMATS: dict[str, WeightFormat] = {
         _gguf("q4_k_m", "GGUF Q4_K_M mix: Q4_K with Q6_K for half the attn_v/ffn_down and output", "q4_k"),
         _gguf("q4_k_s", "GGUF Q4_K_S: Q4_K, a few early ffn_down Q5_K, output Q6_K", "q4_k"),
         _gguf("q3_k_m", "GGUF Q3_K_M mix: Q3_K with Q4_K/Q5_K for attn_v, ffn_down, attn_output", "q3_k"),
-        _gguf("q2_k", "GGUF Q2_K mix: Q2_K with Q3_K/Q4_K for attn_v and ffn_down", "q2_k"),
+        _gguf("q2_k", "GGUF Q2_K mix: Q2_K with Q3_K/Q4_K for attn_v, ffn_down and attn_output", "q2_k"),
+        _gguf("q2_k_s", "GGUF Q2_K_S mix: Q2_K, Q4_K for attn_v (GQA >= 4) and the first eighth of ffn_down",
+              "q2_k"),
+        _gguf("q3_k_s", "GGUF Q3_K_S: Q3_K, output Q6_K", "q3_k"),
+        _gguf("q3_k_l", "GGUF Q3_K_L mix: Q3_K with Q5_K for attn_v, ffn_down and attn_output", "q3_k"),
+        _gguf("iq4_xs", "GGUF IQ4_XS mix: 4.25 bpw non-linear, Q5_K for attn_v (GQA >= 4) and early ffn_down"),
+        _gguf("iq4_nl", "GGUF IQ4_NL mix: 4.5 bpw non-linear, Q5_K for attn_v (GQA >= 4) and early ffn_down"),
     ]
 }
 # Group-size variants: gptq-g32, awq-g64, int4-g32 ...
@@ -200,58 +206,123 @@ def get_format(name: str) -> WeightFormat:
 
 
 # ---- llama.cpp per-tensor type choice for the k-quant mixes (src/llama-quant.cpp llama_tensor_get_type) ----
+# Followed rule by rule from ggml-org/llama.cpp src/llama-quant.cpp (llama_tensor_get_type, and the fallback for
+# rows that are not a whole number of blocks in llama_model_quantize_impl). IQ2/IQ3 mixes need an importance
+# matrix and are not modelled.
+
+# The ftype's default tensor type (llama_model_quantize_impl's switch on ftype).
+GGUF_BASE_TYPES: dict[str, str] = {
+    "q2_k": "q2_k", "q2_k_s": "q2_k", "q3_k_s": "q3_k", "q3_k_m": "q3_k", "q3_k_l": "q3_k", "q4_k_s": "q4_k",
+    "q4_k_m": "q4_k", "q5_k_s": "q5_k", "q5_k_m": "q5_k", "q6_k": "q6_k", "q8_0": "q8_0", "q4_0": "q4_0",
+    "q4_1": "q4_1", "q5_0": "q5_0", "q5_1": "q5_1", "iq4_xs": "iq4_xs", "iq4_nl": "iq4_nl",
+}
+
+# A type whose block does not divide a row falls back (llama_model_quantize_impl, convert_incompatible_tensor);
+# if the fallback's block does not divide the row either, the tensor stays F16.
+GGUF_ROW_FALLBACK: dict[str, str] = {
+    "q2_k": "iq4_nl", "q3_k": "iq4_nl", "iq4_xs": "iq4_nl", "q4_k": "q5_0", "q5_k": "q5_1", "q6_k": "q8_0",
+}
 
 
 def _use_more_bits(layer: int, n_layers: int) -> bool:
-    """llama.cpp: the first and last eighth of the layers, and every third layer in between."""
+    """llama.cpp `use_more_bits`: the first and last eighth of the layers, and every third layer in between."""
     return layer < n_layers // 8 or layer >= 7 * n_layers // 8 or (layer - n_layers // 8) % 3 == 2
 
 
+def _attn_v_type(mix: str, base: str, layer: int, n_layers: int, gqa_ratio: int, n_experts: int,
+                 is_70b: bool) -> str:
+    kind = base
+    if mix == "q2_k":
+        kind = "q4_k" if gqa_ratio >= 4 else "q3_k"
+    elif mix == "q2_k_s" and gqa_ratio >= 4:
+        kind = "q4_k"
+    elif mix == "q3_k_m":
+        kind = "q5_k" if layer < 2 else "q4_k"
+    elif mix == "q3_k_l" or (mix in ("iq4_nl", "iq4_xs") and gqa_ratio >= 4):
+        kind = "q5_k"
+    elif mix in ("q4_k_m", "q5_k_m") and _use_more_bits(layer, n_layers):
+        kind = "q6_k"
+    elif mix == "q4_k_s" and layer < 4:
+        kind = "q5_k"
+    if is_70b and kind in ("q3_k", "q4_k"):
+        # "In the 70B model we have 8 heads sharing the same attn_v weights ... quantizing this tensor with more bits"
+        kind = "q5_k"
+    if n_experts == 8:
+        kind = "q8_0"  # "for the 8-expert model, bumping this to Q8_0 trades just ~128MB"
+    return kind
+
+
+def _ffn_down_type(mix: str, base: str, layer: int, n_layers: int, falcon: bool) -> str:
+    if mix == "q2_k":
+        return "q3_k"
+    if mix == "q2_k_s":
+        return "q4_k" if layer < n_layers // 8 else base
+    if mix == "q3_k_m":
+        if layer < n_layers // 16:
+            return "q5_k"
+        return "q4_k" if not falcon or _use_more_bits(layer, n_layers) else "q3_k"
+    if mix == "q3_k_l":
+        return "q4_k" if falcon else "q5_k"
+    if mix == "q4_k_m":
+        if falcon:
+            return "q6_k" if layer < n_layers // 16 else "q5_k" if _use_more_bits(layer, n_layers) else "q4_k"
+        return "q6_k" if _use_more_bits(layer, n_layers) else base
+    if mix in ("iq4_nl", "iq4_xs") and layer < n_layers // 8:
+        return "q5_k"  # without an importance matrix, as a file from a plain `llama-quantize` is
+    if mix == "q5_k_m" and _use_more_bits(layer, n_layers):
+        return "q6_k"
+    if mix == "q4_k_s" and not falcon and layer < n_layers // 8:
+        return "q5_k"
+    return base
+
+
+def _attn_output_type(mix: str, base: str, n_experts: int, falcon: bool) -> str:
+    if falcon:
+        return "q4_k" if mix == "q3_k_l" else base
+    if n_experts == 8:
+        return "q5_k" if mix in ("q2_k", "q3_k_s", "q3_k_m", "iq4_nl", "q4_k_s", "q4_k_m", "iq4_xs") else base
+    return {"q2_k": "q3_k", "q3_k_m": "q4_k", "q3_k_l": "q5_k"}.get(mix, base)
+
+
+def _fits_rows(kind: str, n_per_row: int | None) -> bool:
+    return n_per_row is None or n_per_row % GGML_TYPES[kind][0] == 0
+
+
 def gguf_tensor_type(mix: str, tensor: str, layer: int | None, n_layers: int, *, n_experts: int = 0,
-                     gqa_ratio: int = 1) -> str:
+                     gqa_ratio: int = 1, n_per_row: int | None = None, arch: str | None = None,
+                     has_output: bool = True, is_70b: bool | None = None, n_ffn_down: int | None = None) -> str:
     """The ggml type llama.cpp's quantizer writes for one tensor under a file type (mix).
 
-    tensor is one of: token_embd, output, attn_q, attn_k, attn_v, attn_output, ffn_gate, ffn_up, ffn_down,
-    and their expert variants (ffn_*_exps). Follows llama_tensor_get_type for the common cases; rules for
-    exotic architectures (falcon, 70B-specific attn_v bumps) are included where llama.cpp has them.
+    tensor is one of: token_embd, output, attn_q, attn_k, attn_v, attn_qkv, attn_output, ffn_gate, ffn_up,
+    ffn_down and their expert variants (ffn_*_exps, ffn_*_shexp). `n_per_row` is the row length (input
+    features): a type whose block does not divide it falls back as llama.cpp does. `has_output` False (tied
+    embeddings) quantizes token_embd with the output rule. `is_70b` None infers llama.cpp's LLM_TYPE_70B
+    from 80 layers (Llama-2/3 70B, Qwen2 72B). `n_ffn_down` counts the ffn_down tensors (default n_layers).
     """
-    base = {"q4_k_m": "q4_k", "q4_k_s": "q4_k", "q5_k_m": "q5_k", "q5_k_s": "q5_k", "q3_k_m": "q3_k",
-            "q2_k": "q2_k", "q6_k": "q6_k", "q8_0": "q8_0", "q4_0": "q4_0", "q4_1": "q4_1", "q5_0": "q5_0",
-            "q5_1": "q5_1"}[mix]
-    if tensor == "output":
-        # "output.weight": Q6_K for every mix except Q8_0 (which keeps Q8_0) and the legacy types.
-        if mix in ("q8_0",):
+    base = GGUF_BASE_TYPES[mix]
+    falcon = (arch or "").lower().startswith("falcon")
+    if is_70b is None:
+        is_70b = n_layers == 80
+    if tensor == "output" or (tensor == "token_embd" and not has_output):
+        if falcon or not _fits_rows(base, n_per_row):
             return "q8_0"
-        return "q6_k"
-    if tensor == "token_embd":
-        return base
-    if layer is None:
-        return base
-    ffn_down = tensor.startswith("ffn_down")
-    if tensor == "attn_v":
-        if mix == "q2_k":
-            return "q4_k" if gqa_ratio >= 4 else "q3_k"
-        if mix == "q3_k_m":
-            return "q5_k" if layer < 2 else "q4_k"
-        if mix in ("q4_k_m", "q5_k_m"):
-            if n_experts >= 8:
-                return "q8_0"
-            return "q6_k" if _use_more_bits(layer, n_layers) else base
-        if mix == "q4_k_s" and n_experts >= 8:
-            return "q8_0"
-        return base
-    if tensor == "attn_k" and n_experts >= 8 and mix in ("q2_k", "q3_k_m", "q4_k_s", "q4_k_m"):
-        return "q4_k" if mix in ("q2_k", "q3_k_m") else "q5_k"
-    if ffn_down:
-        if mix == "q2_k":
-            return "q3_k"
-        if mix == "q3_k_m":
-            return "q5_k" if layer < n_layers // 16 else "q4_k"
-        if mix in ("q4_k_m", "q5_k_m"):
-            return "q6_k" if _use_more_bits(layer, n_layers) else base
-        if mix == "q4_k_s" and layer < n_layers // 8:
-            return "q5_k"
-        return base
-    if tensor == "attn_output" and mix == "q3_k_m":
-        return "q4_k"
-    return base
+        return base if base == "q8_0" else "q6_k"
+    if tensor == "token_embd" or layer is None:
+        kind = base
+    elif tensor == "attn_v":
+        kind = _attn_v_type(mix, base, layer, n_layers, gqa_ratio, n_experts, is_70b)
+    elif tensor == "attn_k":
+        kind = "q8_0" if n_experts == 8 else base
+    elif tensor.startswith("ffn_down"):
+        kind = _ffn_down_type(mix, base, layer, n_ffn_down or n_layers, falcon)
+    elif tensor == "attn_output":
+        kind = _attn_output_type(mix, base, n_experts, falcon)
+    elif tensor == "attn_qkv":
+        kind = {"q3_k_m": "q4_k", "q3_k_l": "q4_k", "q4_k_m": "q5_k", "q5_k_m": "q6_k"}.get(mix, base)
+    else:
+        kind = base
+    if not _fits_rows(kind, n_per_row):
+        kind = GGUF_ROW_FALLBACK.get(kind, "f16")
+        if not _fits_rows(kind, n_per_row):
+            kind = "f16"
+    return kind
