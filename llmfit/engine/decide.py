@@ -297,6 +297,8 @@ class MethodEstimate(BaseModel):
     model_config = _FROZEN
 
     method: Lever
+    trainable_params: int
+    zero: int = Field(description="ZeRO stage the estimate shards model states with (0 on one GPU)")
     total_bytes: int = Field(description="whole deployment, all GPUs")
     total_bytes_per_gpu: int
     usable_bytes_per_gpu: int = Field(description="memory a training process may use on one GPU")
@@ -306,18 +308,27 @@ class MethodEstimate(BaseModel):
 
 
 def estimate_methods(hardware: Hardware) -> list[MethodEstimate]:
-    """Full, LoRA and QLoRA memory with the finetune engine's defaults (issue 4), on `hardware`."""
-    try:
-        from llmfit.engine import finetune  # the finetune engine (issue 4)
-    except ModuleNotFoundError as error:  # pragma: no cover - only while issue 4 is unmerged
-        raise RuntimeError("fine-tuning feasibility needs llmfit.engine.finetune (issue 4), not in this build") \
-            from error
+    """Full, LoRA and QLoRA memory from the finetune engine (issue 4) with its defaults, on `hardware`.
 
-    return [_estimate(finetune, hardware, lever) for lever in FINETUNE_LEVERS]
+    This is the one place decide depends on the finetune engine. Defaults: sequence 2048, micro-batch 1,
+    AdamW, bf16 mixed precision, LoRA r=16 on q,v. On several GPUs the model states are sharded with
+    ZeRO-3 (FSDP), which is how a multi-GPU fine-tune is run; on one GPU there is nothing to shard.
+    """
+    from llmfit.engine.finetune import FinetuneOptions, finetune
 
-
-def _estimate(finetune: object, hardware: Hardware, lever: Lever) -> MethodEstimate:
-    raise NotImplementedError("finetune engine adapter not written yet")
+    zero = 3 if hardware.gpu_count > 1 else 0
+    estimates = []
+    for lever in FINETUNE_LEVERS:
+        options = FinetuneOptions(method=lever.value, gpus=hardware.gpu_count, zero=zero)
+        result = finetune(hardware.model, hardware.gpu, options)
+        usable = result.gpu_memory_bytes_per_gpu or hardware.gpu.usable_memory_bytes
+        margin = usable - result.total_bytes_per_gpu
+        estimates.append(MethodEstimate(
+            method=lever, trainable_params=result.trainable_params, zero=zero, total_bytes=result.total_bytes,
+            total_bytes_per_gpu=result.total_bytes_per_gpu, usable_bytes_per_gpu=usable,
+            margin_bytes_per_gpu=margin, margin_ratio=margin / usable, fits=margin >= 0,
+        ))
+    return estimates
 
 
 # --- latency and budget checks ------------------------------------------------------------------------
@@ -497,7 +508,9 @@ def decide(
         feasibility, hw_reasons = _feasibility(situation, hardware, wanted, plan, estimate)
         reasons += hw_reasons
         if feasibility.chosen is not None and feasibility.chosen is not wanted:
-            plan = [s.model_copy(update={"lever": feasibility.chosen, "rules": s.rules + feasibility.rules})
+            hw_reason = " ".join(r.reason for r in hw_reasons if r.rule in feasibility.rules)
+            plan = [s.model_copy(update={"lever": feasibility.chosen, "rules": s.rules + feasibility.rules,
+                                         "reason": f"{s.reason} {hw_reason}"})
                     if s.lever.trains else s for s in plan]
         if feasibility.budget is not None and feasibility.budget.meets is None:
             notes.append(f"--budget-per-hour not checked: the {hardware.gpu.name} preset has no price_per_hour")

@@ -182,3 +182,64 @@ def test_no_terminal_and_no_flags_names_the_flags() -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert "--problem" in proc.stderr and "--prompt-tried" in proc.stderr and proc.stdout == ""
+
+
+# --- feasibility through the finetune engine (6.1 rows 9-10, 6.4 scenario C, 5.6 row 5) -------------------
+
+
+def _finetune_json(cli: Any, model: str, gpu: str, method: str) -> Any:
+    run = cli("finetune", model, "--method", method, "--gpu", gpu, "--format", "json")
+    assert run.exit_code in (0, 1), run.stderr
+    return run.json()
+
+
+@pytest.mark.parametrize("problem_flags", [
+    ["-p", "behavior", "--prompt-tried", "--examples", "5000"],  # 5.6 row 5: limited-hardware fine-tuning
+    ["-p", "capability", "--examples", str(FULL_MIN_EXAMPLES)],  # 6.4 C: "not full fine-tune because it is strongest"
+])
+def test_scenario_c_7b_on_a_24gb_gpu_gets_qlora(cli: Any, problem_flags: list[str]) -> None:
+    data = decide_json(cli, *problem_flags, "--model", "7b", "--gpu", "rtx-4090")
+    assert data["recommendation"] == "qlora" and data["feasible"] is True
+    methods = {m["method"]: m for m in data["feasibility"]["methods"]}
+    # The memory figures are the finetune command's own, method by method (same defaults).
+    for method in ("full", "lora", "qlora"):
+        own = _finetune_json(cli, "7b", "rtx-4090", method)
+        assert methods[method]["total_bytes_per_gpu"] == own["total_bytes_per_gpu"]
+        assert methods[method]["fits"] == own["fits"]
+    assert methods["full"]["fits"] is False  # full fine-tune does not fit 24 GB
+    assert methods["qlora"]["fits"] is True
+    # LoRA on the bf16 base: either it does not fit or it leaves less than the thin margin free.
+    thin = data["thresholds"]["thin_margin_ratio"]
+    assert not methods["lora"]["fits"] or methods["lora"]["margin_ratio"] < thin
+    assert "qlora-limited-hardware" in data["feasibility"]["rules"]
+    table = cli("decide", *problem_flags, "--model", "7b", "--gpu", "rtx-4090")
+    assert table.exit_code == 0 and "Fine-tuning memory: 7b on rtx-4090" in table.stdout
+    assert "QLoRA needs" in " ".join(table.stdout.split())
+
+
+def test_lora_when_it_fits_with_room(cli: Any) -> None:
+    data = decide_json(cli, "-p", "format", "--prompt-tried", "--examples", "5000", "--model", "7b",
+                       "--gpu", "a100-80")
+    methods = {m["method"]: m for m in data["feasibility"]["methods"]}
+    assert methods["lora"]["margin_ratio"] >= data["thresholds"]["thin_margin_ratio"]
+    assert data["recommendation"] == "lora"
+
+
+def test_no_method_fits_exit_1(cli: Any) -> None:
+    data = decide_json(cli, "-p", "behavior", "--prompt-tried", "--examples", "5000", "--model", "70b",
+                       "--gpu", "rtx-4090", code=1)
+    assert data["feasible"] is False and data["feasibility"]["chosen"] is None
+    assert not any(m["fits"] for m in data["feasibility"]["methods"])
+    run = cli("decide", "-p", "behavior", "--prompt-tried", "--examples", "5000", "--model", "70b", "--gpu", "rtx-4090")
+    assert run.exit_code == 1 and "NOT FEASIBLE: no fine-tuning method fits 70b on rtx-4090" in run.stdout
+
+
+def test_several_gpus_shard_with_zero3(cli: Any) -> None:
+    data = decide_json(cli, "-p", "behavior", "--prompt-tried", "--examples", "5000", "--model", "70b",
+                       "--gpu", "a100-80", "--gpus", "8")
+    assert data["feasibility"]["gpu_count"] == 8
+    assert {m["zero"] for m in data["feasibility"]["methods"]} == {3}
+    own = cli("finetune", "70b", "--method", data["recommendation"], "--gpu", "a100-80", "--gpus", "8", "--zero", "3",
+              "--format", "json").json()
+    chosen = next(m for m in data["feasibility"]["methods"] if m["method"] == data["recommendation"])
+    assert chosen["total_bytes_per_gpu"] == own["total_bytes_per_gpu"] and chosen["fits"]

@@ -132,7 +132,7 @@ def estimates(usable: int, **needs: int) -> list[MethodEstimate]:
     out = []
     for lever in FINETUNE_LEVERS:
         need = needs[lever.value]
-        out.append(MethodEstimate(method=lever, total_bytes=need, total_bytes_per_gpu=need,
+        out.append(MethodEstimate(method=lever, trainable_params=1, zero=0, total_bytes=need, total_bytes_per_gpu=need,
                                   usable_bytes_per_gpu=usable, margin_bytes_per_gpu=usable - need,
                                   margin_ratio=(usable - need) / usable, fits=need <= usable))
     return out
