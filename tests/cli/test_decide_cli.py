@@ -243,3 +243,14 @@ def test_several_gpus_shard_with_zero3(cli: Any) -> None:
               "--format", "json").json()
     chosen = next(m for m in data["feasibility"]["methods"] if m["method"] == data["recommendation"])
     assert chosen["total_bytes_per_gpu"] == own["total_bytes_per_gpu"] and chosen["fits"]
+
+
+def test_questionnaire_scenario_c_asks_for_model_and_gpu() -> None:
+    code, output = _converse([
+        ("(knowledge)", "n"), ("(format)", "n"), ("(behavior)", "y"), ("(capability)", "n"),
+        ("better prompt", "y"), ("labelled examples", "5000"), ("Model to fine-tune", "7b"),
+        ("GPU to train on", "rtx-4090"),
+    ])
+    assert code == 0, output
+    flat = " ".join(output.split())
+    assert "RECOMMENDATION: QLoRA for the behavior" in flat and "Fine-tuning memory: 7b on rtx-4090" in flat
