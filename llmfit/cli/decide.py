@@ -91,6 +91,8 @@ def build_situation(
     budget_per_hour: float | None,
     latency_ms: float | None,
 ) -> Situation:
+    from pydantic import ValidationError
+
     from llmfit.engine.decide import Freshness, Problem, Situation
     from llmfit.errors import SpecError
 
@@ -118,8 +120,13 @@ def build_situation(
         raise SpecError(f"--budget-per-hour must be between 0 and 1e7 USD, got {budget_per_hour}")
     if latency_ms is not None and not 0 < latency_ms <= 10**7:
         raise SpecError(f"--latency-ms must be a positive number of milliseconds, got {latency_ms}")
-    return Situation(problems=tuple(problems), freshness=fresh, private=bool(private), examples=examples,
-                     prompt_tried=prompt_tried, budget_per_hour=budget_per_hour, latency_ms=latency_ms)
+    try:
+        return Situation(problems=tuple(problems), freshness=fresh, private=bool(private), examples=examples,
+                         prompt_tried=prompt_tried, budget_per_hour=budget_per_hour, latency_ms=latency_ms)
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = "--" + "-".join(str(part) for part in first["loc"][:1]).replace("_", "-")
+        raise SpecError(f"{field}: {first['msg']}") from None
 
 
 def build_hardware(model: str | None, gpu: str | None, gpus: int | None, presets: Any) -> Hardware | None:

@@ -512,6 +512,8 @@ def decide(
             plan = [s.model_copy(update={"lever": feasibility.chosen, "rules": s.rules + feasibility.rules,
                                          "reason": f"{s.reason} {hw_reason}"})
                     if s.lever.trains else s for s in plan]
+        plan, then_notes = _hardware_escalation(plan, feasibility.methods)
+        notes += then_notes
         if feasibility.budget is not None and feasibility.budget.meets is None:
             notes.append(f"--budget-per-hour not checked: the {hardware.gpu.name} preset has no price_per_hour")
     elif wanted is not None:
@@ -536,6 +538,27 @@ def decide(
                     "thin_margin_ratio": THIN_MARGIN_RATIO, "rag_context_tokens": RAG_CONTEXT_TOKENS},
         notes=notes,
     )
+
+
+def _hardware_escalation(plan: list[PlanStep], estimates: list[MethodEstimate]) -> tuple[list[PlanStep], list[str]]:
+    """The escalation after a prompt is also held to the hardware: LoRA there may have to be QLoRA."""
+    notes: list[str] = []
+    out = []
+    for step in plan:
+        then: list[Lever] = []
+        for lever in step.then:
+            if not lever.trains:
+                then.append(lever)
+                continue
+            chosen, _ = _hardware_choice(lever, estimates)
+            if chosen is None:
+                notes.append(f"the {step.problem.value} escalation ({lever.value}) fits no fine-tuning method on "
+                             "this hardware")
+                then.append(lever)
+            elif chosen not in then:
+                then.append(chosen)
+        out.append(step.model_copy(update={"then": then}))
+    return out, notes
 
 
 def _feasibility(

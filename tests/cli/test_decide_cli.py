@@ -86,6 +86,7 @@ def test_hard_exercise_policy_docs_and_json_schema(cli: Any) -> None:
     (("--problem", "speed"), "unknown --problem 'speed'"),
     (("--freshness", "hourly"), "unknown --freshness"),
     (("-p", "format", "--examples", "-3"), "--examples"),
+    (("-p", "format", "--examples", str(10**15)), "--examples"),
     (("-p", "format", "--model", "7b"), "--model and --gpu go together"),
     (("-p", "format", "--model", "7b", "--gpu", "nope-9000"), "unknown gpu"),
     (("-p", "format", "--latency-ms", "0"), "--latency-ms"),
@@ -254,3 +255,12 @@ def test_questionnaire_scenario_c_asks_for_model_and_gpu() -> None:
     assert code == 0, output
     flat = " ".join(output.split())
     assert "RECOMMENDATION: QLoRA for the behavior" in flat and "Fine-tuning memory: 7b on rtx-4090" in flat
+
+
+def test_hard_exercise_escalation_is_held_to_the_hardware(cli: Any) -> None:
+    # Same plan now (RAG + prompt); "PEFT if needed" becomes QLoRA on a 24 GB card, stays LoRA on 80 GB.
+    flags = ["-p", "knowledge", "-p", "format", "--freshness", "weekly", "--private", "--model", "7b"]
+    small = decide_json(cli, *flags, "--gpu", "rtx-4090")
+    assert small["recommendation"] == "rag + prompt" and small["plan"][1]["then"] == ["qlora"]
+    big = decide_json(cli, *flags, "--gpu", "a100-80")
+    assert big["recommendation"] == "rag + prompt" and big["plan"][1]["then"] == ["lora"]
