@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from llmfit.units import parse_bytes
+from llmfit.units import MAX_BYTES, parse_bytes
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -20,7 +20,9 @@ def _bytes_value(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("expected a size with a unit, e.g. 80 GiB")
     if isinstance(value, int):
-        # Already bytes (e.g. a spec built in code, or a JSON round-trip).
+        # Already bytes (e.g. a spec built in code, or a JSON round-trip); held to the range parse_bytes allows.
+        if not 0 < value <= MAX_BYTES:
+            raise ValueError(f"{value} bytes is not a device size (1 B to 1 EiB); write e.g. '80 GiB'")
         return value
     if isinstance(value, str):
         return parse_bytes(value, what="memory")
@@ -31,6 +33,10 @@ ByteSize = Annotated[int, BeforeValidator(_bytes_value), PlainSerializer(lambda 
 
 Positive = Annotated[int, Field(gt=0, le=2**40)]
 NonNegative = Annotated[int, Field(ge=0, le=2**40)]
+# Published decoders have at most ~130 layers (Llama-3.1-405B: 126); the engine walks layers one by one
+# (sliding-window kinds, GGUF per-layer types), so a hostile 10**9 must be refused, not iterated.
+MAX_LAYERS = 4096
+LayerCount = Annotated[int, Field(gt=0, le=MAX_LAYERS)]
 
 LayerKind = Literal["full_attention", "sliding_attention", "linear_attention"]
 
@@ -92,7 +98,7 @@ class ModelSpec(BaseModel):
     )
 
     hidden_size: Positive
-    num_hidden_layers: Positive
+    num_hidden_layers: LayerCount
     num_attention_heads: Positive
     num_key_value_heads: Positive | None = None
     head_dim: Positive | None = None
@@ -164,6 +170,11 @@ class ModelSpec(BaseModel):
         if kv_heads > self.num_attention_heads or self.num_attention_heads % kv_heads:
             raise ValueError(
                 f"num_key_value_heads ({kv_heads}) must divide num_attention_heads ({self.num_attention_heads})"
+            )
+        if self.real_head_dim == 0:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) // num_attention_heads ({self.num_attention_heads}) is 0: "
+                "set head_dim"
             )
         if self.layer_types is not None and len(self.layer_types) != self.num_hidden_layers:
             raise ValueError(
