@@ -150,8 +150,9 @@ def validate_deployment(spec: ModelSpec | None, deployment: Deployment) -> None:
         raise SpecError(f"{spec.name}: PP={pp} exceeds its {spec.num_hidden_layers} layers")
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+def _divisors(n: int, limit: int = 64) -> list[int]:
+    # Only the small ones are suggested; counting up to n hung on a preset with 10**12 heads.
+    return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
 
 
 def _weights_per_gpu(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> int:
