@@ -17,8 +17,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 
 from llmfit.engine import serving
-from llmfit.engine.formats import WeightFormat, get_format
-from llmfit.engine.runtime import OverheadLine
+from llmfit.engine.formats import WeightFormat
+from llmfit.engine.runtime import OverheadLine, engine_batch_defaults, overhead_lines
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions, Step
 from llmfit.specs import GpuSpec, ModelSpec
 
@@ -62,21 +62,36 @@ class EngineRule(BaseModel):
     overhead_lines: list[OverheadLine]
 
 
+def runtime_lines(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int,
+                  options: ServingOptions) -> tuple[list[OverheadLine], int]:
+    """serving.fit's runtime overhead lines and resolved max_num_seqs for one GPU and shape, without the
+    weights (the plan sweep needs them for hundreds of shapes). Mirrors fit's call; tests hold the two equal."""
+    seqs = options.max_num_seqs
+    if seqs is None:
+        _, seqs = engine_batch_defaults(options.engine_version, gpu_memory_bytes=gpu.usable_memory_bytes,
+                                        gpu_name=gpu.name, context_tokens=options.context_tokens)
+    if options.overhead_override_bytes is not None:
+        return [OverheadLine(name="runtime overhead (given)", bytes_per_gpu=options.overhead_override_bytes,
+                             formula="--overhead")], seqs
+    lines = overhead_lines(spec, engine_version=options.engine_version, tp=tp, pp=pp,
+                           gpu_memory_bytes=gpu.usable_memory_bytes, max_num_seqs=seqs,
+                           act_bytes=4 if fmt.name == "fp32" else 2,
+                           max_num_batched_tokens=options.max_num_batched_tokens, gpu_name=gpu.name,
+                           compute_capability=gpu.compute_capability, context_tokens=options.context_tokens)
+    return lines, seqs
+
+
 def engine_rule(engine: str, spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int,
-                options: ServingOptions, memory_fraction: float | None, *, params: int | None = None) -> EngineRule:
-    """The runtime lines come from serving.fit itself (one replica of this shape), so every engine shares
-    vLLM's measured non-torch and activation model; the overhead depends on the format only through the
-    activation width (fp32 or 16-bit), so a 16-bit probe stands in for every quantized format."""
+                options: ServingOptions, memory_fraction: float | None) -> EngineRule:
+    """Every engine shares vLLM's measured runtime model (non-torch memory, activation peak); SGLang
+    counts only what is in use before the weights load against its static fraction."""
     fraction = memory_fraction if memory_fraction is not None else default_memory_fraction(engine, tp)
-    probe_fmt = fmt if fmt.name in ("fp32", "bf16", "fp16") else get_format("bf16")
-    probe = serving.fit(spec, gpu, probe_fmt, Deployment(gpu_count=tp * pp, tp=tp, pp=pp), options, params=params)
-    lines = probe.overhead_lines
+    lines, seqs = runtime_lines(spec, gpu, fmt, tp, pp, options)
     block = options.block_size
     if engine == "sglang":
-        # Only what is in use before the weights load counts against the static fraction.
         lines = [line for line in lines if line.name == "non-torch memory"]
         block = 1
-    return EngineRule(engine=engine, memory_fraction=fraction, block_size=block, max_num_seqs=probe.max_num_seqs,
+    return EngineRule(engine=engine, memory_fraction=fraction, block_size=block, max_num_seqs=seqs,
                       overhead_lines=lines)
 
 
@@ -86,7 +101,7 @@ def engine_fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployme
     """`serving.fit` under one engine's budget rule (see the module docstring). vLLM is fit itself."""
     if engine == "vllm" and memory_fraction is None:
         return serving.fit(spec, gpu, fmt, deployment, options, params=params)
-    rule = engine_rule(engine, spec, gpu, fmt, deployment.tp, deployment.pp, options, memory_fraction, params=params)
+    rule = engine_rule(engine, spec, gpu, fmt, deployment.tp, deployment.pp, options, memory_fraction)
     options = options.model_copy(update={"max_num_seqs": rule.max_num_seqs})
     overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
     if engine in ("vllm", "sglang"):

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmfit.engine.emit import LaunchCommand, launch_command
-from llmfit.engine.engines import ENGINES, engine_fit, engine_rule
+from llmfit.engine.engines import ENGINES, EngineRule, engine_fit, engine_rule
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions, _weights_per_gpu, validate_deployment
@@ -189,8 +189,11 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     per_replica = np.array([ceil_div(target.concurrency, sh.replicas) for sh in shape_list], dtype=np.int64)
     for fi, fmt in enumerate(formats):
         expert_bytes = sum(i.bytes for i in group_bytes(spec, fmt) if i.group.kind == "expert") if spec.is_moe else 0
+        by_split: dict[tuple[int, int], int] = {}
         for si, sh in enumerate(shape_list):
-            w = _weights_per_gpu(spec, fmt, sh.tp, sh.pp)
+            if (sh.tp, sh.pp) not in by_split:
+                by_split[(sh.tp, sh.pp)] = _weights_per_gpu(spec, fmt, sh.tp, sh.pp)
+            w = by_split[(sh.tp, sh.pp)]
             weights[fi, si] = w
             weights_read[fi, si] = _weights_read(spec, w, expert_bytes, sh, int(per_replica[si]))
 
@@ -225,15 +228,15 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         for fi, fmt in enumerate(formats):
             # Formats whose kernels need hardware the GPU lacks are left out (fp8 on Ampere runs, via Marlin).
             valid_gf[gi, fi] = not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
+        rules: dict[tuple[int, int, int], EngineRule] = {}
         for si, sh in enumerate(shape_list):
-            rules = {}
             for fi, fmt in enumerate(formats):
-                act = 4 if fmt.name == "fp32" else 2
-                if act not in rules:
-                    rules[act] = engine_rule(target.engine, spec, gpu, fmt, sh.tp, sh.pp, base, target.memory_fraction)
-                overhead[gi, si, fi] = sum(line.bytes_per_gpu for line in rules[act].overhead_lines)
-            fraction[gi, si] = next(iter(rules.values())).memory_fraction
-            caps[gi, si] = next(iter(rules.values())).max_num_seqs
+                key = (sh.tp, sh.pp, 4 if fmt.name == "fp32" else 2)
+                if key not in rules:
+                    rules[key] = engine_rule(target.engine, spec, gpu, fmt, sh.tp, sh.pp, base, target.memory_fraction)
+                overhead[gi, si, fi] = sum(line.bytes_per_gpu for line in rules[key].overhead_lines)
+                fraction[gi, si] = rules[key].memory_fraction
+                caps[gi, si] = rules[key].max_num_seqs
             if target.engine == "trt-llm":
                 usable[gi, si] = int(gpu.usable_memory_bytes * 1.0)  # fit runs with gpu_util 1.0
             else:

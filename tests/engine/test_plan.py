@@ -109,3 +109,16 @@ def test_nothing_serves_an_impossible_target(registry: Registry) -> None:
     result = plan(registry.model("llama-3.1-70b"), [registry.gpu("a10g")], [get_format("bf16")], ["auto"],
                   PlanTarget(context_tokens=131072, concurrency=512, max_gpus=4))
     assert not result.fits and result.rows == [] and result.smallest_single_gpu is None
+
+
+@pytest.mark.parametrize("gpu_name", GPUS)
+def test_runtime_lines_are_the_lines_fit_computes(registry: Registry, gpu_name: str) -> None:
+    from llmfit.engine.engines import runtime_lines
+
+    spec, gpu = registry.model("llama-3.1-70b"), registry.gpu(gpu_name)
+    for fmt_name, tp, pp in (("bf16", 8, 1), ("fp32", 8, 2), ("awq", 2, 1), ("fp8", 4, 4)):
+        fmt = get_format(fmt_name)
+        options = ServingOptions(context_tokens=32768)
+        result = engine_fit(spec, gpu, fmt, Deployment(gpu_count=tp * pp, tp=tp, pp=pp), options)
+        lines, seqs = runtime_lines(spec, gpu, fmt, tp, pp, options)
+        assert lines == result.overhead_lines and seqs == result.max_num_seqs
