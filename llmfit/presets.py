@@ -42,26 +42,46 @@ def _key(name: str) -> str:
 
 def read_yaml(path: Path) -> Any:
     """Read one YAML file safely: size-capped, safe_load only, alias bombs refused."""
+    import stat
+
     import yaml
 
-    if not path.exists():
-        raise PresetError(f"{path}: no such file")
-    if path.is_dir():
-        raise PresetError(f"{path}: is a directory, expected a YAML file")
-    size = path.stat().st_size
-    if size > MAX_PRESET_BYTES:
-        raise PresetError(f"{path}: {size:,} bytes, presets over {MAX_PRESET_BYTES:,} bytes are refused unread")
+    # libyaml's parser when PyYAML has it: the same SafeLoader constructors, ~10x faster, and it refuses
+    # nesting deeper than 1000 levels where the pure-Python composer would hit RecursionError.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise PresetError(f"{path}: cannot read ({error})") from None
+        info = path.stat()  # follows symlinks: what would be read
+    except FileNotFoundError:
+        raise PresetError(f"{path}: no such file" + (" (broken symlink)" if path.is_symlink() else "")) from None
+    except OSError as error:
+        raise PresetError(f"{path}: cannot read ({error.strerror or error})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise PresetError(f"{path}: is a directory, expected a YAML file")
+    if not stat.S_ISREG(info.st_mode):
+        # A named pipe blocks forever and /dev/zero never ends: only plain files are read.
+        raise PresetError(f"{path}: not a regular file (a pipe or device), expected a YAML file")
+    if info.st_size > MAX_PRESET_BYTES:
+        raise PresetError(f"{path}: {info.st_size:,} bytes, presets over {MAX_PRESET_BYTES:,} bytes are refused unread")
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_PRESET_BYTES + 1)  # capped even if the file grew after stat
+    except OSError as error:
+        raise PresetError(f"{path}: cannot read ({error.strerror or error})") from None
+    if len(raw) > MAX_PRESET_BYTES:
+        raise PresetError(f"{path}: over {MAX_PRESET_BYTES:,} bytes, presets that large are refused")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PresetError(f"{path}: cannot read (not UTF-8: byte {error.start})") from None
     try:
         # A preset never needs YAML aliases; refusing them (before composing anything) stops a
         # "billion laughs" alias bomb outright, in time and memory bounded by the 1 MB file.
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=loader):
             if isinstance(event, yaml.AliasEvent):
                 raise PresetError(f"{path}: YAML aliases (*name) are not allowed in presets")
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)  # a SafeLoader: plain data only, no Python tags
+    except RecursionError:
+        raise PresetError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
