@@ -162,7 +162,6 @@ def test_a_50_mb_preset_is_refused_unread(tmp_path: Path, monkeypatch: pytest.Mo
     run, elapsed, peak = fit_with(root, "bad")
     assert_clear_error(run, elapsed, peak, "bad.yaml", "50,000,000 bytes", "refused unread")
     assert "bad.yaml" not in opened
-    assert peak < 2 * MAX_PRESET_BYTES
 
 
 def test_a_file_just_over_the_cap_is_refused_and_one_just_under_is_read(tmp_path: Path) -> None:
