@@ -61,6 +61,11 @@ def _register() -> None:
 _register()
 
 
+def _first_line(message: str) -> str:
+    # An empty message has no first line: "".splitlines()[0] raised inside the handler (a traceback).
+    return (message.strip().splitlines() or ["invalid input"])[0]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors become one line on stderr and exit 2, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
@@ -70,9 +75,12 @@ def main(argv: list[str] | None = None) -> None:
         rc = app(args=args, prog_name="llmfit", standalone_mode=False)
     except click_exceptions.NoArgsIsHelpError as error:
         sys.stdout.write((error.ctx.get_help() if error.ctx else str(error)) + "\n")
+        # Exit 2 is bad input, and bad input always gets its one line on stderr (design.md).
+        command = error.ctx.command_path if error.ctx else "llmfit"
+        sys.stderr.write(f"error: missing command (see `{command} --help`)\n")
         sys.exit(int(ExitCode.USAGE))
     except click_exceptions.UsageError as error:
-        message = error.format_message().splitlines()[0]
+        message = _first_line(error.format_message())
         command = error.ctx.command_path if error.ctx else "llmfit"
         sys.stderr.write(f"error: {message} (see `{command} --help`)\n")
         sys.exit(int(ExitCode.USAGE))
@@ -80,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.stderr.write("aborted\n")
         sys.exit(int(ExitCode.NO))
     except click_exceptions.ClickException as error:
-        sys.stderr.write(f"error: {error.format_message().splitlines()[0]}\n")
+        sys.stderr.write(f"error: {_first_line(error.format_message())}\n")
         sys.exit(int(ExitCode.USAGE))
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
@@ -88,6 +96,6 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:  # pragma: no cover - last resort
         if DEBUG["on"]:
             raise
-        sys.stderr.write(f"internal error: {type(error).__name__}: {error} (rerun with --debug)\n")
+        sys.stderr.write(f"internal error: {type(error).__name__}: {_first_line(str(error))} (rerun with --debug)\n")
         sys.exit(int(ExitCode.INTERNAL))
     sys.exit(rc if isinstance(rc, int) else 0)
