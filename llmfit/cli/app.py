@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> None:
         command = error.ctx.command_path if error.ctx else "llmfit"
         sys.stderr.write(f"error: {message} (see `{command} --help`)\n")
         sys.exit(int(ExitCode.USAGE))
-    except click_exceptions.Abort:
+    except typer.Abort:  # typer 0.29's vendored click has no exceptions.Abort: evaluating it raised AttributeError
         sys.stderr.write("aborted\n")
         sys.exit(int(ExitCode.NO))
     except click_exceptions.ClickException as error:
