@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytest
 
 # A 2-layer Llama: hidden 64, 4 heads of 16, 2 KV heads, MLP 128, vocab 256.
 TINY_LLAMA: dict[str, Any] = {
@@ -67,8 +66,7 @@ def write_safetensors_bf16(path: Path, shapes: dict[str, tuple[int, ...]]) -> No
     path.write_bytes(len(raw).to_bytes(8, "little") + raw + bytes(offset))
 
 
-@pytest.fixture
-def snapshot(tmp_path: Path) -> Path:
+def make_snapshot(tmp_path: Path) -> Path:
     """A single-file bf16 snapshot: config.json + model.safetensors."""
     folder = tmp_path / "tiny-llama"
     folder.mkdir()
@@ -77,8 +75,7 @@ def snapshot(tmp_path: Path) -> Path:
     return folder
 
 
-@pytest.fixture
-def sharded_snapshot(tmp_path: Path) -> Path:
+def make_sharded_snapshot(tmp_path: Path) -> Path:
     """Two shards + model.safetensors.index.json (weight_map, metadata.total_size)."""
     folder = tmp_path / "tiny-llama-sharded"
     folder.mkdir()
@@ -100,8 +97,7 @@ def sharded_snapshot(tmp_path: Path) -> Path:
 GPTQ_GROUP = 32
 
 
-@pytest.fixture
-def gptq_snapshot(tmp_path: Path) -> Path:
+def make_gptq_snapshot(tmp_path: Path) -> Path:
     """The tiny Llama as AutoGPTQ stores it: per linear qweight int32 [in/8, out], qzeros int32
     [in/g, out/8], scales fp16 [in/g, out], g_idx int32 [in]; embeddings, lm_head, norms fp16."""
     from safetensors.numpy import save_file

@@ -6,7 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-from model_files import GPTQ_GROUP, TINY_LLAMA_PARAMS, tiny_llama_shapes, write_gguf, write_hf_cache
+from model_files import (
+    GPTQ_GROUP,
+    TINY_LLAMA_PARAMS,
+    make_gptq_snapshot,
+    make_sharded_snapshot,
+    make_snapshot,
+    tiny_llama_shapes,
+    write_gguf,
+    write_hf_cache,
+)
 
 from llmfit.engine.params import count_params
 from llmfit.engine.weights import weight_bytes
@@ -16,7 +25,8 @@ from llmfit.readers.native import native_format
 from llmfit.readers.resolve import looks_like_file_or_repo, resolve_model_source
 
 
-def test_snapshot_folder_reads_headers(snapshot: Path, registry: Registry) -> None:
+def test_snapshot_folder_reads_headers(tmp_path: Path, registry: Registry) -> None:
+    snapshot = make_snapshot(tmp_path)
     spec = resolve_model_source(str(snapshot), registry)
     info = spec.checkpoint
     assert info is not None and info.reader == "safetensors" and info.format == "bf16"
@@ -25,7 +35,8 @@ def test_snapshot_folder_reads_headers(snapshot: Path, registry: Registry) -> No
     assert spec.name == "tiny-llama" and spec.kv_heads == 2
 
 
-def test_sharded_index_and_index_only(sharded_snapshot: Path, registry: Registry) -> None:
+def test_sharded_index_and_index_only(tmp_path: Path, registry: Registry) -> None:
+    sharded_snapshot = make_sharded_snapshot(tmp_path)
     spec = resolve_model_source(str(sharded_snapshot / "model.safetensors.index.json"), registry)
     assert spec.checkpoint is not None and spec.checkpoint.stored_bytes == 2 * TINY_LLAMA_PARAMS
     assert "2 files" in (spec.checkpoint.format_note or "")
@@ -37,13 +48,15 @@ def test_sharded_index_and_index_only(sharded_snapshot: Path, registry: Registry
     assert spec.checkpoint.stored_bytes == 2 * TINY_LLAMA_PARAMS and spec.checkpoint.stored_params is None
 
 
-def test_missing_shard_is_refused(sharded_snapshot: Path, registry: Registry) -> None:
+def test_missing_shard_is_refused(tmp_path: Path, registry: Registry) -> None:
+    sharded_snapshot = make_sharded_snapshot(tmp_path)
     (sharded_snapshot / "model-00002-of-00002.safetensors").unlink()
     with pytest.raises(ModelFileError, match="lists 2 shards, 1 missing"):
         resolve_model_source(str(sharded_snapshot), registry)
 
 
-def test_gptq_checkpoint_bytes_equal_the_gptq_formula(gptq_snapshot: Path, registry: Registry) -> None:
+def test_gptq_checkpoint_bytes_equal_the_gptq_formula(tmp_path: Path, registry: Registry) -> None:
+    gptq_snapshot = make_gptq_snapshot(tmp_path)
     spec = resolve_model_source(str(gptq_snapshot), registry)
     info = spec.checkpoint
     assert info is not None and info.format == f"gptq-g{GPTQ_GROUP}"

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 import yaml
-from model_files import TINY_LLAMA, TINY_LLAMA_PARAMS, write_gguf, write_hf_cache
+from model_files import (
+    TINY_LLAMA,
+    TINY_LLAMA_PARAMS,
+    make_gptq_snapshot,
+    make_snapshot,
+    write_gguf,
+    write_hf_cache,
+)
 
 
 @pytest.fixture
@@ -30,7 +37,8 @@ def _fit(cli: Any, *args: str, env: dict[str, str] | None = None) -> dict[str, A
     return run.json()
 
 
-def test_fit_snapshot_folder_matches_preset(cli: Any, snapshot: Path, tiny_preset_dir: Path) -> None:
+def test_fit_snapshot_folder_matches_preset(cli: Any, tmp_path: Path, tiny_preset_dir: Path) -> None:
+    snapshot = make_snapshot(tmp_path)
     from_file = _fit(cli, str(snapshot), "--gpu", "l4")
     from_preset = _fit(cli, "tiny-preset", "--gpu", "l4", "--presets", str(tiny_preset_dir))
     assert from_file["dtype"] == from_preset["dtype"] == "bf16"
@@ -62,7 +70,8 @@ def test_fit_quantized_gguf_uses_stored_bytes(cli: Any, tmp_path: Path) -> None:
     assert explicit["dtype"] == "bf16" and explicit["weights_bytes"] == 2 * TINY_LLAMA_PARAMS
 
 
-def test_fit_gptq_snapshot(cli: Any, gptq_snapshot: Path) -> None:
+def test_fit_gptq_snapshot(cli: Any, tmp_path: Path) -> None:
+    gptq_snapshot = make_gptq_snapshot(tmp_path)
     result = _fit(cli, str(gptq_snapshot), "--gpu", "l4")
     assert result["dtype"] == "gptq-g32" and result["total_params"] == TINY_LLAMA_PARAMS
     assert result["kv_dtype"] == "fp16"  # the checkpoint's torch_dtype float16
