@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from llmfit.engine.plan import PlanResult, PlanRow
+from typing import TYPE_CHECKING
+
 from llmfit.engine.serving import Step
+
+if TYPE_CHECKING:  # annotations only: `fit` imports this module and must not pay ~10 ms for the planner
+    from llmfit.engine.plan import PlanResult, PlanRow
 from llmfit.engine.speed import SpeedBounds
 from llmfit.render.document import Document, Section
 from llmfit.units import DisplayUnits, format_bytes, format_tokens
