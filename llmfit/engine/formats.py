@@ -23,7 +23,7 @@ Sources of the definitions:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Literal
 
@@ -154,10 +154,26 @@ FORMATS: dict[str, WeightFormat] = {
         WeightFormat(name="fp8", description="FP8 e4m3 weights, per-tensor scale; embeddings and lm_head in bf16",
                      source="vLLM --quantization fp8 (Fp8LinearMethod on linear layers only)",
                      payload_bits=Fraction(8), targets="linear", needs_native="fp8", nominal_bits=8),
-        WeightFormat(name="mxfp4", description="MXFP4: blocks of 32 e2m1 values + one e8m0 scale",
-                     source="OCP Microscaling Formats v1.0; ggml block_mxfp4 (17 bytes / 32 weights)",
+        WeightFormat(name="mxfp4", description="MXFP4: blocks of 32 e2m1 values + one e8m0 scale, on the MoE "
+                     "experts (gpt-oss layout; a dense model's linear layers); the rest bf16",
+                     source="OCP Microscaling Formats v1.0; ggml block_mxfp4 (17 bytes / 32 weights); gpt-oss "
+                     "model card: MoE weights in MXFP4, attention/router/embeddings in bf16",
+                     payload_bits=Fraction(4), targets="experts", group_size=32, scale_bits=8, needs_native="fp4",
+                     nominal_bits=4, aliases=("mxfp4-experts",)),
+        WeightFormat(name="mxfp4-linear", description="MXFP4 on every linear layer (experts and attention); "
+                     "embeddings, lm_head, router bf16",
+                     source="OCP Microscaling Formats v1.0 (quantization_config without self_attn in "
+                     "modules_to_not_convert)",
                      payload_bits=Fraction(4), targets="linear", group_size=32, scale_bits=8, needs_native="fp4",
                      nominal_bits=4),
+        WeightFormat(name="fp8-block128", description="FP8 e4m3, one fp32 scale per 128x128 block; embeddings, "
+                     "lm_head bf16", source="DeepSeek-V3 checkpoints / vLLM block fp8 (weight_block_size "
+                     "[128, 128], weight_scale_inv fp32)", payload_bits=Fraction(8), targets="linear",
+                     extra_bits_per_weight=Fraction(32, 128 * 128), needs_native="fp8", nominal_bits=8),
+        WeightFormat(name="nvfp4", description="NVFP4: e2m1 in groups of 16, one fp8 e4m3 scale per group",
+                     source="NVIDIA NVFP4 (compressed-tensors nvfp4-pack-quantized); per-tensor fp32 global "
+                     "scale not counted", payload_bits=Fraction(4), targets="linear", group_size=16, scale_bits=8,
+                     needs_native="fp4", nominal_bits=4),
         _gguf("q8_0", "GGUF Q8_0: 32 int8 + fp16 scale per block (8.5 bpw)"),
         _gguf("q4_0", "GGUF Q4_0: 32 x 4 bits + fp16 scale per block (4.5 bpw)"),
         _gguf("q4_1", "GGUF Q4_1 (5.0 bpw)"),
@@ -326,3 +342,12 @@ def gguf_tensor_type(mix: str, tensor: str, layer: int | None, n_layers: int, *,
         if not _fits_rows(kind, n_per_row):
             kind = "f16"
     return kind
+
+
+def checkpoint_format(spec_format: str, tensors: str | None) -> WeightFormat:
+    """The format a preset says its published checkpoint uses (e.g. gpt-oss: mxfp4 on the experts;
+    DeepSeek-V3: fp8 on the linear layers), with the tensors it covers."""
+    fmt = get_format(spec_format)
+    if tensors is None or tensors == fmt.targets:
+        return fmt
+    return replace(fmt, targets=tensors)  # type: ignore[arg-type]

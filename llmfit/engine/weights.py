@@ -64,13 +64,15 @@ def _bytes(params: int, bits: Fraction | int) -> int:
     return ceil_div(value.numerator, value.denominator * 8)
 
 
-def _is_packed(group: TensorGroup, fmt: WeightFormat) -> bool:
+def _is_packed(group: TensorGroup, fmt: WeightFormat, has_experts: bool = False) -> bool:
     if fmt.targets == "all":
         return group.kind != "vector" or (fmt.vector_bits is not None and fmt.vector_bits < 16)
     if fmt.targets == "linear":
         return group.kind in ("linear", "expert")
     if fmt.targets == "experts":
-        return group.kind == "expert"
+        # MXFP4 as gpt-oss ships it packs the MoE experts only; a dense model has none, so its linear
+        # layers are what such a checkpoint would pack.
+        return group.kind == "expert" or (not has_experts and group.kind == "linear")
     return False
 
 
@@ -108,10 +110,12 @@ def _gguf_bits(group: TensorGroup, spec: ModelSpec, fmt: WeightFormat) -> tuple[
     if group.kind == "vector" or group.kind == "router":
         return _bytes(group.params, 32), "f32"
     if group.kind == "embedding":
-        kind = gguf_tensor_type(mix, "token_embd", None, spec.num_hidden_layers)
+        kind = gguf_tensor_type(mix, "token_embd", None, spec.num_hidden_layers, n_per_row=group.cols,
+                                arch=spec.architecture, has_output=not spec.tie_word_embeddings)
         return _bytes(group.params, ggml_bits(kind)), kind
     if group.kind == "lm_head":
-        kind = gguf_tensor_type(mix, "output", None, spec.num_hidden_layers)
+        kind = gguf_tensor_type(mix, "output", None, spec.num_hidden_layers, n_per_row=group.cols,
+                                arch=spec.architecture)
         return _bytes(group.params, ggml_bits(kind)), kind
     tensor = _GGUF_NAMES.get(group.name, "other")
     span = _layer_span(group, spec)
@@ -126,10 +130,10 @@ def _gguf_bits(group: TensorGroup, spec: ModelSpec, fmt: WeightFormat) -> tuple[
             spec.num_hidden_layers,
             n_experts=spec.num_experts,
             gqa_ratio=spec.num_attention_heads // spec.kv_heads,
+            n_per_row=group.cols,
+            arch=spec.architecture,
+            has_output=not spec.tie_word_embeddings,
         )
-        if tensor == "attn_qkv" and mix in ("q4_k_m", "q5_k_m", "q3_k_m"):
-            # llama.cpp bumps the fused qkv of Falcon-style models one step.
-            kind = {"q4_k_m": "q5_k", "q5_k_m": "q6_k", "q3_k_m": "q4_k"}[mix]
         used.add(kind)
         total += _bytes(per_layer, ggml_bits(kind))
     return total, "/".join(sorted(used))
@@ -145,7 +149,7 @@ def group_bytes(spec: ModelSpec, fmt: WeightFormat) -> list[GroupBytes]:
                 out.append(GroupBytes(group=group, packed=False, payload_bytes=size, types=kinds))
             else:
                 out.append(GroupBytes(group=group, packed=True, payload_bytes=size, types=kinds))
-        elif _is_packed(group, fmt):
+        elif _is_packed(group, fmt, spec.is_moe):
             meta_bits = Fraction(group.params) * fmt.extra_bits_per_weight
             if fmt.group_size:
                 groups_per_row = ceil_div(group.cols, fmt.group_size)

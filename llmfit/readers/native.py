@@ -9,7 +9,7 @@ A preset without a checkpoint plans in its torch_dtype (bf16, fp16 or fp32).
 
 from __future__ import annotations
 
-from llmfit.engine.formats import FORMATS, WeightFormat
+from llmfit.engine.formats import FORMATS, WeightFormat, checkpoint_format
 from llmfit.engine.serving import FitResult, Step
 from llmfit.engine.weights import WeightLine, weight_bytes
 from llmfit.readers.quant import reader_format
@@ -25,6 +25,8 @@ def native_format(spec: ModelSpec | None) -> WeightFormat:
         return FORMATS["bf16"]
     if spec.checkpoint is not None:
         return reader_format(spec.checkpoint.format, fallback_bits=average_bits(spec))
+    if spec.checkpoint_format is not None:  # a preset whose published checkpoint is quantized (gpt-oss, DeepSeek)
+        return checkpoint_format(spec.checkpoint_format, spec.checkpoint_format_tensors)
     return FORMATS[_TORCH_FORMAT[spec.torch_dtype]]
 
 

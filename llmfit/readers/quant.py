@@ -21,7 +21,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from llmfit.engine.formats import FORMATS, WeightFormat
+from llmfit.engine.formats import WeightFormat, get_format
 from llmfit.readers.config import ModelFileError
 
 # A group as large as any matrix row: ceil(cols / group) = 1, i.e. one scale per output row.
@@ -38,8 +38,10 @@ def _packed(name: str, description: str, source: str, bits: int, group: int | No
 
 def reader_format(name: str, *, fallback_bits: Fraction | None = None) -> WeightFormat:
     """The WeightFormat behind a checkpoint format name (a --dtype name or a scheme of this module)."""
-    if name in FORMATS:
-        return FORMATS[name]
+    try:
+        return get_format(name)
+    except KeyError:
+        pass
     match = re.fullmatch(r"(gptq|awq)-(\d+)bit-g(\d+|row)", name)
     if match:
         kind, bits = match.group(1), int(match.group(2))
@@ -58,17 +60,6 @@ def reader_format(name: str, *, fallback_bits: Fraction | None = None) -> Weight
     if name == "bnb-int8":
         return _packed(name, "bitsandbytes LLM.int8: int8 weights, one fp32 scale (SCB) per output row",
                        "bitsandbytes Linear8bitLt", 8, _PER_ROW, scale_bits=32)
-    if name == "fp8-block128":
-        return _packed(name, "FP8 e4m3, one fp32 scale per 128x128 block; embeddings, lm_head bf16",
-                       "DeepSeek-V3 / vLLM block fp8 (weight_block_size [128, 128])", 8, None, scale_bits=0,
-                       extra=Fraction(32, 128 * 128))
-    if name == "nvfp4":
-        return _packed(name, "NVFP4: e2m1 in groups of 16, one fp8 e4m3 scale per group",
-                       "compressed-tensors nvfp4-pack-quantized", 4, 16, scale_bits=8)
-    if name == "mxfp4-experts":
-        base = FORMATS["mxfp4"]
-        return WeightFormat(**{**base.__dict__, "name": name, "targets": "experts",
-                               "description": base.description + "; experts only, attention/router/embeddings bf16"})
     if fallback_bits is not None:
         return WeightFormat(name=name, description=f"as stored: {float(fallback_bits):.3g} bits per weight on average",
                             source="checkpoint headers", payload_bits=fallback_bits, targets="all",
@@ -111,7 +102,8 @@ def format_from_quantization(qc: dict[str, Any], where: str) -> tuple[str, int |
         raise ModelFileError(f"{where}: fp8 weight_block_size {block!r} not modelled (128x128 or per tensor)")
     if method == "mxfp4":
         skipped = " ".join(str(m) for m in qc.get("modules_to_not_convert") or [])
-        return ("mxfp4-experts" if "self_attn" in skipped or not skipped else "mxfp4"), 2
+        # gpt-oss leaves attention (self_attn), router and embeddings in bf16: MXFP4 on the experts only.
+        return ("mxfp4" if "self_attn" in skipped or not skipped else "mxfp4-linear"), 2
     if method == "compressed-tensors":
         return _compressed_tensors(qc, where)
     raise ModelFileError(f"{where}: quant_method {method!r} is not modelled (gptq, awq, bitsandbytes, fp8, "
