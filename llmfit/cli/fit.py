@@ -42,7 +42,9 @@ def fit_command(
                                            show_default=False)] = None,
     pp: Annotated[int, typer.Option("--pp", help="Pipeline-parallel size.")] = 1,
     block_size: Annotated[int, typer.Option("--block-size", help="Paged KV block size in tokens.")] = 16,
-    max_num_seqs: Annotated[int, typer.Option("--max-num-seqs", help="Engine cap on concurrent sequences.")] = 256,
+    max_num_seqs: Annotated[int | None, typer.Option("--max-num-seqs", help="Engine cap on concurrent sequences "
+                                                     "(default: vLLM's, 1024 on >= 70 GiB GPUs, else 256).",
+                                                     show_default=False)] = None,
     min_concurrency: Annotated[int, typer.Option("--min-concurrency", "-k", help="Exit 1 unless at least this many "
                                                  "full-context requests fit.")] = 1,
     engine_version: Annotated[str, typer.Option("--engine-version", help="vLLM accounting to model: 0.19 (newest "
@@ -102,7 +104,7 @@ def fit_command(
         raise SpecError(f"unknown --kv-dtype {kv_dtype!r} (allowed: {', '.join(KV_DTYPES)})")
     if engine_version not in ENGINE_PROFILES:
         raise SpecError(f"unknown --engine-version {engine_version!r} (allowed: {', '.join(ENGINE_PROFILES)})")
-    for flag, value in (("--pp", pp), ("--block-size", block_size), ("--max-num-seqs", max_num_seqs)):
+    for flag, value in (("--pp", pp), ("--block-size", block_size), ("--max-num-seqs", max_num_seqs or 1)):
         if value <= 0 or value > 1_000_000:
             raise SpecError(f"{flag} must be a positive integer, got {value}")
     if tp is not None and (tp <= 0 or tp > 4096):

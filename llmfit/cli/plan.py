@@ -54,8 +54,9 @@ def plan_command(
     gpu_util: Annotated[str | None, typer.Option("--gpu-util", help="Memory fraction (default: the engine's: vLLM "
                                                  "0.9 of total, SGLang 0.79-0.88 of total by TP, TRT-LLM 0.9 of "
                                                  "free).", show_default=False)] = None,
-    max_num_seqs: Annotated[int, typer.Option("--max-num-seqs", help="Engine cap on concurrent sequences per "
-                                              "replica.")] = 256,
+    max_num_seqs: Annotated[int | None, typer.Option("--max-num-seqs", help="Engine cap on concurrent sequences "
+                                                     "per replica (default: the engine's for each GPU).",
+                                                     show_default=False)] = None,
     efficiency: Annotated[str | None, typer.Option("--efficiency", help="Roofline efficiency MEMORY[,COMPUTE] "
                                                    "(default 0.75,0.5; see docs/plan.md).",
                                                    show_default=False)] = None,
@@ -89,7 +90,7 @@ def plan_command(
     if engine_version not in ENGINE_PROFILES:
         raise SpecError(f"unknown --engine-version {engine_version!r} (allowed: {', '.join(ENGINE_PROFILES)})")
     for flag, value in (("--concurrency", concurrency), ("--max-gpus", max_gpus), ("--gpus-per-node", gpus_per_node),
-                        ("--max-num-seqs", max_num_seqs), ("--top", top)):
+                        ("--max-num-seqs", max_num_seqs or 1), ("--top", top)):
         if value <= 0 or value > 1_000_000:
             raise SpecError(f"{flag} must be a positive integer, got {value}")
     if max_gpus > 4096:

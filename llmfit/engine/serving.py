@@ -72,7 +72,7 @@ class ServingOptions(BaseModel):
     block_size: int = Field(default=16, gt=0)
     # None: the engine version's default for the GPU (vLLM v1: 1024 on >= 70 GiB devices other than the A100, else
     # 256), which also sizes the profile run's sampler (runtime.engine_batch_defaults).
-    max_num_seqs: int | None = Field(default=256, gt=0)
+    max_num_seqs: int | None = Field(default=None, gt=0)  # None: the engine version's default for the GPU
     max_num_batched_tokens: int | None = Field(default=None, gt=0)
     engine_version: str = DEFAULT_ENGINE_VERSION
     min_concurrency: int = Field(default=1, ge=0)
