@@ -114,6 +114,7 @@ class FinetuneOptions(BaseModel):
     virtual_tokens: int = Field(default=20, gt=0)
     adapter_reduction_factor: int = Field(default=16, gt=0)
     adapter_config: Literal["seq_bn", "double_seq_bn"] = "seq_bn"
+    qlora_format: Literal["nf4", "nf4-nodq"] = "nf4"  # QLoRA base: bitsandbytes NF4 with / without double quant
     gpus: int = Field(default=1, gt=0)
     zero: int = Field(default=0, ge=0, le=3)
     dataset_tokens: int | None = Field(default=None, gt=0)
@@ -216,6 +217,7 @@ class FinetuneResult(BaseModel):
     lora_targets: list[str] | None
     lora_target_modules: list[str] | None
     virtual_tokens: int | None
+    base_format: str | None = None  # weight format of the frozen base (PEFT methods); None for full
     total_params: int
     trainable_params: int
     all_params: int  # PEFT's print_trainable_parameters "all params": base + added
@@ -738,7 +740,8 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
         trainable_weight_bytes = trainable * weight_b
     else:
         assert spec is not None  # PEFT methods need an architecture (checked above)
-        base_format = get_format("nf4" if method == "qlora" else ("fp32" if precision == "fp32" else "bf16"))
+        base_format = get_format(options.qlora_format if method == "qlora" else
+                                 ("fp32" if precision == "fp32" else "bf16"))
         frozen = weight_bytes(spec, base_format)
         frozen_bytes = frozen.weights_bytes
         frozen_note = "; ".join(f"{line.name} {line.bytes:,} B" for line in frozen.lines)
@@ -825,7 +828,8 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
         return f" / {by} GPUs" if by > 1 else ""
 
     if not full:
-        base_name = "frozen base weights (NF4, double quant)" if method == "qlora" else \
+        nf4_kind = "double quant" if options.qlora_format == "nf4" else "no double quant"
+        base_name = f"frozen base weights (NF4, {nf4_kind})" if method == "qlora" else \
             f"frozen base weights ({'fp32' if precision == 'fp32' else 'bf16'})"
         frozen_gpu = _shard(frozen_bytes, shard_param)
         line(base_name, "weights", frozen_gpu, f"{total_params:,} params{sharded(frozen_bytes, shard_param)}",
@@ -930,6 +934,7 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
         lora_targets=list(options.lora_targets) if method in LORA_METHODS else None,
         lora_target_modules=lora_modules if method in LORA_METHODS else None,
         virtual_tokens=options.virtual_tokens if method in ("prompt-tuning", "prefix-tuning") else None,
+        base_format=None if full else base_format.name,
         total_params=total_params,
         trainable_params=trainable,
         all_params=all_params,
@@ -1068,7 +1073,7 @@ def training_settings(result: FinetuneResult) -> dict[str, object]:
     the LoRA / PEFT method, the ZeRO stage and micro-batch, and the bitsandbytes 4-bit load arguments."""
     settings: dict[str, object] = {
         "method": result.method,
-        "zero": {"stage": result.zero, "train_micro_batch_size_per_gpu": result.micro_batch,
+        "zero": {"stage": result.zero, "gpus": result.gpu_count, "train_micro_batch_size_per_gpu": result.micro_batch,
                  "gradient_accumulation_steps": result.grad_accum, "bf16": result.precision != "fp32",
                  "gradient_checkpointing": result.grad_checkpointing, "optimizer": result.optimizer},
     }
@@ -1078,8 +1083,10 @@ def training_settings(result: FinetuneResult) -> dict[str, object]:
     if result.virtual_tokens is not None:
         settings["prompt"] = {"num_virtual_tokens": result.virtual_tokens}
     if result.method == "qlora":
-        settings["bnb"] = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True,
-                           "bnb_4bit_compute_dtype": "bfloat16"}
+        # bitsandbytes computes in the 16-bit dtype of the run (fp32 runs compute in fp32).
+        settings["bnb"] = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4",
+                           "bnb_4bit_use_double_quant": result.base_format != "nf4-nodq",
+                           "bnb_4bit_compute_dtype": "float32" if result.precision == "fp32" else "bfloat16"}
     return settings
 
 
