@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -54,6 +54,11 @@ def finetune_command(
                                                  "1GiB.", show_default=False)] = None,
     gpu_memory: Annotated[str | None, typer.Option("--gpu-memory", help="What-if: device memory, e.g. 24GiB.",
                                                    show_default=False)] = None,
+    qlora_quant: Annotated[str | None, typer.Option("--qlora-quant", help="QLoRA base: nf4 (double quant) or "
+                                                    "nf4-nodq. Default nf4.", show_default=False)] = None,
+    emit_to: Annotated[str | None, typer.Option("--emit", help="Print the training config matching the plan: "
+                                                "deepspeed (ds_config JSON), peft (LoraConfig etc.), bnb "
+                                                "(BitsAndBytesConfig).", show_default=False)] = None,
     fmt: FormatOpt = OutputFormat.table,
     units: UnitsOpt = DisplayUnits.gib,
     explain: ExplainOpt = False,
@@ -61,6 +66,7 @@ def finetune_command(
 ) -> None:
     """Memory of fine-tuning MODEL, term by term, and whether it fits. Exit 0 fits, 1 not, 2 bad input."""
     from llmfit.cli import resolve
+    from llmfit.engine.emit import TRAINING_EMIT_TARGETS, emit_training
     from llmfit.engine.finetune import METHODS, OPTIMIZERS, PRECISIONS, FinetuneOptions, finetune
     from llmfit.errors import SpecError
     from llmfit.render.finetune import finetune_document
@@ -83,6 +89,10 @@ def finetune_command(
     precision_name = choice("--precision", precision, PRECISIONS)
     attention_name = choice("--attention", attention, ("sdpa", "eager"))
     adapter_name = choice("--adapter-config", adapter_config, ("seq_bn", "double_seq_bn"))
+    emit_name = choice("--emit", emit_to, TRAINING_EMIT_TARGETS) if emit_to is not None else None
+    quant_name = choice("--qlora-quant", qlora_quant, ("nf4", "nf4-nodq")) if qlora_quant is not None else "nf4"
+    if qlora_quant is not None and method_name != "qlora":
+        raise SpecError(f"--qlora-quant is for --method qlora (the {method_name} base is not quantized)")
     for flag, value, high in (("--batch", batch, 1 << 20), ("--grad-accum", grad_accum, 1 << 20),
                               ("--lora-rank", lora_rank, 1 << 16), ("--virtual-tokens", virtual_tokens, 1 << 20),
                               ("--reduction-factor", reduction_factor, 1 << 16)):
@@ -120,6 +130,7 @@ def finetune_command(
         virtual_tokens=virtual_tokens,
         adapter_reduction_factor=reduction_factor,
         adapter_config=adapter_name,  # type: ignore[arg-type]
+        qlora_format=quant_name,  # type: ignore[arg-type]
         gpus=n_gpus,
         zero=zero,
         dataset_tokens=parse_count(dataset_tokens, what="--dataset-tokens") if dataset_tokens else None,
@@ -127,10 +138,25 @@ def finetune_command(
         overhead_override_bytes=parse_bytes(overhead, what="--overhead") if overhead else None,
     )
     result = finetune(spec, gpu_spec, options, params=n_params)
+    emitted = emit_training(emit_name, result) if emit_name is not None else None
     for message in result.warnings:
         warn(message)
-    emit(fmt, result, lambda: finetune_document(result, units), explain=explain)
+    if emitted is None:
+        emit(fmt, result, lambda: finetune_document(result, units), explain=explain)
+    else:
+        payload = {**result.model_dump(mode="json"), "emitted": emitted.model_dump(mode="json")}
+        emit(fmt, payload, lambda: _with_emitted(finetune_document(result, units), emitted), explain=explain)
     exit_with(result.fits is not False)
+
+
+def _with_emitted(doc: Any, emitted: Any) -> Any:
+    """The report with the emitted config as a block, exactly the text to save or paste."""
+    from dataclasses import replace
+
+    title = {"deepspeed": "DeepSpeed config (ds_config.json)", "peft": f"PEFT {emitted.config_class}",
+             "bnb": "bitsandbytes quantization_config"}[emitted.emit]
+    notes = "".join(f"\n# {note}" for note in emitted.notes)
+    return replace(doc, blocks=[*doc.blocks, f"{title}:\n{emitted.text}{notes}"])
 
 
 def register(app: typer.Typer) -> None:
