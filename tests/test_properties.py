@@ -236,7 +236,7 @@ def test_fit_result_round_trips_through_json(spec: ModelSpec, gpu: GpuSpec, fmt:
     assert payload.pop("schema_version") == SCHEMA_VERSION
     assert FitResult.model_validate_json(json.dumps(payload)) == result
     listed = json.loads(to_json([result, result]))
-    assert [FitResult.model_validate(item) for item in listed["results"]] == [result, result]
+    assert [FitResult.model_validate(item) for item in listed] == [result, result]
 
 
 @PROPERTY_SETTINGS

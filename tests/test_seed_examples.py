@@ -24,7 +24,7 @@ def test_1_2_raw_weight_table(cli, params, expected_gb):
     """1.2: memory = parameter_count x bytes_per_parameter (decimal GB), via `fit --params N --dtype all`."""
     run = cli("fit", "--params", params, "--dtype", "all", "--gpu", "h200", "--units", "gb", "--format", "json")
     assert run.exit_code in (0, 1), run.stderr
-    rows = {row["dtype"]: row for row in run.json()["results"]}
+    rows = {row["dtype"]: row for row in run.json()}
     for dtype, gb in expected_gb.items():
         assert rows[dtype]["weights_bytes"] == gb * GB, dtype
 

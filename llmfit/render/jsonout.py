@@ -12,7 +12,8 @@ SCHEMA_VERSION = 1
 
 def to_json(result: BaseModel | list[BaseModel] | dict[str, Any]) -> str:
     if isinstance(result, list):
-        payload: Any = {"schema_version": SCHEMA_VERSION, "results": [_dump(item) for item in result]}
+        # design.md: `--dtype all` prints a list of such objects, each with its schema_version.
+        payload: Any = [{"schema_version": SCHEMA_VERSION, **_dump(item)} for item in result]
     elif isinstance(result, BaseModel):
         payload = {"schema_version": SCHEMA_VERSION, **_dump(result)}
     else:
