@@ -37,10 +37,18 @@ def _looks_like_path(name: str) -> bool:
     return name.startswith((".", "/", "~")) or "\\" in name or name.lower().endswith(_FILE_SUFFIXES)
 
 
+def _exists(name: str) -> bool:
+    """Path.exists() that answers no, not OSError, for names no file system takes (too long, NUL bytes)."""
+    try:
+        return Path(name).expanduser().exists()
+    except (OSError, ValueError, RuntimeError):
+        return False
+
+
 def looks_like_file_or_repo(name: str, registry: Registry) -> bool:
     if not _looks_like_path(name) and _is_preset(name, registry):
         return False
-    if Path(name).expanduser().exists() or _looks_like_path(name):
+    if _exists(name) or _looks_like_path(name):
         return True
     return bool(REPO_ID.match(name))
 
@@ -71,6 +79,14 @@ def _from_folder(folder: Path) -> ModelSpec:
 
 def resolve_model_source(name: str, registry: Registry) -> ModelSpec:
     """Read MODEL from a file, folder or Hub repo id into a ModelSpec carrying its checkpoint."""
+    try:
+        return _resolve_model_source(name, registry)
+    except OSError as error:  # unreadable, too long a name, permission denied: bad input, one line
+        shown = name if len(name) <= 80 else name[:77] + "..."
+        raise ModelFileError(f"{shown}: cannot read ({error.strerror or type(error).__name__})") from None
+
+
+def _resolve_model_source(name: str, registry: Registry) -> ModelSpec:
     path = Path(name).expanduser()
     if path.is_dir():
         return _from_folder(path)
