@@ -73,10 +73,7 @@ def finetune_command(
     from llmfit.units import parse_bytes, parse_count, parse_fraction, parse_tokens
 
     reg = resolve.registry(presets)
-    if model is None and params is None:
-        raise SpecError("give a MODEL (preset, config.json, repo id) or --params N")
-    if model is not None and params is not None:
-        raise SpecError("give either a MODEL or --params, not both")
+    spec, n_params = resolve.model_or_params(model, params, reg)
 
     def choice(flag: str, value: str, allowed: tuple[str, ...] | list[str]) -> str:
         key = value.strip().lower()
@@ -104,8 +101,6 @@ def finetune_command(
     if not targets:
         raise SpecError("--lora-targets is empty; give e.g. q,v or all-linear")
 
-    spec = resolve.resolve_model(model, reg) if model is not None else None
-    n_params = parse_count(params, what="--params") if params is not None else None
     gpu_spec = None
     preset_count = 1
     if gpu is not None or gpu_memory is not None:

@@ -81,14 +81,10 @@ def fit_command(
     from llmfit.engine.runtime import ENGINE_PROFILES
     from llmfit.engine.serving import Deployment, ServingOptions
     from llmfit.errors import SpecError
-    from llmfit.units import parse_bytes, parse_count, parse_fraction, parse_tokens
+    from llmfit.units import parse_bytes, parse_fraction, parse_tokens
 
     reg = resolve.registry(presets)
-    if model is None and params is None:
-        raise SpecError("give a MODEL (preset, config.json, .gguf, repo id) or --params N")
-    if model is not None and params is not None:
-        raise SpecError("give either a MODEL or --params, not both")
-    spec = resolve.resolve_model(model, reg) if model is not None else None
+    spec, n_params = resolve.model_or_params(model, params, reg)
     # No --dtype: the checkpoint's own format and measured bytes (model files), else the model's torch_dtype.
     native = dtype is None
     measured = None
@@ -98,7 +94,6 @@ def fit_command(
         native_fmt = native_format(spec)
         dtype = native_fmt.name
         measured = measured_weights_bytes(spec, native_fmt) if weights is None else None
-    n_params = parse_count(params, what="--params") if params is not None else None
     gpu_spec, gpu_count = resolve.resolve_gpu(gpu, reg, gpu_memory)
     if kv_dtype.lower() not in KV_DTYPES:
         raise SpecError(f"unknown --kv-dtype {kv_dtype!r} (allowed: {', '.join(KV_DTYPES)})")

@@ -66,3 +66,18 @@ def resolve_format(name: str) -> WeightFormat:
             f"unknown --dtype {name!r}{hint} (allowed: fp32 fp16 bf16 int8-raw int4-raw int8 int4 gptq awq "
             "nf4 nf4-nodq fp8 mxfp4 q8_0 q6_k q5_k_m q4_k_m q4_0 q3_k_m q2_k, gptq-g32 style group suffixes, or all)"
         ) from None
+
+
+def model_or_params(model: str | None, params: str | None, reg: Registry) -> tuple[ModelSpec | None, int | None]:
+    """MODEL, or a bare parameter count with --params (the what-if of design.md): exactly one of them."""
+    from llmfit.errors import SpecError
+    from llmfit.units import parse_count
+
+    if model is None and params is None:
+        raise SpecError("give a MODEL (preset, config.json, snapshot folder, .gguf, repo id) or --params N")
+    if model is not None and params is not None:
+        raise SpecError("give either a MODEL or --params, not both")
+    if model is not None:
+        return resolve_model(model, reg), None
+    assert params is not None
+    return None, parse_count(params, what="--params")
