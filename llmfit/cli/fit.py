@@ -79,6 +79,7 @@ def fit_command(
     from llmfit.engine.formats import ALL_TABLE_FORMATS
     from llmfit.engine.kv import KV_DTYPES
     from llmfit.engine.runtime import ENGINE_PROFILES
+    from llmfit.engine.engines import solve_context
     from llmfit.engine.serving import Deployment, ServingOptions
     from llmfit.errors import SpecError
     from llmfit.units import parse_bytes, parse_fraction, parse_tokens
@@ -141,7 +142,7 @@ def fit_command(
         raise SpecError("--solve context needs a model architecture and one --dtype")
     if solve == "context":
         assert spec is not None
-        solved, limit = fit_extras.solve_context(spec, gpu_spec, formats[0], deployment, options, engine_name,
+        solved, limit = solve_context(spec, gpu_spec, formats[0], deployment, options, engine_name,
                                                  memory_fraction)
         results = [solved]
     else:

@@ -9,9 +9,9 @@ import sys
 from typing import Any
 
 from llmfit.cli.common import emit, exit_with, warn
-from llmfit.engine.engines import ENGINES, engine_fit
+from llmfit.engine.engines import ENGINES
 from llmfit.engine.formats import WeightFormat
-from llmfit.engine.serving import Deployment, FitResult, ServingOptions
+from llmfit.engine.serving import FitResult
 from llmfit.errors import SpecError
 from llmfit.render import OutputFormat
 from llmfit.render.document import Document, Section
@@ -32,33 +32,6 @@ def effective_engine(engine: str | None, emit_to: str | None) -> str:
     if emit_to is not None and engine is not None and emit_to.lower() != chosen:
         raise SpecError(f"--emit {emit_to} with --engine {engine}: emit the engine you plan for")
     return chosen
-
-
-def solve_context(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, deployment: Deployment,
-                  options: ServingOptions, engine: str, memory_fraction: float | None) -> tuple[FitResult, str]:
-    """The longest context (up to the model's maximum) at which min_concurrency requests still fit.
-    Served requests never grow with the context, so a bisection over tokens finds the exact boundary."""
-    def result_at(tokens: int) -> FitResult:
-        return engine_fit(spec, gpu, fmt, deployment, options.model_copy(update={"context_tokens": tokens}),
-                          engine, memory_fraction=memory_fraction)
-
-    wanted = max(1, options.min_concurrency)
-    options = options.model_copy(update={"min_concurrency": wanted})
-    high = spec.max_position_embeddings
-    top = result_at(high)
-    if top.fits:
-        return top, "the model's maximum context"
-    low_result = result_at(1)
-    if not low_result.fits:
-        return low_result, "nothing fits, even 1 token"
-    low = 1
-    while high - low > 1:
-        mid = (low + high) // 2
-        if result_at(mid).fits:
-            low = mid
-        else:
-            high = mid
-    return result_at(low), f"memory: {low + 1:,} tokens would hold fewer than {wanted} requests"
 
 
 def _launch(engine: str, result: FitResult, spec: ModelSpec | None, memory_fraction: float | None) -> Any:

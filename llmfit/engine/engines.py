@@ -140,3 +140,30 @@ def _relabel(step: Step, lines: list[OverheadLine]) -> Step:
         names = " + ".join(line.name for line in lines)
         return step.model_copy(update={"formula": f"gpu_memory x fraction - weights - ({names})"})
     return step
+
+
+def solve_context(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, deployment: Deployment,
+                  options: ServingOptions, engine: str, memory_fraction: float | None) -> tuple[FitResult, str]:
+    """The longest context (up to the model's maximum) at which min_concurrency requests still fit.
+    Served requests never grow with the context, so a bisection over tokens finds the exact boundary."""
+    def result_at(tokens: int) -> FitResult:
+        return engine_fit(spec, gpu, fmt, deployment, options.model_copy(update={"context_tokens": tokens}),
+                          engine, memory_fraction=memory_fraction)
+
+    wanted = max(1, options.min_concurrency)
+    options = options.model_copy(update={"min_concurrency": wanted})
+    high = spec.max_position_embeddings
+    top = result_at(high)
+    if top.fits:
+        return top, "the model's maximum context"
+    low_result = result_at(1)
+    if not low_result.fits:
+        return low_result, "nothing fits, even 1 token"
+    low = 1
+    while high - low > 1:
+        mid = (low + high) // 2
+        if result_at(mid).fits:
+            low = mid
+        else:
+            high = mid
+    return result_at(low), f"memory: {low + 1:,} tokens would hold fewer than {wanted} requests"
