@@ -76,10 +76,10 @@ def fit_command(
 ) -> None:
     """Does MODEL fit on GPU, and at what concurrency? Exit 0 yes, 1 no, 2 bad input."""
     from llmfit.cli import resolve
+    from llmfit.engine.engines import engine_fit, solve_context
     from llmfit.engine.formats import ALL_TABLE_FORMATS
     from llmfit.engine.kv import KV_DTYPES
     from llmfit.engine.runtime import ENGINE_PROFILES
-    from llmfit.engine.engines import solve_context
     from llmfit.engine.serving import Deployment, ServingOptions
     from llmfit.errors import SpecError
     from llmfit.units import parse_bytes, parse_fraction, parse_tokens
@@ -147,7 +147,7 @@ def fit_command(
         results = [solved]
     else:
         limit = None
-        results = [fit_extras.engine_fit(spec, gpu_spec, f, deployment, options, engine_name,
+        results = [engine_fit(spec, gpu_spec, f, deployment, options, engine_name,
                                          memory_fraction=memory_fraction, params=n_params) for f in formats]
     if native:
         results = [label_measured(r, spec, native_fmt, measured) for r in results]
