@@ -156,13 +156,29 @@ def _divisors(n: int, limit: int = 64) -> list[int]:
 
 
 def _weights_per_gpu(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> int:
-    """Weights on the fullest GPU: linear layers and the vocabulary sharded over TP, KV projections
-    replicated when TP exceeds the KV heads, norms replicated, layers split over PP stages (stage 0 holds
-    the embeddings, the last stage the lm_head)."""
+    """Weights on the fullest GPU (the sum of its lines, see _weights_per_gpu_by_line)."""
+    return sum(_weights_per_gpu_by_line(spec, fmt, tp, pp).values())
+
+
+def _line_name(packed: bool, fmt: WeightFormat) -> str:
+    # The names weight_bytes() gives its lines, so a per-GPU figure can sit beside each.
+    if packed:
+        return "packed weights"
+    return "unquantized tensors" if fmt.is_quantized else "weights"
+
+
+def _weights_per_gpu_by_line(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> dict[str, int]:
+    """Weights on the fullest GPU, by weight line: linear layers and the vocabulary sharded over TP, KV
+    projections replicated when TP exceeds the KV heads, norms replicated, layers split over PP stages
+    (stage 0 holds the embeddings, the last stage the lm_head)."""
     layers = spec.num_hidden_layers
     per_stage = [layers // pp + (1 if s < layers % pp else 0) for s in range(pp)]
     kv_share = kv_shard_fraction(spec, tp)
-    stage_bytes = [Fraction(0)] * pp
+    stage_lines: list[dict[str, Fraction]] = [{} for _ in range(pp)]
+
+    def add(stage: int, line: str, size: Fraction) -> None:
+        stage_lines[stage][line] = stage_lines[stage].get(line, Fraction(0)) + size
+
     for item in group_bytes(spec, fmt):
         group = item.group
         if group.kind == "vector" or group.kind == "router":
@@ -171,15 +187,19 @@ def _weights_per_gpu(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> in
             shard = kv_share if group.name != "attn.kv_a_proj_with_mqa" else Fraction(1)
         else:
             shard = Fraction(1, tp)
-        size = item.bytes * shard
-        if group.per_layer:
-            for stage in range(pp):
-                stage_bytes[stage] += size * per_stage[stage] / layers
-        elif group.kind == "lm_head":
-            stage_bytes[-1] += size
-        else:  # embeddings, final norm, extra towers: first stage
-            stage_bytes[0] += size
-    return max(ceil_div(b.numerator, b.denominator) for b in stage_bytes)
+        parts = [(_line_name(item.packed, fmt), Fraction(item.payload_bytes) * shard)]
+        if item.metadata_bytes:
+            parts.append(("scales and zero points", Fraction(item.metadata_bytes) * shard))
+        for line, size in parts:
+            if group.per_layer:
+                for stage in range(pp):
+                    add(stage, line, size * per_stage[stage] / layers)
+            elif group.kind == "lm_head":
+                add(pp - 1, line, size)
+            else:  # embeddings, final norm, extra towers: first stage
+                add(0, line, size)
+    fullest = max(stage_lines, key=lambda lines: sum(lines.values()))
+    return {line: ceil_div(size.numerator, size.denominator) for line, size in fullest.items()}
 
 
 def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Deployment, options: ServingOptions,
@@ -201,14 +221,15 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         counts = count_params(spec)
         weights = weight_bytes(spec, fmt)
         total_params, active_params = counts.total_params, counts.active_params
-        weights_per_gpu = _weights_per_gpu(spec, fmt, tp, pp)
+        by_line = _weights_per_gpu_by_line(spec, fmt, tp, pp)
     else:
         assert params is not None
         weights = dense_param_bytes(params, fmt)
         total_params = active_params = params
-        weights_per_gpu = ceil_div(weights.weights_bytes, tp * pp)
+        by_line = {line.name: ceil_div(line.bytes, tp * pp) for line in weights.lines}
+    weights_per_gpu = sum(by_line.values())
     weights_total = weights.weights_bytes
-    weights_lines = weights.lines
+    weights_lines = [line.model_copy(update={"bytes_per_gpu": by_line.get(line.name, 0)}) for line in weights.lines]
     steps.append(Step(label="weights", formula="params x bits / 8 (+ scales, zero points, 16-bit tensors)",
                       substituted=f"{total_params:,} params x {weights.bits_per_weight:.4g} bits / 8",
                       result=weights_total, unit="bytes"))
@@ -216,6 +237,7 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         weights_total = options.weights_override_bytes
         weights_per_gpu = ceil_div(weights_total, tp * pp)
         weights_lines = [WeightLine(name="weights (given)", params=total_params, bytes=weights_total,
+                                    bytes_per_gpu=weights_per_gpu,
                                     note="--weights")]
         steps[-1] = Step(label="weights", formula="given with --weights", substituted="", result=weights_total,
                          unit="bytes")

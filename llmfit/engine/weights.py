@@ -22,8 +22,9 @@ class WeightLine(BaseModel):
 
     name: str
     params: int
-    bytes: int
+    bytes: int  # one copy of the model
     note: str = ""
+    bytes_per_gpu: int | None = None  # on the fullest GPU of a deployment (set by serving.fit)
 
 
 class WeightsResult(BaseModel):

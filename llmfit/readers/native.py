@@ -53,10 +53,12 @@ def label_measured(result: FitResult, spec: ModelSpec | None, predicted_fmt: Wei
         return result.model_copy(update={"notes": notes})
     predicted = weight_bytes(spec, predicted_fmt).weights_bytes
     if info.bytes_by_dtype:
-        lines = [WeightLine(name=f"stored {dtype} tensors", params=0, bytes=size, note=info.format_note or info.reader)
+        lines = [WeightLine(name=f"stored {dtype} tensors", params=0, bytes=size, note=info.format_note or info.reader,
+                            bytes_per_gpu=size if result.gpu_count == 1 else None)
                  for dtype, size in sorted(info.bytes_by_dtype.items(), key=lambda item: -item[1])]
     else:
-        lines = [WeightLine(name="stored tensors", params=0, bytes=measured, note=info.format_note or info.reader)]
+        lines = [WeightLine(name="stored tensors", params=0, bytes=measured, note=info.format_note or info.reader,
+                            bytes_per_gpu=result.weights_bytes_per_gpu)]
     notes.append(f"weights are the checkpoint's stored bytes ({measured:,} B); llmfit's {predicted_fmt.name} "
                  f"formula predicts {predicted:,} B ({(measured - predicted) / predicted:+.2%})")
     steps = list(result.steps)

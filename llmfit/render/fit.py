@@ -41,8 +41,10 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
         [f"usable at gpu_util {result.gpu_util}", format_bytes(result.usable_bytes_per_gpu, units), "memory x gpu_util"]
     )
     for line in result.weights_lines:
-        share = line.bytes * result.weights_bytes_per_gpu // result.weights_bytes if result.weights_bytes else 0
-        rows.append([f"  {line.name}", format_bytes(share, units), line.note])
+        if line.bytes_per_gpu is not None:
+            rows.append([f"  {line.name}", format_bytes(line.bytes_per_gpu, units), line.note])
+        else:  # a stored-bytes line of a checkpoint: known for the whole model only
+            rows.append([f"  {line.name}", "-", f"{format_bytes(line.bytes, units)} in one copy; {line.note}"])
     rows.append(
         [
             "weights",
