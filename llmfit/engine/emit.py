@@ -61,6 +61,19 @@ def _max_seqs(result: FitResult) -> int:
     return max(1, min(per_replica, result.max_num_seqs))
 
 
+# Formats an engine can produce while loading a 16-bit checkpoint (fp8, bitsandbytes); the others are
+# calibrated offline (GPTQ, AWQ) or shipped that way (MXFP4), so the model id must name such a checkpoint.
+_ONLINE_QUANTIZATION = ("fp8", "nf4", "nf4-nodq")
+
+
+def _prequantized_note(dtype: str, model_id: str) -> list[str]:
+    if dtype in _ONLINE_QUANTIZATION:
+        return []
+    how = "published in it (gpt-oss is)" if dtype.startswith("mxfp4") else f"quantized offline with {dtype.upper()}"
+    return [f"{dtype}: the engine cannot quantize to it while loading; unless {model_id} is already {how}, "
+            f"point at such a checkpoint of it"]
+
+
 def vllm_command(result: FitResult, model_id: str) -> LaunchCommand:
     argv = ["vllm", "serve", model_id,
             "--tensor-parallel-size", str(result.tp),
@@ -76,6 +89,7 @@ def vllm_command(result: FitResult, model_id: str) -> LaunchCommand:
         argv += ["--dtype", DTYPE_NAMES[result.dtype]]
     if result.dtype in VLLM_QUANTIZATION:
         argv += ["--quantization", VLLM_QUANTIZATION[result.dtype]]
+        notes += _prequantized_note(result.dtype, model_id)
     elif result.dtype not in DTYPE_NAMES:
         notes.append(f"{result.dtype}: point vLLM at a checkpoint already in this format (no --quantization flag)")
     if result.kv_dtype in VLLM_KV:
@@ -97,11 +111,13 @@ def sglang_command(result: FitResult, model_id: str) -> LaunchCommand:
              "--mem-fraction-static", f"{result.gpu_util:g}"]
     if result.dtype in DTYPE_NAMES:
         argv += ["--dtype", DTYPE_NAMES[result.dtype]]
+    notes: list[str] = []
     if result.dtype in SGLANG_QUANTIZATION:
         argv += ["--quantization", SGLANG_QUANTIZATION[result.dtype]]
+        notes += _prequantized_note(result.dtype, model_id)
     if result.kv_dtype in SGLANG_KV:
         argv += ["--kv-cache-dtype", SGLANG_KV[result.kv_dtype]]
-    return _command("sglang", argv, [])
+    return _command("sglang", argv, notes)
 
 
 def trtllm_command(result: FitResult, model_id: str, free_fraction: float) -> LaunchCommand:
