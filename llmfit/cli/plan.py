@@ -113,6 +113,12 @@ def plan_command(
                 warn(f"skipping GPU preset {name}: {error}")
     else:
         gpus = [reg.gpu(name) for name in _split(gpu_types)]
+    from llmfit.engine.engines import engine_runs_on
+
+    unsupported = [g.name for g in gpus if not engine_runs_on(engine.lower(), g)]
+    if unsupported:
+        warn(f"{engine} does not run on {', '.join(unsupported)}: left out of the plan")
+        gpus = [g for g in gpus if engine_runs_on(engine.lower(), g)]
     if not gpus:
         raise SpecError("no GPU presets to plan over")
     context_tokens = parse_tokens(context, what="--context")

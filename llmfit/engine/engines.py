@@ -167,3 +167,17 @@ def solve_context(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, deployment: 
         else:
             high = mid
     return result_at(low), f"memory: {low + 1:,} tokens would hold fewer than {wanted} requests"
+
+
+# Which accelerators each serving engine runs on (the engines' installation docs): vLLM and SGLang on
+# NVIDIA CUDA and AMD ROCm (vLLM also Intel XPU), TensorRT-LLM on NVIDIA only. None of them drives an
+# Apple-silicon GPU (vLLM's macOS build runs on the CPU): plan leaves such devices out for them.
+ENGINE_VENDORS: dict[str, tuple[str, ...]] = {
+    "vllm": ("nvidia", "amd", "intel"),
+    "sglang": ("nvidia", "amd"),
+    "trt-llm": ("nvidia",),
+}
+
+
+def engine_runs_on(engine: str, gpu: GpuSpec) -> bool:
+    return gpu.vendor in ENGINE_VENDORS.get(engine, (gpu.vendor,))

@@ -122,3 +122,11 @@ def test_runtime_lines_are_the_lines_fit_computes(registry: Registry, gpu_name: 
         result = engine_fit(spec, gpu, fmt, Deployment(gpu_count=tp * pp, tp=tp, pp=pp), options)
         lines, seqs = runtime_lines(spec, gpu, fmt, tp, pp, options)
         assert lines == result.overhead_lines and seqs == result.max_num_seqs
+
+
+def test_engines_skip_devices_they_do_not_run_on(registry) -> None:
+    from llmfit.engine.engines import engine_runs_on
+
+    assert engine_runs_on("vllm", registry.gpu("mi300x")) and engine_runs_on("vllm", registry.gpu("h100-80"))
+    assert not engine_runs_on("trt-llm", registry.gpu("mi300x"))
+    assert not any(engine_runs_on(e, registry.gpu("m4-max")) for e in ("vllm", "sglang", "trt-llm"))
