@@ -76,7 +76,7 @@ def fit_command(
 ) -> None:
     """Does MODEL fit on GPU, and at what concurrency? Exit 0 yes, 1 no, 2 bad input."""
     from llmfit.cli import resolve
-    from llmfit.engine.engines import engine_fit, solve_context
+    from llmfit.engine.engines import engine_fit, engine_runs_on, solve_context
     from llmfit.engine.formats import ALL_TABLE_FORMATS
     from llmfit.engine.kv import KV_DTYPES
     from llmfit.engine.runtime import ENGINE_PROFILES
@@ -115,6 +115,9 @@ def fit_command(
     from llmfit.cli import fit_extras
 
     engine_name = fit_extras.effective_engine(engine, emit_to)
+    if engine_name != "llama.cpp" and not engine_runs_on(engine_name, gpu_spec):
+        warn(f"{engine_name} does not run on {gpu_spec.display_name or gpu_spec.name}; the figures assume it did "
+             "(on Apple silicon, try --engine llama.cpp)")
     if solve not in ("concurrency", "context"):
         raise SpecError(f"unknown --solve {solve!r} (allowed: concurrency, context)")
     if engine_name == "llama.cpp":
