@@ -77,7 +77,8 @@ def runtime_lines(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: i
                            gpu_memory_bytes=gpu.usable_memory_bytes, max_num_seqs=seqs,
                            act_bytes=4 if fmt.name == "fp32" else 2,
                            max_num_batched_tokens=options.max_num_batched_tokens, gpu_name=gpu.name,
-                           compute_capability=gpu.compute_capability, context_tokens=options.context_tokens)
+                           compute_capability=gpu.compute_capability, context_tokens=options.context_tokens,
+                           weight_format=fmt.name)
     return lines, seqs
 
 

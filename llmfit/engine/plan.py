@@ -228,10 +228,12 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         for fi, fmt in enumerate(formats):
             # Formats whose kernels need hardware the GPU lacks are left out (fp8 on Ampere runs, via Marlin).
             valid_gf[gi, fi] = not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
-        rules: dict[tuple[int, int, int], EngineRule] = {}
+        rules: dict[tuple[int, int, str], EngineRule] = {}
         for si, sh in enumerate(shape_list):
             for fi, fmt in enumerate(formats):
-                key = (sh.tp, sh.pp, 4 if fmt.name == "fp32" else 2)
+                # The runtime lines depend on the activation width, and MXFP4 MoE on its kernel layout.
+                width = "fp32" if fmt.name == "fp32" else "16-bit"
+                key = (sh.tp, sh.pp, fmt.name if fmt.name.startswith("mxfp4") else width)
                 if key not in rules:
                     rules[key] = engine_rule(target.engine, spec, gpu, fmt, sh.tp, sh.pp, base, target.memory_fraction)
                 overhead[gi, si, fi] = sum(line.bytes_per_gpu for line in rules[key].overhead_lines)

@@ -270,10 +270,60 @@ def rope_cache_bytes(spec: ModelSpec, act_bytes: int) -> tuple[int, int]:
     return spec.max_position_embeddings * rotary_dim * act_bytes, rotary_dim
 
 
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def mxfp4_moe_layout_bytes(spec: ModelSpec, compute_capability: str | None, tp: int, pp: int) -> tuple[int, str]:
+    """Bytes vLLM's MXFP4 MoE path adds to the experts when it lays them out at load time, per GPU.
+
+    vLLM (model_executor/layers/quantization/mxfp4.py, Mxfp4MoEMethod.create_weights) allocates
+    w13 = E x 2I' x H'/2 and w2 = E x H' x I'/2 bytes of packed FP4 plus one e8m0 scale per 32 values,
+    with padded sizes that depend on the kernel backend it picks for the GPU:
+      - Blackwell (cc 10.x, FlashInfer): I' = round_up(I, 256), H' = round_up(H, 256)
+      - Hopper (cc 9.0, Triton kernels): I' = round_up(I, 64); the Hopper MX value layout of
+        triton_kernels then tiles each row of packed values in 128-byte packs (k_tile 4 x warp_tile 2 x
+        threads 4 x 4 bytes), so the payload's reduction axis is padded to 256 FP4 values
+      - otherwise (Marlin, e.g. Ampere): I' = round_up(I, 128), H' = round_up(H, 256)
+    Returns (extra bytes on the fullest GPU, formula); (0, "") when the padded sizes equal the real ones.
+    """
+    hidden = spec.hidden_size
+    inter = (spec.moe_intermediate_size or spec.intermediate_size) // tp
+    cc = compute_capability or ""
+    if cc.startswith("10."):
+        hidden_p, inter_p, k_pack = _round_up(hidden, 256), _round_up(inter, 256), 0
+        backend = "FlashInfer (Blackwell)"
+    elif cc.startswith("9."):
+        hidden_p, inter_p, k_pack = hidden, _round_up(inter, 64), 128
+        backend = "Triton kernels (Hopper)"
+    else:
+        hidden_p, inter_p, k_pack = _round_up(hidden, 256), _round_up(inter, 128), 0
+        backend = "Marlin"
+
+    def matrix(rows: int, cols: int, pad_payload: bool) -> int:
+        payload_row = cols // 2
+        if pad_payload and k_pack:
+            payload_row = _round_up(payload_row, k_pack)
+        return rows * payload_row + rows * (cols // 32)
+
+    per_expert_padded = matrix(2 * inter_p, hidden_p, True) + matrix(hidden_p, inter_p, True)
+    per_expert_real = matrix(2 * inter, hidden, False) + matrix(hidden, inter, False)
+    extra = per_expert_padded - per_expert_real
+    if extra <= 0:
+        return 0, ""
+    moe_layers = spec.num_hidden_layers - spec.first_k_dense_replace
+    layers_on_gpu = min(moe_layers, -(-spec.num_hidden_layers // pp))
+    total = extra * spec.num_experts * layers_on_gpu
+    formula = (f"{backend}: {layers_on_gpu} MoE layers x {spec.num_experts} experts x {extra:,} B "
+               f"(w13 {2 * inter_p}x{hidden_p}, w2 {hidden_p}x{inter_p} as laid out, vs {2 * inter}x{hidden})")
+    return total, formula
+
+
 def overhead_lines(spec: ModelSpec | None, *, engine_version: str, tp: int, pp: int, gpu_memory_bytes: int,
                    max_num_seqs: int | None = None, act_bytes: int = 2,
                    max_num_batched_tokens: int | None = None, gpu_name: str = "",
-                   compute_capability: str | None = None, context_tokens: int | None = None) -> list[OverheadLine]:
+                   compute_capability: str | None = None, context_tokens: int | None = None,
+                   weight_format: str | None = None) -> list[OverheadLine]:
     """The runtime overhead lines of one GPU: non-torch memory, the profile run's activation peak and the
     rotary cache loaded with the weights. Unset batch limits take the engine version's defaults for the GPU."""
     profile = ENGINE_PROFILES[engine_version]
@@ -303,4 +353,9 @@ def overhead_lines(spec: ModelSpec | None, *, engine_version: str, tp: int, pp: 
     rope, rotary_dim = rope_cache_bytes(spec, act_bytes)
     lines.append(OverheadLine(name="rotary cos/sin cache (loaded with the weights)", bytes_per_gpu=rope,
                               formula=f"{spec.max_position_embeddings} positions x {rotary_dim} x {act_bytes} B"))
+    if weight_format is not None and weight_format.startswith("mxfp4") and spec.is_moe:
+        layout, formula = mxfp4_moe_layout_bytes(spec, compute_capability, tp, pp)
+        if layout:
+            lines.append(OverheadLine(name="MXFP4 MoE kernel layout (loaded with the weights)",
+                                      bytes_per_gpu=layout, formula=formula))
     return lines

@@ -256,7 +256,7 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
                                gpu_memory_bytes=gpu.usable_memory_bytes, max_num_seqs=options.max_num_seqs,
                                act_bytes=act_bytes, max_num_batched_tokens=options.max_num_batched_tokens,
                                gpu_name=gpu.name, compute_capability=gpu.compute_capability,
-                               context_tokens=options.context_tokens)
+                               context_tokens=options.context_tokens, weight_format=fmt.name)
     overhead_per_gpu = sum(line.bytes_per_gpu for line in lines)
     for line in lines:
         steps.append(Step(label=line.name, formula=line.formula, substituted="", result=line.bytes_per_gpu,

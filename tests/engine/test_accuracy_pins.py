@@ -38,7 +38,7 @@ def _serve(registry: Registry, model: str, run: dict[str, float | int | str], *,
 
 def _loaded_weights_gib(result: FitResult) -> float:
     """vLLM's "Model loading took": the parameters plus the rotary cos/sin cache."""
-    rope = sum(line.bytes_per_gpu for line in result.overhead_lines if line.name.startswith("rotary"))
+    rope = sum(line.bytes_per_gpu for line in result.overhead_lines if "loaded with the weights" in line.name)
     return (result.weights_bytes_per_gpu + rope) / GIB
 
 
@@ -137,3 +137,28 @@ def test_gguf_rules_from_llama_quant() -> None:
     assert gguf_tensor_type("q4_k_s", "attn_v", 3, 32) == "q5_k"
     assert gguf_tensor_type("q4_k_m", "token_embd", None, 28, has_output=False) == "q6_k"
     assert gguf_tensor_type("q4_k_m", "attn_q", 5, 24, n_per_row=2880) == "q5_0"  # 2880 % 256 != 0
+
+
+def test_gpt_oss_20b_mxfp4_as_vllm_loads_it_on_hopper(registry: Registry) -> None:
+    """llmd-v011-table: gpt-oss-20b on H100 (v0.11, util 0.9): "Model loading took" 13.47 GiB, KV 50.28 GiB.
+    The checkpoint itself is 12.8 GiB (model card); the rest is the MXFP4 MoE kernel layout."""
+    result = _serve(registry, "gpt-oss-20b", LLMD_V011, dtype="mxfp4")
+    assert _loaded_weights_gib(result) == pytest.approx(13.47, rel=0.01)
+    assert result.kv_budget_bytes_per_gpu / GIB == pytest.approx(50.28, rel=0.02)
+
+
+def test_mxfp4_moe_layout_follows_vllm_create_weights(registry: Registry) -> None:
+    """vLLM Mxfp4MoEMethod.create_weights: Blackwell (FlashInfer) rounds I and H up to 256, so gpt-oss's
+    2880 x 2880 experts are laid out as 3072 x 3072 (FP4 payload + one e8m0 scale per 32 values)."""
+    from llmfit.engine.runtime import mxfp4_moe_layout_bytes
+
+    spec = registry.model("gpt-oss-20b")
+
+    def expert(inter: int, hidden: int) -> int:
+        return 2 * inter * (hidden // 2 + hidden // 32) + hidden * (inter // 2 + inter // 32)
+
+    extra, _ = mxfp4_moe_layout_bytes(spec, "10.0", tp=1, pp=1)
+    assert extra == 24 * 32 * (expert(3072, 3072) - expert(2880, 2880))
+    # Hopper (Triton kernels): only the packed payload's reduction axis, 1440 -> 1536 bytes per row.
+    extra, _ = mxfp4_moe_layout_bytes(spec, "9.0", tp=1, pp=1)
+    assert extra == 24 * 32 * (2 * 2880 * 96 + 2880 * 96)
