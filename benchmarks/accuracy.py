@@ -53,7 +53,9 @@ TARGETS: dict[str, tuple[float, float] | None] = {
     "kv_gib": (0.05, 0.10),
     "kv_tokens": (0.05, 0.10),
     "quant_size": (0.03, 0.03),
+    "finetune": (0.15, 0.15),
     "activation": None,
+    "finetune_other": None,
 }
 ENGINE_VERSIONS = {"v0.19": "0.19", "v0.11": "0.11"}
 # The device memory a source's runs logged when an entry does not repeat it.
@@ -385,12 +387,33 @@ def print_summary(summary: dict[str, dict[str, Any]], markdown: bool) -> None:
               f"{_target(category)}{verdict}")
 
 
+# Training entries that are measurements (or a paper's own figures) llmfit's finetune model claims to
+# reproduce; the others are another estimator's conventions or an unverified rounded column: informative.
+FINETUNE_SCORED = ("zero-paper-figure1", "torchtune-llama32-3b-optimization-ladder")
+
+
+def check_finetune(report: Report) -> None:
+    """The fine-tune peaks of training_memory.yaml through benchmarks/finetune_accuracy.py's handlers."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import finetune_accuracy
+
+    data = load("training_memory.yaml")
+    for entry in data.get("entries", []):
+        handler = finetune_accuracy.HANDLERS.get(entry["id"])
+        if handler is None:
+            continue
+        category = "finetune" if entry["id"] in FINETUNE_SCORED else "finetune_other"
+        for row in handler(entry):
+            report.add(category, f"{row.entry}: {row.what}", row.predicted, row.measured, row.unit)
+
+
 def run() -> Report:
     registry = load_registry()
     report = Report()
     check_params(report, registry)
     check_vllm(report, registry)
     check_quant(report, registry)
+    check_finetune(report)
     return report
 
 
