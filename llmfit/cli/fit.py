@@ -100,7 +100,8 @@ def fit_command(
         raise SpecError(f"unknown --kv-dtype {kv_dtype!r} (allowed: {', '.join(KV_DTYPES)})")
     if engine_version not in ENGINE_PROFILES:
         raise SpecError(f"unknown --engine-version {engine_version!r} (allowed: {', '.join(ENGINE_PROFILES)})")
-    for flag, value in (("--pp", pp), ("--block-size", block_size), ("--max-num-seqs", max_num_seqs or 1)):
+    seqs_given = 1 if max_num_seqs is None else max_num_seqs
+    for flag, value in (("--pp", pp), ("--block-size", block_size), ("--max-num-seqs", seqs_given)):
         if value <= 0 or value > 1_000_000:
             raise SpecError(f"{flag} must be a positive integer, got {value}")
     if tp is not None and (tp <= 0 or tp > 4096):

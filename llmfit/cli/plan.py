@@ -90,7 +90,7 @@ def plan_command(
     if engine_version not in ENGINE_PROFILES:
         raise SpecError(f"unknown --engine-version {engine_version!r} (allowed: {', '.join(ENGINE_PROFILES)})")
     for flag, value in (("--concurrency", concurrency), ("--max-gpus", max_gpus), ("--gpus-per-node", gpus_per_node),
-                        ("--max-num-seqs", max_num_seqs or 1), ("--top", top)):
+                        ("--max-num-seqs", 1 if max_num_seqs is None else max_num_seqs), ("--top", top)):
         if value <= 0 or value > 1_000_000:
             raise SpecError(f"{flag} must be a positive integer, got {value}")
     if max_gpus > 128:
