@@ -29,7 +29,7 @@ def kv_document(result: KvResult, units: DisplayUnits) -> Document:
     sections = [
         Section(
             title="",
-            columns=["", units.label if units is DisplayUnits.gib else "GB", "note"],
+            columns=["", "size", "note"],
             rows=rows,
             numeric=(1,),
             emphasis=(3,),
@@ -77,7 +77,8 @@ def kv_document(result: KvResult, units: DisplayUnits) -> Document:
                         v.name,
                         str(v.kv_heads),
                         format_bytes(v.kv_bytes_per_request, units),
-                        f"{v.ratio_to_mha:.4g}x" if v.ratio_to_mha >= 0.1 else f"1/{round(1 / v.ratio_to_mha)}",
+                        "1" if v.ratio_to_mha == 1 else f"1/{round(1 / v.ratio_to_mha):g}" if v.ratio_to_mha < 1
+                        else f"{v.ratio_to_mha:.3g}x",
                     ]
                     for v in result.variants
                 ],
