@@ -297,7 +297,8 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
                           f"{block}; sliding layers capped at the window)",
                           substituted=f"{bytes_per_token(layout, head_share=head_share * tp):,} B x "
                           f"{ceil_div(options.context_tokens, block) * block:,} tokens"
-                          + (" (windowed layers capped)" if any(g.window_tokens for g in layout.groups) else ""), result=kv_per_request, unit="bytes"))
+                          + (" (windowed layers capped)" if any(g.window_tokens for g in layout.groups) else ""),
+                          result=kv_per_request, unit="bytes"))
         if loads:
             per_block_gpu = bytes_per_token(layout, layer_share=layer_share, head_share=head_share) * block
             kv_blocks = budget_per_gpu // per_block_gpu
