@@ -30,8 +30,10 @@ def _feasibility_sections(feasibility: Feasibility, units: DisplayUnits) -> list
                          format_bytes(e.usable_bytes_per_gpu, units),
                          ("+" if e.margin_bytes_per_gpu >= 0 else "-")
                          + format_bytes(abs(e.margin_bytes_per_gpu), units), f"{e.margin_ratio:+.0%}",
-                         ("yes" if e.fits else "no") + chosen])
-        sections.append(Section(title=f"Fine-tuning memory: {where} (finetune engine defaults)",
+                         ("yes" if e.fits else "no")
+                         + (" (gradient checkpointing)" if e.grad_checkpointing else "") + chosen])
+        sections.append(Section(title=f"Fine-tuning memory: {where} (finetune engine defaults; "
+                                      "gradient checkpointing only where needed)",
                                 columns=["method", "needs per GPU", "usable per GPU", "margin", "margin %", "fits"],
                                 rows=rows, numeric=(1, 2, 3, 4)))
     checks = []
@@ -72,6 +74,7 @@ def decide_document(result: DecideResult, units: DisplayUnits) -> Document:
         plan_text += " - " + ", ".join(
             f"{_lever(e.method)} needs {format_bytes(e.total_bytes_per_gpu, units)} of "
             f"{format_bytes(e.usable_bytes_per_gpu, units)}{'' if e.fits else ' (does not fit)'}"
+            f"{' with gradient checkpointing' if e.grad_checkpointing else ''}"
             for e in feasibility.methods) + " per GPU"
     if result.feasible:
         verdict = f"RECOMMENDATION: {plan_text}"

@@ -264,3 +264,14 @@ def test_hard_exercise_escalation_is_held_to_the_hardware(cli: Any) -> None:
     assert small["recommendation"] == "rag + prompt" and small["plan"][1]["then"] == ["qlora"]
     big = decide_json(cli, *flags, "--gpu", "a100-80")
     assert big["recommendation"] == "rag + prompt" and big["plan"][1]["then"] == ["lora"]
+
+
+def test_qlora_70b_on_one_a100_fits_with_gradient_checkpointing(cli) -> None:
+    """QLoRA's recipe (65B on one 48 GB GPU) recomputes activations; decide tries that remedy before
+    answering that no method fits, and says it did."""
+    run = cli("decide", "--problem", "behavior", "--prompt-tried", "--examples", "5000", "--model", "70b",
+              "--gpu", "a100-80", "--format", "json")
+    assert run.exit_code == 0, run.stderr
+    methods = {m["method"]: m for m in run.json()["feasibility"]["methods"]}
+    assert methods["qlora"]["fits"] and methods["qlora"]["grad_checkpointing"]
+    assert not methods["full"]["fits"] and not methods["full"]["grad_checkpointing"]
