@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from llmfit.cli.common import ExplainOpt, FormatOpt, PresetsOpt, UnitsOpt, emit, handle_errors
+from llmfit.cli.common import ExplainOpt, FormatOpt, PresetsOpt, UnitsOpt, emit, handle_errors, warn
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
@@ -57,6 +57,9 @@ def kv_command(
     if block_size <= 0 or block_size > 1_000_000:
         raise SpecError(f"--block-size must be a positive integer, got {block_size}")
     tokens = parse_tokens(context, what="--context") if context else min(8192, spec.max_position_embeddings)
+    if tokens > spec.max_position_embeddings:
+        warn(f"context {tokens:,} exceeds {spec.name}'s maximum {spec.max_position_embeddings:,} tokens "
+             "(needs rope scaling); computed anyway")
     typical = parse_tokens(typical_tokens, what="--typical-tokens") if typical_tokens else None
     dtype_name = "bf16" if spec.torch_dtype == "bfloat16" else "fp16" if spec.torch_dtype == "float16" else "fp32"
     resolved = resolve_kv_dtype(kv_dtype.lower(), spec, dtype_name)
