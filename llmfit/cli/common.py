@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 import traceback
@@ -37,45 +38,161 @@ PresetsOpt = Annotated[
 
 DEBUG = {"on": bool(os.environ.get("LLMFIT_DEBUG"))}
 
+# Output settings of this process: --width (0 = not given); messages already printed on stderr.
+OUTPUT: dict[str, int] = {"width": 0}
+_WARNED: list[str] = []
+PIPED_WIDTH = 120
+MIN_WIDTH, MAX_WIDTH = 20, 10_000
+
+WidthOpt = Annotated[
+    int | None,
+    typer.Option("--width", help="Columns to lay tables out in (default: COLUMNS, else the terminal's width, "
+                 "else 120 when piped).", show_default=False),
+]
+PlotOpt = Annotated[
+    Path | None,
+    typer.Option("--plot", help="Also draw the figures as a chart: FILE.svg or FILE.png (matplotlib).",
+                 show_default=False),
+]
+
+# Stand-ins for the few non-ASCII characters the reports use, when stdout cannot encode them.
+_ASCII = str.maketrans({"•": "*", "×": "x", "≥": ">=", "≤": "<=", "−": "-", "–": "-", "—": "-", "…": "...",
+                        "→": "->", "←": "<-", "·": "*", "²": "^2", "≈": "~", "ŵ": "w^", "µ": "u", "±": "+/-",
+                        "█": "#", "▓": "=", "▒": "+", "░": "-", " ": "  ", "’": "'", "“": '"', "”": '"'})
+
+
+def _encoding(stream: Any) -> str:
+    return getattr(stream, "encoding", None) or "utf-8"
+
+
+def ascii_only(stream: Any = None) -> bool:
+    """True when the stream cannot encode the characters tables use (PYTHONIOENCODING=ascii, LC_ALL=C)."""
+    try:
+        "•█┃━×≥".encode(_encoding(stream if stream is not None else sys.stdout))
+    except (UnicodeEncodeError, LookupError):
+        return True
+    return False
+
+
+def write_text(stream: Any, text: str) -> None:
+    """Write text in the stream's own encoding: ASCII stand-ins, then '?' for anything else it lacks."""
+    if ascii_only(stream):
+        encoding = _encoding(stream)
+        text = text.translate(_ASCII)
+        try:
+            text = text.encode(encoding, "replace").decode(encoding)
+        except LookupError:
+            text = text.encode("ascii", "replace").decode("ascii")
+    stream.write(text)
+
 
 def warn(message: str) -> None:
     """A warning on stderr (never stdout: `--format json | jq` must keep working)."""
-    sys.stderr.write(f"warning: {message}\n")
+    _WARNED.append(message)
+    write_text(sys.stderr, f"warning: {message}\n")
 
 
 def fail_usage(message: str) -> typer.Exit:
-    sys.stderr.write(f"error: {message}\n")
+    write_text(sys.stderr, f"error: {message}\n")
     return typer.Exit(int(ExitCode.USAGE))
 
 
+def _set_width(width: int | None) -> None:
+    from llmfit.errors import SpecError
+
+    if width is not None and not MIN_WIDTH <= width <= MAX_WIDTH:
+        raise SpecError(f"--width must be between {MIN_WIDTH} and {MAX_WIDTH:,} columns, got {width}")
+    OUTPUT["width"] = width or 0
+
+
 def handle_errors(func: F) -> F:
-    """Map LlmfitError to one line on stderr + exit 2, anything unexpected to one line + exit 3."""
+    """Map LlmfitError to one line on stderr + exit 2, anything unexpected to one line + exit 3.
+
+    Every command goes through here, so this is also where the shared `--width` option is added to its
+    signature (Typer reads `__signature__`)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
+            _set_width(kwargs.pop("width", None))
             return func(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except LlmfitError as error:
             raise fail_usage(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
-        except KeyboardInterrupt:
-            sys.stderr.write("interrupted\n")
+        except (KeyboardInterrupt, EOFError):
+            write_text(sys.stderr, "interrupted\n")
             raise typer.Exit(130) from None
         except Exception as error:  # an internal error: exit 3, traceback only with --debug
             if DEBUG["on"]:
                 traceback.print_exc()
             first = str(error).splitlines()[0] if str(error) else ""
-            sys.stderr.write(
-                f"internal error: {type(error).__name__}: {first} (rerun with --debug for the traceback)\n"
-            )
+            write_text(sys.stderr,
+                       f"internal error: {type(error).__name__}: {first} (rerun with --debug for the traceback)\n")
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
+    signature = inspect.signature(func, eval_str=True)
+    if "width" not in signature.parameters:
+        width = inspect.Parameter("width", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=WidthOpt)
+        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*signature.parameters.values(), width])
+        wrapper.__annotations__ = {**func.__annotations__, "width": WidthOpt}
     return wrapper  # type: ignore[return-value]
 
 
 def stdout_is_terminal() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def output_width() -> int:
+    """--width, else COLUMNS, else the terminal's width, else 120 (piped output)."""
+    if OUTPUT["width"]:
+        return OUTPUT["width"]
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and MIN_WIDTH <= int(columns) <= MAX_WIDTH:
+        return int(columns)
+    if sys.stdout.isatty():
+        try:
+            return max(MIN_WIDTH, os.get_terminal_size(sys.stdout.fileno()).columns)
+        except (OSError, ValueError, AttributeError):
+            pass
+    return PIPED_WIDTH
+
+
+def _same_screen() -> bool:
+    """stdout and stderr end up in the same place (one terminal, or `> file 2>&1`)."""
+    try:
+        return os.path.samestat(os.fstat(sys.stdout.fileno()), os.fstat(sys.stderr.fileno()))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _once(document: Any) -> Any:
+    """Drop the notes that already went to stderr as warnings when both streams share a screen."""
+    if not _WARNED or not _same_screen():
+        return document
+    from dataclasses import replace
+
+    return replace(document, notes=[note for note in document.notes if note not in _WARNED])
+
+
+def render_table(document: Any, *, explain: bool = False) -> str:
+    """A Document as the text a terminal (or a pipe) gets: laid out at output_width(), no trailing spaces."""
+    import io
+
+    from rich.console import Console
+
+    from llmfit.render.table import Style, to_renderable
+
+    terminal = stdout_is_terminal()
+    width = output_width()
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=terminal, no_color=not terminal,
+                      color_system="auto" if terminal else None, width=width, highlight=False, soft_wrap=False,
+                      legacy_windows=False)
+    style = Style(width=width, color=terminal, ascii=ascii_only())
+    console.print(to_renderable(document, explain=explain, style=style), crop=False)
+    return "\n".join(line.rstrip(" ") for line in buffer.getvalue().split("\n"))
 
 
 def emit(
@@ -89,28 +206,15 @@ def emit(
     if fmt is OutputFormat.json:
         from llmfit.render.jsonout import to_json
 
-        sys.stdout.write(to_json(result) + "\n")
+        sys.stdout.write(to_json(result) + "\n")  # ASCII: json.dumps escapes everything else
         return
-    doc = document()
+    doc = _once(document())
     if fmt is OutputFormat.markdown:
         from llmfit.render.markdown import to_markdown
 
-        sys.stdout.write(to_markdown(doc, explain=explain))
+        write_text(sys.stdout, to_markdown(doc, explain=explain))
         return
-    from rich.console import Console
-
-    from llmfit.render.table import to_renderable
-
-    terminal = stdout_is_terminal()
-    console = Console(
-        file=sys.stdout,
-        no_color=not terminal,
-        color_system="auto" if terminal else None,
-        width=None if sys.stdout.isatty() else 120,
-        highlight=False,
-        soft_wrap=False,
-    )
-    console.print(to_renderable(doc, explain=explain, terminal=terminal))
+    write_text(sys.stdout, render_table(doc, explain=explain))
 
 
 def exit_with(ok: bool) -> None:

@@ -47,7 +47,8 @@ def show_fit(result: FitResult, *, spec: ModelSpec | None, gpu: GpuSpec, fmt: We
     """One fit result with its speed bounds, the launch command if asked, and the solve note."""
     from llmfit.engine.speed import parse_efficiency, speed_bounds
     from llmfit.render.fit import fit_document
-    from llmfit.render.plan import shell_lines, speed_explain, speed_section
+    from llmfit.render.plan import speed_explain, speed_section
+    from llmfit.render.shell import command_block
 
     bounds = None
     if result.loads and spec is not None:
@@ -68,8 +69,7 @@ def show_fit(result: FitResult, *, spec: ModelSpec | None, gpu: GpuSpec, fmt: We
             sections.append(speed_section(bounds))
         blocks = list(doc.blocks)
         if launch is not None:
-            blocks.append(f"{launch.engine} launch command:\n{shell_lines(launch.argv)}"
-                          + "".join(f"\n  # {n}" for n in launch.notes))
+            blocks.append(command_block(f"{launch.engine} launch command", launch.argv, launch.notes))
         verdict = doc.verdict
         if solved is not None:
             verdict = (f"longest context for {result.min_concurrency} requests: "
@@ -89,7 +89,7 @@ def run_llamacpp(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec, fm
     """`fit --engine llama.cpp`: layers on the GPU (-ngl), what stays in RAM, the buffers, KV placement."""
     from llmfit.engine.emit import llama_server_command
     from llmfit.engine.llamacpp import LlamaCppOptions, llamacpp_fit
-    from llmfit.render.plan import shell_lines
+    from llmfit.render.shell import command_block
     from llmfit.units import parse_bytes
 
     if spec is None:
@@ -127,7 +127,8 @@ def run_llamacpp(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec, fm
             f"{result.layers_on_gpu} of {result.n_layer} layers on the GPU, {result.layers_in_ram} in RAM"
         verdict = (f"{'FITS' if result.fits else 'DOES NOT FIT'} - -ngl {result.gpu_layers}: {where}"
                    + ("" if result.fits_ram else "; system RAM too small"))
-        blocks = [f"llama-server command:\n{shell_lines(launch.argv)}"] if emit_to is not None else []
+        blocks = [command_block("llama-server command", launch.argv, getattr(launch, "notes", ()))] \
+            if emit_to is not None else []
         explain_lines = [
             "KV per layer = cells x kv_heads x head_dim x (K type + V type bytes); full layers "
             f"{result.kv_full_cells:,} cells" + (f", sliding layers {result.kv_swa_cells:,} cells per stream"

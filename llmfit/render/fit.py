@@ -71,18 +71,23 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
     ]
 
     krows: list[list[str]] = []
+    replica_gpus = result.tp * result.pp
+    # design.md: kv_bytes_per_token and kv_bytes_per_request are for one replica (all its GPUs, replicated
+    # KV heads counted once per GPU that holds them); the label says so, as the JSON key does.
+    replica = f"one replica ({replica_gpus} GPUs)" if replica_gpus > 1 else "one GPU"
     if result.kv_bytes_per_token is not None:
         krows.append(
             [
-                "KV per token",
+                f"KV per token, {replica}",
                 format_bytes(result.kv_bytes_per_token, units),
                 f"{result.kv_bytes_per_token:,} B"
-                + (f"; {result.kv_bytes_per_token_per_gpu:,} B per GPU" if multi else ""),
+                + (f"; {result.kv_bytes_per_token_per_gpu:,} B per GPU" if replica_gpus > 1 else "")
+                + ("; `llmfit kv` gives the whole model's, one copy" if replica_gpus > 1 else ""),
             ]
         )
         krows.append(
             [
-                f"KV per {format_tokens(result.context_tokens)}-token request",
+                f"KV per {format_tokens(result.context_tokens)}-token request, {replica}",
                 _b(result.kv_bytes_per_request, units),
                 f"blocks of {result.block_size} tokens",
             ]
@@ -104,7 +109,7 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
         )
         krows.append(
             [
-                "max concurrent requests",
+                "max concurrent requests" + (", all replicas" if result.replicas > 1 else ""),
                 str(result.max_concurrency),
                 "whole full-context requests"
                 + (f", {result.replicas} replicas" if result.replicas > 1 else "")
@@ -112,7 +117,8 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
             ]
         )
         krows.append(
-            ["recommended concurrency", str(result.recommended_concurrency), "keeps 30% of the pool as headroom"]
+            ["recommended concurrency" + (", all replicas" if result.replicas > 1 else ""),
+             str(result.recommended_concurrency), "keeps 30% of the pool as headroom"]
         )
     if krows:
         sections.append(Section(title="Serving", columns=["", "value", "note"], rows=krows, numeric=(1,)))

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from llmfit.render.document import Document, Section
+from llmfit.render.table import bar_text
+
+# GitHub collapses leading spaces in a table cell; an em space per level keeps sub-lines indented.
+INDENT = "\u2003"
 
 
 def _escape(cell: str) -> str:
-    return cell.replace("|", "\\|").replace("\n", " ")
+    stripped = cell.lstrip(" ")
+    indent = (len(cell) - len(stripped)) // 2
+    return INDENT * indent + stripped.replace("|", "\\|").replace("\n", " ")
 
 
 def _table(section: Section) -> list[str]:
@@ -29,6 +35,9 @@ def to_markdown(document: Document, *, explain: bool = False) -> str:
     lines = [f"## {document.title}", ""]
     for section in document.sections:
         lines += _table(section)
+    for segments in document.bars:
+        bar, legend = bar_text(segments)
+        lines += ["```text", bar, legend, "```", ""]
     for block in document.blocks:
         lines += ["```", block.rstrip("\n"), "```", ""]
     if document.verdict:

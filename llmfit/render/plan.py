@@ -1,8 +1,10 @@
-"""PlanResult and SpeedBounds -> Document (formatting only)."""
+"""PlanResult and SpeedBounds -> Document (formatting only). `shell_lines` is re-exported from render.shell."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+__all__ = ["plan_document", "shell_lines", "speed_explain", "speed_rows", "speed_section"]
 
 from llmfit.engine.serving import Step
 
@@ -10,6 +12,7 @@ if TYPE_CHECKING:  # annotations only: `fit` imports this module and must not pa
     from llmfit.engine.plan import PlanResult, PlanRow
 from llmfit.engine.speed import SpeedBounds
 from llmfit.render.document import Document, Section
+from llmfit.render.shell import command_block, shell_lines
 from llmfit.units import DisplayUnits, format_bytes, format_tokens
 
 
@@ -50,18 +53,6 @@ def speed_explain(steps: list[Step]) -> list[str]:
     return lines
 
 
-def shell_lines(argv: list[str]) -> str:
-    """A command as pasteable shell lines: one flag and its value per line, joined with backslashes."""
-    import shlex
-
-    lines: list[list[str]] = [[]]
-    for token in argv:
-        if token.startswith("-") and lines[-1] and lines[-1] != ["python"]:
-            lines.append([])
-        lines[-1].append(shlex.quote(token))
-    return " \\\n".join("  " + " ".join(line) if i == 0 else "    " + " ".join(line) for i, line in enumerate(lines))
-
-
 def _layout(row: PlanRow) -> str:
     parts = [f"TP{row.tp}"]
     if row.pp > 1:
@@ -87,12 +78,13 @@ def plan_document(result: PlanResult, units: DisplayUnits) -> Document:
                         columns=["#", "GPU", "GPUs", "nodes", "layout", "weights", "KV", "$/hour", "max conc.",
                                  "tok/s bound", "TTFT bound", "KV pool/GPU"],
                         rows=rows, numeric=(0, 2, 3, 7, 8, 9, 10, 11))]
-    blocks = [f"#{row.rank} {row.gpu} x{row.gpu_count}:\n{shell_lines(row.launch.argv)}"
-              + "".join(f"\n  # {n}" for n in row.launch.notes) for row in result.rows]
+    blocks = [command_block(f"#{row.rank} {row.gpu} x{row.gpu_count}, {_layout(row)}, {row.dtype} weights, "
+                            f"{row.kv_dtype} KV", row.launch.argv, row.launch.notes) for row in result.rows]
     if result.smallest_single_gpu_row is not None:
         single = result.smallest_single_gpu_row
-        blocks.append(f"smallest single GPU: {single.gpu} ({single.dtype} weights, {single.kv_dtype} KV, "
-                      f"{single.max_concurrency} requests):\n{shell_lines(single.launch.argv)}")
+        blocks.append(command_block(f"smallest single GPU: {single.gpu} ({single.dtype} weights, {single.kv_dtype} "
+                                    f"KV, {single.max_concurrency} requests)", single.launch.argv,
+                                    single.launch.notes))
     if result.fits:
         verdict = (f"{result.configurations_serving:,} of {result.configurations_evaluated:,} configurations serve "
                    f"the target; {result.front_size} on the Pareto front")
