@@ -40,15 +40,47 @@ def _key(name: str) -> str:
     return name.strip().lower()
 
 
+_LOADER: list[Any] = []
+
+
+def _loader() -> Any:
+    """A SafeLoader that refuses a duplicated mapping key (PyYAML keeps the last value silently).
+
+    libyaml's parser when PyYAML has it: the same SafeLoader constructors, ~10x faster, and it refuses
+    nesting deeper than 1000 levels where the pure-Python composer would hit RecursionError."""
+    if _LOADER:
+        return _LOADER[0]
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class NoDuplicatesLoader(base):  # type: ignore[misc,valid-type]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _value in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # an unhashable key: the base constructor reports it
+                    continue
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark, f"duplicate key {key!r}",
+                        key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    _LOADER.append(NoDuplicatesLoader)
+    return NoDuplicatesLoader
+
+
 def read_yaml(path: Path) -> Any:
     """Read one YAML file safely: size-capped, safe_load only, alias bombs refused."""
     import stat
 
     import yaml
 
-    # libyaml's parser when PyYAML has it: the same SafeLoader constructors, ~10x faster, and it refuses
-    # nesting deeper than 1000 levels where the pure-Python composer would hit RecursionError.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loader = _loader()
     try:
         info = path.stat()  # follows symlinks: what would be read
     except FileNotFoundError:
@@ -93,7 +125,7 @@ def validation_message(path: Path | str, error: ValidationError) -> str:
     parts = []
     for item in error.errors()[:3]:
         loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        msg = item["msg"]
+        msg = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             msg = "unknown field"
         parts.append(f"{loc}: {msg}")
@@ -108,20 +140,64 @@ def load_preset(path: Path, model: type[T], *, default_name: str | None = None) 
     if default_name and "name" not in data:
         data = {"name": default_name, **data}
     try:
-        return model.model_validate(data)
+        # context: a size read from a file must carry its unit (specs._bytes_value)
+        return model.model_validate(data, context={"source": "file"})
     except ValidationError as error:
         raise PresetError(validation_message(path, error)) from None
 
 
+# A preset's own look-up keys, read from its text without parsing or validating it (issue 17: a look-up
+# among 1,000 user presets must not parse 1,000 files): `name:`, `hf_id:` and `aliases:` as a flow list
+# (`[a, b]`) or a block list (`- a` lines), at the top level of the file.
+_KEY_LINES = re.compile(rb"^(name|hf_id|aliases)[ \t]*:[ \t]*([^\r\n#]*)", re.M)
+_ITEM_LINES = re.compile(rb"(?:[ \t]*(?:#[^\n]*)?\r?\n|[ \t]+-[ \t]+[^\r\n#]*[^\n]*\n?)+")
+_ITEM = re.compile(rb"^[ \t]+-[ \t]+([^\r\n#]*)", re.M)
+SCAN_BYTES = 64 * 1024
+
+
+def _unquote(text: bytes) -> str:
+    value = text.strip().decode("utf-8", errors="replace")
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def scan_keys(path: Path) -> list[str]:
+    """The names a preset file answers to (name, hf_id, aliases), read with two regular expressions over its
+    first 64 KiB: no YAML, no validation (~10 us a file)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(SCAN_BYTES)
+    except OSError:
+        return []
+    keys: list[str] = []
+    for match in _KEY_LINES.finditer(data):
+        field_name, value = match.group(1), match.group(2).strip()
+        if field_name != b"aliases":
+            keys.append(_unquote(value))
+        elif value.startswith(b"[") and value.endswith(b"]"):
+            keys += [_unquote(part) for part in value[1:-1].split(b",")]
+        elif not value:  # a block list: the indented `- item` lines that follow
+            block = _ITEM_LINES.match(data, match.end() + 1)
+            if block:
+                keys += [_unquote(item) for item in _ITEM.findall(block.group(0))]
+    return [key for key in keys if key]
+
+
 @dataclass
 class Registry:
-    """Model and GPU presets by lowercase name and alias; files are parsed lazily on first use."""
+    """Model and GPU presets by lowercase name and alias; files are parsed (and validated) lazily on first use.
+
+    Look-up: the file name first (a directory listing), then an index of the `name:`, `hf_id:` and
+    `aliases:` lines of every file (scan_keys: a text scan, ~20 us a file), so neither needs parsing
+    every preset. `warnings` holds what a user should hear about the folders (YAML files in the wrong place)."""
 
     model_files: dict[str, Path] = field(default_factory=dict)
     gpu_files: dict[str, Path] = field(default_factory=dict)
     _models: dict[str, ModelSpec] = field(default_factory=dict)
     _gpus: dict[str, GpuSpec] = field(default_factory=dict)
-    _aliases_loaded: bool = False
+    _aliases: dict[str, dict[str, Path]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @classmethod
     def from_dirs(cls, dirs: Iterable[Path]) -> Registry:
@@ -135,14 +211,15 @@ class Registry:
             raise PresetError(f"{directory}: preset folder does not exist")
         if not directory.is_dir():
             raise PresetError(f"{directory}: expected a folder with models/ and gpus/ subfolders")
+        stray = preset_paths(directory)
+        if stray:
+            names = ", ".join(p.name for p in stray[:3]) + (f" (+{len(stray) - 3} more)" if len(stray) > 3 else "")
+            self.warnings.append(f"{directory}: {names} at the top of the folder: not read; presets belong in "
+                                 f"{directory / 'models'}/ and {directory / 'gpus'}/")
         for sub, target in (("models", self.model_files), ("gpus", self.gpu_files)):
-            folder = directory / sub
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.glob("*.y*ml")):
-                if path.suffix in (".yaml", ".yml"):
-                    target[_key(path.stem)] = path
-        self._aliases_loaded = False
+            for path in preset_paths(directory / sub):
+                target[_key(path.stem)] = path
+        self._aliases.clear()
         self._models.clear()
         self._gpus.clear()
 
@@ -170,38 +247,57 @@ class Registry:
             return cache[key]  # type: ignore[no-any-return]
         path = files.get(key)
         if path is None:
-            path = self._alias(key, kind, files, model)
+            path = self._alias_map(kind, files).get(key)
         if path is None:
-            pool = list(files) + list(self._alias_map(kind, files, model))
+            pool = list(files) + list(self._alias_map(kind, files))
             suggestions = difflib.get_close_matches(key, pool, n=3, cutoff=0.5)
             raise UnknownPresetError(kind, name, suggestions)
         spec = load_preset(path, model, default_name=path.stem.lower())
         cache[key] = spec
         return spec
 
-    def _alias_map(self, kind: str, files: dict[str, Path], model: type[T]) -> dict[str, Path]:
-        attr = f"_alias_{kind}"
-        cached = getattr(self, attr, None)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        mapping: dict[str, Path] = {}
-        for path in files.values():
-            try:
-                data = read_yaml(path)
-            except PresetError:
-                continue
-            if isinstance(data, dict):
-                for alias in data.get("aliases") or []:
-                    if isinstance(alias, str):
-                        mapping.setdefault(_key(alias), path)
-                hf_id = data.get("hf_id")
-                if isinstance(hf_id, str):
-                    mapping.setdefault(_key(hf_id), path)
-        setattr(self, attr, mapping)
-        return mapping
+    def _alias_map(self, kind: str, files: dict[str, Path]) -> dict[str, Path]:
+        """Every other key a file answers to -> the file (the first file wins, as file names do)."""
+        if kind not in self._aliases:
+            mapping: dict[str, Path] = {}
+            for path in files.values():
+                for alias in scan_keys(path):
+                    mapping.setdefault(_key(alias), path)
+            self._aliases[kind] = mapping
+        return self._aliases[kind]
 
-    def _alias(self, key: str, kind: str, files: dict[str, Path], model: type[T]) -> Path | None:
-        return self._alias_map(kind, files, model).get(key)
+
+def preset_paths(folder: Path) -> list[Path]:
+    """The .yaml/.yml files of a folder (not recursive); [] when it is not a folder."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(folder)
+                       if entry.name.endswith((".yaml", ".yml")) and not entry.name.startswith("."))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return [folder / name for name in names]
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    path: Path
+    kind: str  # "model" or "gpu"
+    error: str | None  # None: valid
+
+
+def check_dir(directory: Path) -> tuple[list[CheckedFile], list[str]]:
+    """Validate every preset of a folder (models/ and gpus/): each file with its error, and the warnings."""
+    registry = Registry()
+    registry.add_dir(directory)
+    checked = []
+    for kind, files, model in (("model", registry.model_files, ModelSpec), ("gpu", registry.gpu_files, GpuSpec)):
+        for path in sorted(files.values()):
+            try:
+                load_preset(path, model, default_name=path.stem.lower())  # type: ignore[type-var]
+            except PresetError as error:
+                checked.append(CheckedFile(path, kind, str(error)))
+            else:
+                checked.append(CheckedFile(path, kind, None))
+    return checked, registry.warnings
 
 
 def user_dirs(explicit: Path | None) -> list[Path]:

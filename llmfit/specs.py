@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, model_validator
 
 from llmfit.units import MAX_BYTES, parse_bytes
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
-def _bytes_value(value: object) -> int:
+def _bytes_value(value: object, info: ValidationInfo) -> int:
     """YAML memory fields carry their unit ("80 GiB", "81559 MiB"); a bare number is refused."""
     if isinstance(value, bool):
         raise ValueError("expected a size with a unit, e.g. 80 GiB")
+    if isinstance(value, int) and (info.context or {}).get("source") == "file":
+        # A preset file says `memory: 96 GiB`; a bare 96 would be read as 96 bytes (design.md: refused).
+        raise ValueError(f"{value} has no unit; write e.g. '{value} GiB' or '{value} GB'")
     if isinstance(value, int):
         # Already bytes (e.g. a spec built in code, or a JSON round-trip); held to the range parse_bytes allows.
         if not 0 < value <= MAX_BYTES:

@@ -92,6 +92,12 @@ def warn(message: str) -> None:
     write_text(sys.stderr, f"warning: {message}\n")
 
 
+def printed(line: str, note: str) -> None:
+    """A line on stderr whose text is also a note of the report (shown once when both share a screen)."""
+    _WARNED.append(note)
+    write_text(sys.stderr, line + "\n")
+
+
 def fail_usage(message: str) -> typer.Exit:
     write_text(sys.stderr, f"error: {message}\n")
     return typer.Exit(int(ExitCode.USAGE))

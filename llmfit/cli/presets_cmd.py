@@ -12,7 +12,7 @@ from llmfit.cli.common import FormatOpt, PresetsOpt, UnitsOpt, emit, handle_erro
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
-presets_app = typer.Typer(name="presets", help="List and show model and GPU presets (with sources).",
+presets_app = typer.Typer(name="presets", help="List, show and check model and GPU presets (with sources).",
                           no_args_is_help=True)
 
 
@@ -112,6 +112,39 @@ def show_command(
         return
     assert error is not None
     raise error
+
+
+@presets_app.command("check")
+@handle_errors
+def check_command(
+    folder: Annotated[Path, typer.Argument(help="A preset folder: models/*.yaml and gpus/*.yaml inside it.",
+                                           show_default=False)],
+    fmt: FormatOpt = OutputFormat.table,
+) -> None:
+    """Validate every preset in FOLDER. Exit 0 all valid, 2 if any file is bad (each named on stderr).
+
+    Examples:
+
+      llmfit presets check ~/my-presets
+
+      llmfit presets check ./presets --format json | jq '.files[] | select(.valid | not)'
+    """
+    from llmfit.cli.common import printed, warn
+    from llmfit.errors import ExitCode
+    from llmfit.presets import check_dir
+    from llmfit.render.presets import check_document
+
+    checked, warnings = check_dir(folder)
+    for message in warnings:
+        warn(message)
+    bad = [c for c in checked if c.error is not None]
+    for item in bad:
+        printed(f"error: {item.error}", item.error or "")
+    result = {"folder": str(folder), "valid": not bad, "files_checked": len(checked), "files_bad": len(bad),
+              "files": [{"path": str(c.path), "kind": c.kind, "valid": c.error is None, "error": c.error}
+                        for c in checked]}
+    emit(fmt, result, lambda: check_document(folder, checked))
+    raise typer.Exit(int(ExitCode.USAGE if bad else ExitCode.OK))
 
 
 def register(app: typer.Typer) -> None:

@@ -12,7 +12,13 @@ from llmfit.units import parse_bytes
 
 
 def registry(presets: Path | None) -> Registry:
-    return load_registry(presets)
+    reg = load_registry(presets)
+    if reg.warnings:
+        from llmfit.cli.common import warn
+
+        for message in reg.warnings:
+            warn(message)
+    return reg
 
 
 def resolve_model(name: str, reg: Registry) -> ModelSpec:

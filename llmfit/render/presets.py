@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmfit.engine.catalog import GpuDetail, ModelDetail, ModelEntry, PresetList
+from llmfit.presets import CheckedFile
 from llmfit.render.document import Document, Section
 from llmfit.units import DisplayUnits, format_bytes, format_count
 
@@ -117,3 +118,15 @@ def gpu_document(detail: GpuDetail, units: DisplayUnits) -> Document:
         notes.append(f"aliases: {', '.join(gpu.aliases)}")
     return Document(title=f"{gpu.name}" + (f" ({gpu.display_name})" if gpu.display_name else ""),
                     sections=[Section(title="", columns=["", "value", "source / note"], rows=rows)], notes=notes)
+
+
+def check_document(folder: object, checked: list[CheckedFile]) -> Document:
+    """`presets check DIR`: every file and whether it is valid (the errors themselves go to stderr too)."""
+    rows = [[c.kind, str(c.path), "ok" if c.error is None else "INVALID"] for c in checked]
+    bad = sum(1 for c in checked if c.error is not None)
+    verdict = (f"{len(checked) - bad} of {len(checked)} preset files valid" if checked
+               else "no presets found (expected models/*.yaml and gpus/*.yaml)")
+    return Document(title=f"Presets in {folder}", sections=[Section(title="", columns=["kind", "file", "result"],
+                                                                     rows=rows)] if rows else [],
+                    verdict=verdict, verdict_ok=bad == 0 and bool(checked),
+                    notes=[c.error for c in checked if c.error is not None])
