@@ -79,12 +79,12 @@ def main() -> int:
 
 
 def _unknown(registry: object) -> None:
+    import contextlib
+
     from llmfit.errors import UnknownPresetError
 
-    try:
+    with contextlib.suppress(UnknownPresetError):
         registry.gpu("no-such-gpu")  # type: ignore[attr-defined]
-    except UnknownPresetError:
-        pass
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Output modes a script or a terminal relies on: colour only on a real terminal without NO_COLOR, the
-memory bar everywhere (one character per segment, so it reads without colour); `--format json` stdout that is pure JSON even when warnings are printed; Typer's shell
-completion.
+memory bar everywhere (one character per segment, so it reads without colour); `--format json` stdout
+that is pure JSON even when warnings are printed; Typer's shell completion.
 
 These run llmfit as a separate process (the console entry point via `python -m llmfit`), because what
 is tested is what a shell sees: whether stdout is a pipe or a terminal (a pseudo-terminal from `pty`),

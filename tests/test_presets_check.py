@@ -95,5 +95,5 @@ def test_an_alias_look_up_validates_only_the_file_it_finds(tmp_path: Path) -> No
     registry = Registry.from_dirs([folder])
     assert registry.gpu("test-gpu").display_name == "Test GPU"
     assert list(registry._gpus) == ["test-gpu"]  # only the file that was used was parsed
-    with pytest.raises(PresetError, match="broken.yaml: invalid YAML"):
+    with pytest.raises(PresetError, match=r"broken\.yaml: invalid YAML"):
         registry.gpu("broken")

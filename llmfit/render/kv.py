@@ -13,7 +13,8 @@ def kv_document(result: KvResult, units: DisplayUnits) -> Document:
         f"context {format_tokens(result.context_tokens)}, batch {result.batch}"
     )
     rows = [
-        ["per token", format_bytes(result.kv_bytes_per_token, units), f"{result.kv_bytes_per_token:,} B, whole model (all layers, one copy)"],
+        ["per token", format_bytes(result.kv_bytes_per_token, units),
+         f"{result.kv_bytes_per_token:,} B, whole model (all layers, one copy)"],
         [
             f"per request ({format_tokens(result.context_tokens)} tokens)",
             format_bytes(result.kv_bytes_per_request, units),

@@ -64,10 +64,10 @@ class FakeHub(BaseHTTPRequestHandler):
         if body and name == "huge":
             raise AssertionError("a file over the cap was downloaded")
 
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+    def do_HEAD(self) -> None:
         self._answer(body=False)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._answer(body=True)
 
 
