@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -13,6 +14,8 @@ from llmfit.units import DisplayUnits
 
 if TYPE_CHECKING:
     from llmfit.engine.decide import Hardware, Situation
+
+T = TypeVar("T")
 
 SITUATION_FLAGS = "--problem knowledge|format|behavior|capability (repeatable), --freshness, --private/--public, " \
     "--examples N, --prompt-tried"
@@ -70,10 +73,10 @@ def decide_command(
                                "examples": examples, "prompt_tried": prompt_tried, "model": model, "gpu": gpu,
                                "gpus": gpus}
     if not problem and freshness is None and private is None and examples is None and not prompt_tried:
-        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        if not interactive():
             raise SpecError(f"describe the situation with flags: {SITUATION_FLAGS} (or run on a terminal "
                             "for the questionnaire)")
-        answers.update(_questionnaire(model, gpu))
+        answers.update(_questionnaire(model, gpu, presets))
     situation = build_situation(answers["problem"], answers["freshness"], answers["private"], answers["examples"],
                                 answers["prompt_tried"], budget_per_hour, latency_ms)
     hardware = build_hardware(answers["model"], answers["gpu"], answers["gpus"], presets)
@@ -150,34 +153,116 @@ def build_hardware(model: str | None, gpu: str | None, gpus: int | None, presets
     return Hardware(model=spec, gpu=gpu_spec, gpu_count=gpus or count)
 
 
-def _questionnaire(model: str | None, gpu: str | None) -> dict[str, Any]:
-    """The same questions as the flags, asked with Rich prompts (on stderr: stdout stays the report)."""
-    from rich.console import Console
-    from rich.prompt import Confirm, IntPrompt, Prompt
+def interactive() -> bool:
+    """The questionnaire runs only on a terminal (stdin and stdout), never in CI or a pipe."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
 
-    console = Console(stderr=True, highlight=False)
-    console.print("[bold]llmfit decide[/bold] - a few questions (the flags are listed in `llmfit decide --help`)")
-    problems = [name for name, question in PROBLEM_QUESTIONS
-                if Confirm.ask(f"{question} ({name})", console=console, default=False)]
+
+class _Asker:
+    """Questions on stderr (stdout stays the report), answers from stdin, each checked as it is given:
+    a bad answer is said at once and asked again; the end of input or Ctrl-C stops with one line."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False)
+
+    def ask(self, question: str, parse: Callable[[str], T], default: str | None = None) -> T:
+        from llmfit.errors import LlmfitError
+
+        hint = f" [{default}]" if default not in (None, "") else ""
+        while True:
+            self.console.print(f"{question}{hint}: ", end="", markup=False)
+            line = sys.stdin.readline()
+            if line == "":
+                raise EOFError
+            text = line.strip() or (default or "")
+            try:
+                return parse(text)
+            except (LlmfitError, ValueError) as error:
+                self.console.print(f"  {str(error).splitlines()[0]} - try again", markup=False)
+
+    def yes_no(self, question: str, default: bool = False) -> bool:
+        def parse(text: str) -> bool:
+            value = text.strip().lower()
+            if value in ("y", "yes"):
+                return True
+            if value in ("n", "no"):
+                return False
+            raise ValueError("answer y or n")
+
+        return self.ask(f"{question} (y/n)", parse, "y" if default else "n")
+
+
+def _choice(allowed: list[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().lower()
+        if value not in allowed:
+            raise ValueError(f"one of {', '.join(allowed)}")
+        return value
+
+    return parse
+
+
+def _examples(text: str) -> int:
+    from llmfit.units import parse_count
+
+    return 0 if text.strip() == "0" else parse_count(text, what="examples")
+
+
+def _questionnaire(model: str | None, gpu: str | None, presets: Any = None) -> dict[str, Any]:
+    """The same questions as the flags. EOF (Ctrl-D) and Ctrl-C end it with one line and exit 2."""
+    from llmfit.errors import SpecError
+
+    asker = _Asker()
+    try:
+        return _ask_all(asker, model, gpu, presets)
+    except EOFError:
+        asker.console.print()  # end the prompt's line: the error is a line of its own
+        raise SpecError("decide: the input ended before every question was answered (the flags are in "
+                        "`llmfit decide --help`)") from None
+    except KeyboardInterrupt:
+        asker.console.print()
+        raise SpecError("decide: interrupted before every question was answered") from None
+
+
+def _ask_all(asker: _Asker, model: str | None, gpu: str | None, presets: Any) -> dict[str, Any]:
+    from llmfit.cli import resolve
+
+    asker.console.print("llmfit decide - a few questions (the flags are listed in `llmfit decide --help`)",
+                        markup=False)
+    problems = [name for name, question in PROBLEM_QUESTIONS if asker.yes_no(f"{question} ({name})")]
     if not problems:
-        console.print("No problem chosen: asking about the output format.")
+        asker.console.print("No problem chosen: asking about the output format.", markup=False)
         problems = ["format"]
     answers: dict[str, Any] = {"problem": problems, "freshness": None, "private": None, "examples": None,
                                "prompt_tried": False}
     if "knowledge" in problems:
-        answers["freshness"] = Prompt.ask("How often does that knowledge change?", console=console,
-                                          choices=["static", "monthly", "weekly", "daily"], default="static")
-        answers["private"] = Confirm.ask("Is it private (internal documents the model cannot have seen)?",
-                                         console=console, default=False)
+        answers["freshness"] = asker.ask("How often does that knowledge change? (static, monthly, weekly, daily)",
+                                         _choice(["static", "monthly", "weekly", "daily"]), "static")
+        answers["private"] = asker.yes_no("Is it private (internal documents the model cannot have seen)?")
     if set(problems) - {"knowledge"}:
-        answers["prompt_tried"] = Confirm.ask("Have you already tried a better prompt (instructions, schema, "
-                                              "few-shot examples)?", console=console, default=False)
-        answers["examples"] = IntPrompt.ask("How many labelled examples do you have?", console=console, default=0)
+        answers["prompt_tried"] = asker.yes_no("Have you already tried a better prompt (instructions, schema, "
+                                               "few-shot examples)?")
+        answers["examples"] = asker.ask("How many labelled examples do you have? (5000, 5k)", _examples, "0")
+    reg = resolve.registry(presets)
+
+    def model_name(text: str) -> str | None:
+        if not text:
+            return None
+        resolve.resolve_model(text, reg)  # checked now: a typo is said before the next question
+        return text
+
+    def gpu_name(text: str) -> str | None:
+        if not text:
+            raise ValueError("a GPU preset is needed to check the fine-tune (e.g. rtx-4090, a100-80x8)")
+        resolve.resolve_gpu(text, reg, None)
+        return text
+
     if model is None:
-        answers["model"] = Prompt.ask("Model to fine-tune, if any (preset name; empty to skip)", console=console,
-                                      default="", show_default=False).strip() or None
+        answers["model"] = asker.ask("Model to fine-tune, if any (preset name; empty to skip)", model_name, "")
     if gpu is None and answers.get("model", model):
-        answers["gpu"] = Prompt.ask("GPU to train on (e.g. rtx-4090, a100-80x8)", console=console).strip() or None
+        answers["gpu"] = asker.ask("GPU to train on (e.g. rtx-4090, a100-80x8)", gpu_name)
     return answers
 
 
