@@ -172,9 +172,11 @@ def to_renderable(document: Document, *, explain: bool = False, style: Style | N
     parts += [_bar(segments, style) for segments in document.bars]
     for block in document.blocks:
         # Never wrapped: a launch command or a config is pasted as printed (a long line runs past the
-        # edge of the screen rather than breaking into a line the shell would run on its own).
+        # edge of the screen rather than breaking into a line the shell would run on its own). Blank
+        # lines set each block off from the table above and from the next block.
         parts.append(Text(""))
         parts.append(Text(block.rstrip("\n"), no_wrap=True, overflow="ignore"))
+    if document.blocks:
         parts.append(Text(""))
     if document.verdict:
         verdict_style = "bold green" if document.verdict_ok else "bold red" if document.verdict_ok is False \
