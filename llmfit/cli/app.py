@@ -15,6 +15,7 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from llmfit import __version__
 from llmfit.cli.common import DEBUG
+from llmfit.cli.examples import epilog
 from llmfit.errors import ExitCode
 
 # The CLI process uses no pydantic plugins; without this pydantic scans every installed distribution's
@@ -59,6 +60,7 @@ def build_app(only: str | None = None) -> typer.Typer:
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
+        epilog=epilog("llmfit"),
     )
     application.callback()(_root)
     for command, module_name in COMMANDS.items():

@@ -267,4 +267,6 @@ def _ask_all(asker: _Asker, model: str | None, gpu: str | None, presets: Any) ->
 
 
 def register(app: typer.Typer) -> None:
-    app.command("decide")(decide_command)
+    from llmfit.cli.examples import epilog
+
+    app.command("decide", epilog=epilog("decide"))(decide_command)

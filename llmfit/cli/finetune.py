@@ -155,4 +155,6 @@ def _with_emitted(doc: Any, emitted: Any) -> Any:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("finetune")(finetune_command)
+    from llmfit.cli.examples import epilog
+
+    app.command("finetune", epilog=epilog("finetune"))(finetune_command)

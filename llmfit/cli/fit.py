@@ -168,4 +168,6 @@ def fit_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("fit")(fit_command)
+    from llmfit.cli.examples import epilog
+
+    app.command("fit", epilog=epilog("fit"))(fit_command)

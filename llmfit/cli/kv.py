@@ -70,4 +70,6 @@ def kv_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("kv")(kv_command)
+    from llmfit.cli.examples import epilog
+
+    app.command("kv", epilog=epilog("kv"))(kv_command)

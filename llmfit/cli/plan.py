@@ -137,4 +137,6 @@ def plan_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("plan")(plan_command)
+    from llmfit.cli.examples import epilog
+
+    app.command("plan", epilog=epilog("plan"))(plan_command)

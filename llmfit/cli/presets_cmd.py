@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 
 from llmfit.cli.common import FormatOpt, PresetsOpt, UnitsOpt, emit, handle_errors
+from llmfit.cli.examples import epilog
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
 presets_app = typer.Typer(name="presets", help="List, show and check model and GPU presets (with sources).",
-                          no_args_is_help=True)
+                          no_args_is_help=True, epilog=epilog("presets"))
 
 
 class Kind(str, Enum):
@@ -33,7 +34,7 @@ def _origin(path: Path | None) -> str:
     return "built-in"
 
 
-@presets_app.command("list")
+@presets_app.command("list", epilog=epilog("presets list"))
 @handle_errors
 def list_command(
     kind: Annotated[Kind | None, typer.Option("--kind", "-k", help="Only models or only gpus.",
@@ -68,7 +69,7 @@ def list_command(
     emit(fmt, result, lambda: list_document(result, units))
 
 
-@presets_app.command("show")
+@presets_app.command("show", epilog=epilog("presets show"))
 @handle_errors
 def show_command(
     name: Annotated[str, typer.Argument(help="A model or GPU preset (or alias); a model may also be a config.json, "
@@ -114,21 +115,14 @@ def show_command(
     raise error
 
 
-@presets_app.command("check")
+@presets_app.command("check", epilog=epilog("presets check"))
 @handle_errors
 def check_command(
     folder: Annotated[Path, typer.Argument(help="A preset folder: models/*.yaml and gpus/*.yaml inside it.",
                                            show_default=False)],
     fmt: FormatOpt = OutputFormat.table,
 ) -> None:
-    """Validate every preset in FOLDER. Exit 0 all valid, 2 if any file is bad (each named on stderr).
-
-    Examples:
-
-      llmfit presets check ~/my-presets
-
-      llmfit presets check ./presets --format json | jq '.files[] | select(.valid | not)'
-    """
+    """Validate every preset in FOLDER. Exit 0 all valid, 2 if any file is bad (each named on stderr)."""
     from llmfit.cli.common import printed, warn
     from llmfit.errors import ExitCode
     from llmfit.presets import check_dir

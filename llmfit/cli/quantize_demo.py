@@ -181,4 +181,6 @@ def quantize_demo(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("quantize-demo", help=HELP)(quantize_demo)
+    from llmfit.cli.examples import epilog
+
+    app.command("quantize-demo", help=HELP, epilog=epilog("quantize-demo"))(quantize_demo)
