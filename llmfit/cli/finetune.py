@@ -6,7 +6,17 @@ from typing import Annotated, Any
 
 import typer
 
-from llmfit.cli.common import ExplainOpt, FormatOpt, PresetsOpt, UnitsOpt, emit, exit_with, handle_errors, warn
+from llmfit.cli.common import (
+    ExplainOpt,
+    FormatOpt,
+    PlotOpt,
+    PresetsOpt,
+    UnitsOpt,
+    emit,
+    exit_with,
+    handle_errors,
+    warn,
+)
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
@@ -59,6 +69,7 @@ def finetune_command(
     emit_to: Annotated[str | None, typer.Option("--emit", help="Print the training config matching the plan: "
                                                 "deepspeed (ds_config JSON), peft (LoraConfig etc.), bnb "
                                                 "(BitsAndBytesConfig).", show_default=False)] = None,
+    plot: PlotOpt = None,
     fmt: FormatOpt = OutputFormat.table,
     units: UnitsOpt = DisplayUnits.gib,
     explain: ExplainOpt = False,
@@ -136,6 +147,10 @@ def finetune_command(
     emitted = emit_training(emit_name, result) if emit_name is not None else None
     for message in result.warnings:
         warn(message)
+    if plot is not None:
+        from llmfit.cli.plot_data import plot_finetune
+
+        plot_finetune(plot, spec, gpu_spec, options, params=n_params, methods=METHODS)
     if emitted is None:
         emit(fmt, result, lambda: finetune_document(result, units), explain=explain)
     else:

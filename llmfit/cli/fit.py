@@ -9,6 +9,7 @@ import typer
 from llmfit.cli.common import (
     ExplainOpt,
     FormatOpt,
+    PlotOpt,
     PresetsOpt,
     UnitsOpt,
     emit,
@@ -69,6 +70,7 @@ def fit_command(
                                             show_default=False)] = None,
     efficiency: Annotated[str | None, typer.Option("--efficiency", help="Speed-bound efficiency MEMORY[,COMPUTE] "
                                                    "(default 0.75,0.5).", show_default=False)] = None,
+    plot: PlotOpt = None,
     fmt: FormatOpt = OutputFormat.table,
     units: UnitsOpt = DisplayUnits.gib,
     explain: ExplainOpt = False,
@@ -121,6 +123,8 @@ def fit_command(
              "(on Apple silicon, try --engine llama.cpp)")
     if solve not in ("concurrency", "context"):
         raise SpecError(f"unknown --solve {solve!r} (allowed: concurrency, context)")
+    if plot is not None and engine_name == "llama.cpp":
+        raise SpecError("--plot draws vLLM/SGLang/TRT-LLM fits; --engine llama.cpp has no chart yet")
     if engine_name == "llama.cpp":
         fit_extras.run_llamacpp(spec, model, gpu_spec, resolve.resolve_format(dtype), context_tokens=context_tokens,
                                 parallel=max(1, min_concurrency), kv_dtype=kv_dtype.lower(), ram=ram,
@@ -157,6 +161,11 @@ def fit_command(
         results = [label_measured(r, spec, native_fmt, measured) for r in results]
     for message in results[0].warnings:
         warn(message)
+    if plot is not None:
+        from llmfit.cli.plot_data import plot_fit
+
+        plot_fit(plot, results, spec=spec, gpu=gpu_spec, formats=formats, deployment=deployment, options=options,
+                 engine=engine_name, memory_fraction=memory_fraction)
     from llmfit.render.fit import fit_table_document
 
     if len(results) == 1:

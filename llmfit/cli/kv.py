@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from llmfit.cli.common import ExplainOpt, FormatOpt, PresetsOpt, UnitsOpt, emit, handle_errors, warn
+from llmfit.cli.common import ExplainOpt, FormatOpt, PlotOpt, PresetsOpt, UnitsOpt, emit, handle_errors, warn
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
@@ -36,6 +36,7 @@ def kv_command(
             show_default=False,
         ),
     ] = None,
+    plot: PlotOpt = None,
     fmt: FormatOpt = OutputFormat.table,
     units: UnitsOpt = DisplayUnits.gib,
     explain: ExplainOpt = False,
@@ -66,6 +67,10 @@ def kv_command(
     result = kv_cache(
         spec, kv_dtype=resolved, context_tokens=tokens, batch=batch, block_size=block_size, typical_tokens=typical
     )
+    if plot is not None:
+        from llmfit.cli.plot_data import plot_kv
+
+        plot_kv(plot, spec, kv_dtype=resolved, block_size=block_size, batch=batch)
     emit(fmt, result, lambda: kv_document(result, units), explain=explain)
 
 

@@ -9,7 +9,17 @@ from typing import Annotated
 
 import typer
 
-from llmfit.cli.common import ExplainOpt, FormatOpt, PresetsOpt, UnitsOpt, emit, exit_with, handle_errors, warn
+from llmfit.cli.common import (
+    ExplainOpt,
+    FormatOpt,
+    PlotOpt,
+    PresetsOpt,
+    UnitsOpt,
+    emit,
+    exit_with,
+    handle_errors,
+    warn,
+)
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
@@ -62,6 +72,7 @@ def plan_command(
                                                    show_default=False)] = None,
     top: Annotated[int, typer.Option("--top", help="Rows of the Pareto front to print.")] = 10,
     engine_version: Annotated[str, typer.Option("--engine-version", help="vLLM accounting: 0.19 or 0.11.")] = "0.19",
+    plot: PlotOpt = None,
     fmt: FormatOpt = OutputFormat.table,
     units: UnitsOpt = DisplayUnits.gib,
     explain: ExplainOpt = False,
@@ -132,6 +143,10 @@ def plan_command(
     base = ServingOptions(context_tokens=context_tokens, max_num_seqs=max_num_seqs, engine_version=engine_version)
     with progress_bar(f"planning {spec.name}") as update:
         result = plan(spec, gpus, formats, kv_list, target, base, progress=update)
+    if plot is not None:
+        from llmfit.cli.plot_data import plot_plan
+
+        plot_plan(plot, result)
     emit(fmt, result, lambda: plan_document(result, units), explain=explain)
     exit_with(result.fits)
 
