@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 help:
 	@echo "make demo   - create .venv, install llmfit, run the headline example"
-	@echo "make test   - create .venv, install llmfit with test extras, run ruff and pytest"
+	@echo "make test   - create .venv, install llmfit with test extras, run ruff, mypy and pytest"
 	@echo "make bench  - run the benchmarks (accuracy, start-up, plan speed)"
 
 $(BIN)/python:
@@ -28,6 +28,7 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check llmfit tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 # Benchmarks print figures (and exit 1 when a target is missed); `make bench` runs them all regardless.
@@ -36,6 +37,7 @@ bench: $(VENV)/.installed-test
 	-$(BIN)/python benchmarks/finetune_accuracy.py
 	-$(BIN)/python benchmarks/startup.py
 	-$(BIN)/python benchmarks/plan_speed.py
+	-$(BIN)/python benchmarks/presets_speed.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -244,7 +244,7 @@ class Registry:
     def _get(self, name: str, kind: str, files: dict[str, Path], cache: dict[str, Any], model: type[T]) -> T:
         key = _key(name)
         if key in cache:
-            return cache[key]  # type: ignore[no-any-return]
+            return cast(T, cache[key])
         path = files.get(key)
         if path is None:
             path = self._alias_map(kind, files).get(key)
@@ -292,7 +292,7 @@ def check_dir(directory: Path) -> tuple[list[CheckedFile], list[str]]:
     for kind, files, model in (("model", registry.model_files, ModelSpec), ("gpu", registry.gpu_files, GpuSpec)):
         for path in sorted(files.values()):
             try:
-                load_preset(path, model, default_name=path.stem.lower())  # type: ignore[type-var]
+                load_preset(path, model, default_name=path.stem.lower())
             except PresetError as error:
                 checked.append(CheckedFile(path, kind, str(error)))
             else:

@@ -9,7 +9,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, cast
 
 import typer
 
@@ -140,10 +140,10 @@ def handle_errors(func: F) -> F:
     signature = inspect.signature(func, eval_str=True)
     if "width" not in signature.parameters:
         width = inspect.Parameter("width", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=WidthOpt)
-        wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[*signature.parameters.values(), width])
+        setattr(wrapper, "__signature__", signature.replace(  # noqa: B010 - a function attribute mypy does not know
+            parameters=[*signature.parameters.values(), width]))
         wrapper.__annotations__ = {**func.__annotations__, "width": WidthOpt}
-    return wrapper  # type: ignore[return-value]
+    return cast(F, wrapper)
 
 
 def stdout_is_terminal() -> bool:

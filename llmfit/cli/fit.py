@@ -97,6 +97,7 @@ def fit_command(
         native_fmt = native_format(spec)
         dtype = native_fmt.name
         measured = measured_weights_bytes(spec, native_fmt) if weights is None else None
+    assert dtype is not None  # given, or the native format's name
     gpu_spec, gpu_count = resolve.resolve_gpu(gpu, reg, gpu_memory)
     if kv_dtype.lower() not in KV_DTYPES:
         raise SpecError(f"unknown --kv-dtype {kv_dtype!r} (allowed: {', '.join(KV_DTYPES)})")
@@ -142,7 +143,7 @@ def fit_command(
         overhead_override_bytes=parse_bytes(overhead, what="--overhead") if overhead else None,
     )
     deployment = Deployment(gpu_count=gpu_count, tp=tp_size, pp=pp)
-    names = ALL_TABLE_FORMATS if dtype.lower() == "all" else (dtype,)
+    names: tuple[str, ...] = ALL_TABLE_FORMATS if dtype.lower() == "all" else (dtype,)
     if dtype.lower() == "all" and spec is None:
         names = ("fp32", "fp16", "bf16", "int8-raw", "int4-raw", "int8", "int4")
     formats = [native_fmt] if native else [resolve.resolve_format(name) for name in names]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import re
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -159,6 +159,7 @@ def quantize_demo(
     else:
         from llmfit.readers.matrix import read_matrix
 
+        weights: Any
         if matrix is not None:
             weights, label = read_matrix(matrix)
             mode, default_group = "matrix", 128

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
-from typing import Literal
+from typing import Literal, cast, get_args
+
+from llmfit.errors import SpecError
 
 # ggml block types: (weights per block, bytes per block) from ggml-common.h.
 GGML_TYPES: dict[str, tuple[int, int]] = {
@@ -350,4 +352,6 @@ def checkpoint_format(spec_format: str, tensors: str | None) -> WeightFormat:
     fmt = get_format(spec_format)
     if tensors is None or tensors == fmt.targets:
         return fmt
-    return replace(fmt, targets=tensors)  # type: ignore[arg-type]
+    if tensors not in get_args(Targets):
+        raise SpecError(f"checkpoint tensors {tensors!r}: one of {', '.join(get_args(Targets))}")
+    return replace(fmt, targets=cast(Targets, tensors))

@@ -21,7 +21,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from llmfit.engine.formats import WeightFormat, get_format
+from llmfit.engine.formats import Targets, WeightFormat, get_format
 from llmfit.readers.config import ModelFileError
 
 # A group as large as any matrix row: ceil(cols / group) = 1, i.e. one scale per output row.
@@ -29,10 +29,10 @@ _PER_ROW = 2**40
 
 
 def _packed(name: str, description: str, source: str, bits: int, group: int | None, *, scale_bits: int,
-            zero_bits: int = 0, gidx: bool = False, targets: str = "linear",
+            zero_bits: int = 0, gidx: bool = False, targets: Targets = "linear",
             extra: Fraction = Fraction(0)) -> WeightFormat:
     return WeightFormat(name=name, description=description, source=source, payload_bits=Fraction(bits),
-                        targets=targets, group_size=group, scale_bits=scale_bits, zero_bits=zero_bits,  # type: ignore[arg-type]
+                        targets=targets, group_size=group, scale_bits=scale_bits, zero_bits=zero_bits,
                         index_bits_per_col=32 if gidx else 0, extra_bits_per_weight=extra, nominal_bits=bits)
 
 
@@ -115,7 +115,7 @@ def _compressed_tensors(qc: dict[str, Any], where: str) -> tuple[str, int | None
     weights = [g.get("weights") for g in groups.values() if isinstance(g, dict) and isinstance(g.get("weights"), dict)]
     if not weights:
         raise ModelFileError(f"{where}: compressed-tensors quantization_config without config_groups weights")
-    w = weights[0]
+    w: dict[str, Any] = weights[0] or {}  # each checked to be a dict just above
     bits, kind, strategy = w.get("num_bits"), w.get("type"), w.get("strategy")
     if kind == "float" and bits == 8:
         return ("fp8-block128" if strategy == "block" else "fp8"), None

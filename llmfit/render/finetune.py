@@ -96,17 +96,17 @@ def finetune_document(r: FinetuneResult, units: DisplayUnits) -> Document:
     notes += r.warnings + r.notes
     bars = []
     if r.gpu_memory_bytes_per_gpu and r.fits:
-        device = r.gpu_memory_bytes_per_gpu
+        device_bytes = r.gpu_memory_bytes_per_gpu
         at_peak = {c: sum(x.bytes_per_gpu for x in r.lines if x.category == c and x.at_peak)
                    for c in ("weights", "gradients", "master_weights", "optimizer", "activations", "logits",
                              "overhead")}
         bars.append([
-            ("weights", at_peak["weights"] / device, "blue"),
-            ("grads+optimizer", (at_peak["gradients"] + at_peak["master_weights"] + at_peak["optimizer"]) / device,
-             "yellow"),
-            ("activations+logits", (at_peak["activations"] + at_peak["logits"]) / device, "green"),
-            ("overhead", at_peak["overhead"] / device, "magenta"),
-            ("free", max(0, r.margin_bytes_per_gpu or 0) / device, "bright_black"),
+            ("weights", at_peak["weights"] / device_bytes, "blue"),
+            ("grads+optimizer",
+             (at_peak["gradients"] + at_peak["master_weights"] + at_peak["optimizer"]) / device_bytes, "yellow"),
+            ("activations+logits", (at_peak["activations"] + at_peak["logits"]) / device_bytes, "green"),
+            ("overhead", at_peak["overhead"] / device_bytes, "magenta"),
+            ("free", max(0, r.margin_bytes_per_gpu or 0) / device_bytes, "bright_black"),
         ])
     return Document(title=_title(r), sections=sections, verdict=verdict, verdict_ok=r.fits, bars=bars, notes=notes,
                      explain=r.explain)
