@@ -142,3 +142,26 @@ def test_install_completion_writes_only_under_home(tmp_path: Path) -> None:
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert written, done.stdout
     assert any("llmfit" in p.read_text(errors="replace").lower() for p in written)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
+def test_a_warning_is_shown_once_on_a_terminal() -> None:
+    """The rope warning goes to stderr; on the same screen it is not repeated as a note of the report."""
+    code, screen = run_on_terminal("fit", "70b", "--gpu", "a100-80", "--context", "8k", env=env_with(NO_COLOR="1"))
+    assert code in (0, 1), screen
+    assert screen.count("exceeds 70b's maximum 4,096 tokens") == 1, screen
+
+
+def test_a_warning_stays_in_a_report_saved_to_a_file() -> None:
+    done = run_piped("fit", "70b", "--gpu", "a100-80", "--context", "8k")
+    assert "exceeds 70b's maximum" in done.stderr and "exceeds 70b's maximum" in done.stdout
+
+
+def test_columns_is_honoured_when_piped() -> None:
+    env = env_with()
+    env["COLUMNS"] = "80"
+    done = run_piped("plan", "llama-3.1-70b", "--context", "32k", "-k", "64", "--top", "3", env=env)
+    assert done.returncode in (0, 1), done.stderr
+    table_lines = [line for line in done.stdout.splitlines() if line.startswith(("┃", "│", "┏", "└"))]
+    assert table_lines and max(len(line) for line in table_lines) <= 80
+    assert all(line == line.rstrip() for line in done.stdout.splitlines())  # no trailing spaces
