@@ -38,7 +38,7 @@ DEFAULT_ENDPOINT = "https://huggingface.co"
 # 1+2+4+8+8 s of sleep), which is how an unplugged laptop waited 24 s for a wrong error: here one HEAD
 # request without retries comes first, after a TCP probe of the endpoint.
 DEFAULT_TIMEOUT_SECONDS = 5.0
-PROBE_TIMEOUT_SECONDS = 1.5
+PROBE_TIMEOUT_SECONDS = 1.0
 # Largest file fetched, checked against the size the Hub's HEAD answer reports before any download.
 # An index of the largest published checkpoints (DeepSeek-V3: ~91k tensors) is ~9 MB.
 MAX_FILE_BYTES = {"config.json": MAX_CONFIG_BYTES, INDEX_NAME: 64 * 2**20}
@@ -81,6 +81,18 @@ def cache_dir() -> str | None:
     return None
 
 
+def _maybe_cached(repo: str) -> bool:
+    """False when the cache certainly has no copy of repo (no models--org--name folder): then the
+    offline answer comes without importing huggingface_hub (~0.3 s of httpx and friends)."""
+    root = cache_dir()
+    if root is None:  # huggingface_hub's default: $XDG_CACHE_HOME or ~/.cache, then huggingface/hub
+        root = str(Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "huggingface" / "hub")
+    try:
+        return (Path(root).expanduser() / f"models--{repo.replace('/', '--')}").is_dir()
+    except OSError:
+        return True
+
+
 def _unreachable(host: str, why: str) -> ModelFileError:
     return ModelFileError(f"cannot reach {host} ({why}): no network? Pass a local config.json or snapshot "
                           "folder, or set HF_HUB_OFFLINE=1 to use the local Hugging Face cache only")
@@ -106,9 +118,20 @@ def _resolve(host: str, port: int, timeout: float) -> list[Any]:
     return list(out["addresses"])
 
 
+def _first_hop(url: str) -> str:
+    """The address a request to url connects to first: its proxy when one is set for it (HTTPS_PROXY...)."""
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        return proxy if "://" in proxy else f"http://{proxy}"
+    return url
+
+
 def check_reachable(url: str | None = None) -> None:
-    """A TCP connection to the Hub endpoint within PROBE_TIMEOUT_SECONDS, else one clear error."""
-    url = url or endpoint()
+    """A TCP connection to the Hub endpoint (or its proxy) within PROBE_TIMEOUT_SECONDS, else one clear error."""
+    url = _first_hop(url or endpoint())
     if url not in _REACHABLE:
         parts = urlsplit(url)
         host = parts.hostname or url
@@ -180,24 +203,27 @@ def _download(repo: str, revision: str | None, filename: str, *, required: bool)
     Online: a TCP probe, then one HEAD request (no retries, a timeout) whose answer gives the file's size,
     checked against its cap before the download."""
     _quiet_hub()
-    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
-    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+    if _maybe_cached(repo):
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
-    try:
-        local = Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir(),
-                                     local_files_only=True))
-    except (LocalEntryNotFoundError, EntryNotFoundError, FileNotFoundError, OSError, ValueError):
-        pass
-    else:
-        _check_size(local, filename)
-        return local
+        try:
+            local = Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir(),
+                                         local_files_only=True))
+        except (LocalEntryNotFoundError, EntryNotFoundError, FileNotFoundError, OSError, ValueError):
+            pass
+        else:
+            _check_size(local, filename)
+            return local
     if is_offline():
         if required:
             raise ModelFileError(f"{repo}: {filename} is not in the local Hugging Face cache and HF_HUB_OFFLINE "
                                  "is set (download it once online, or point at a local folder)") from None
         return None
+    check_reachable()  # before importing huggingface_hub: no network is known in milliseconds
+    from huggingface_hub import constants, get_hf_file_metadata, hf_hub_download, hf_hub_url
+
     constants.HF_HUB_OFFLINE = False  # it read the variable at import; ours is read now (is_offline)
-    check_reachable()
     timeout = timeout_seconds()
     missing = ModelFileError(f"{repo}: the repo has no {filename} (a GGUF repo? pass the .gguf file's path)")
     try:

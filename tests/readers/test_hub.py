@@ -127,3 +127,13 @@ def test_the_cli_prints_one_line_and_exits_2_when_offline(tmp_path: os.PathLike[
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.count("\n") == 1 and done.stderr.startswith("error: cannot reach 127.0.0.1"), done.stderr
+
+
+def test_the_probe_goes_to_the_proxy_when_one_is_set(hub_env: pytest.MonkeyPatch) -> None:
+    """Behind a proxy the Hub itself is not reachable directly: the probe checks the proxy instead."""
+    hub_env.setenv("HF_ENDPOINT", "https://huggingface.co")
+    hub_env.setenv("HTTPS_PROXY", f"http://127.0.0.1:{_free_port()}")
+    hub_env.delenv("NO_PROXY", raising=False)
+    hub_env.delenv("no_proxy", raising=False)
+    with pytest.raises(ModelFileError, match=r"cannot reach 127\.0\.0\.1"):
+        hub.check_reachable()
