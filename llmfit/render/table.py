@@ -8,7 +8,10 @@ When even that does not fit the width, the table is cut into column groups, each
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import combinations
 from typing import Any
 
 from rich import box
@@ -71,6 +74,8 @@ def column_groups(section: Section, width: int) -> list[tuple[list[int], list[in
             groups.append(current)
             current = [0, index]
     groups.append(current)
+    if len(groups) > 1:
+        groups = _balanced(groups, count, lambda g: fits(g, smallest), widest)
     out = []
     for indexes in groups:
         sizes = {i: smallest[i] for i in indexes}
@@ -105,15 +110,39 @@ def column_groups(section: Section, width: int) -> list[tuple[list[int], list[in
     return out
 
 
-def _table(section: Section, style: Style) -> list[Table]:
-    tables = []
+def _balanced(greedy: list[list[int]], count: int, fits: Callable[[list[int]], bool],
+              widest: list[int]) -> list[list[int]]:
+    """As many groups as the greedy cut, but with the columns spread evenly (a last group of one lonely
+    column reads badly): the cut whose widest group (by content width) is narrowest, among those that fit."""
+    parts = len(greedy)
+    rest = list(range(1, count))
+    if len(rest) > 16 or parts > 4:  # a search of at most C(15, 3) = 455 cuts; beyond, keep the greedy one
+        return greedy
+    best, best_cost = greedy, None
+    for cuts in combinations(range(1, len(rest)), parts - 1):
+        bounds = [0, *cuts, len(rest)]
+        groups = [[0, *rest[a:b]] for a, b in itertools.pairwise(bounds)]
+        if not all(fits(g) for g in groups):
+            continue
+        cost = max(sum(widest[i] for i in g) for g in groups)
+        if best_cost is None or cost < best_cost:
+            best, best_cost = groups, cost
+    return best
+
+
+def _table(section: Section, style: Style) -> list[Any]:
+    """The section's tables, each after its title (a line of its own, wrapped at the screen's width rather
+    than the table's)."""
+    tables: list[Any] = []
     groups = column_groups(section, style.width)
     for number, (indexes, widths, folding) in enumerate(groups):
         title = section.title
         if number:
             title = f"{title} (continued)" if title else "(continued)"
-        table = Table(title=title or None, title_justify="left", show_edge=True, header_style="bold",
-                      box=box.ASCII if style.ascii else box.HEAVY_HEAD, safe_box=style.ascii)
+        if title:
+            tables.append(Text(title, style="italic"))
+        table = Table(show_edge=True, header_style="bold", box=box.ASCII if style.ascii else box.HEAVY_HEAD,
+                      safe_box=style.ascii)
         for index, width in zip(indexes, widths, strict=True):
             # Headers wrap between words (an explicit no_wrap on the Text wins over the column's).
             table.add_column(Text(section.columns[index], no_wrap=False, overflow="fold"),
