@@ -57,3 +57,16 @@ def test_no_word_is_split_at_80_columns(name: str) -> None:
     missing = set(SEPARATORS.split(wide)) - set(SEPARATORS.split(narrow))
     assert not missing, f"split at 80 columns: {sorted(missing)[:10]}"
     assert "…" not in narrow  # nothing cropped either
+
+
+@pytest.mark.parametrize("width", ["5", "100000"])
+def test_a_width_out_of_range_is_bad_input(width: str) -> None:
+    done = run_cli("kv", "7b", "--width", width)
+    assert done.exit_code == 2
+    assert done.stderr.startswith("error: --width must be between 20 and 10,000 columns")
+
+
+def test_every_command_takes_width() -> None:
+    for args in (["fit"], ["kv"], ["finetune"], ["plan"], ["decide"], ["quantize-demo"], ["presets", "list"],
+                 ["presets", "show"], ["presets", "check"]):
+        assert "--width" in run_cli(*args, "--help").stdout, args
