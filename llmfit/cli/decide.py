@@ -38,8 +38,9 @@ def decide_command(
                                                   "problem).", show_default=False)] = None,
     private: Annotated[bool | None, typer.Option("--private/--public", help="The knowledge is private (the model "
                                                  "cannot have seen it) or public.", show_default=False)] = None,
-    examples: Annotated[int | None, typer.Option("--examples", "-n", help="Labelled examples you have (PEFT needs "
-                                                 ">= 1,000, a full fine-tune >= 100,000).", show_default=False)] = None,
+    examples: Annotated[str | None, typer.Option("--examples", "-n", help="Labelled examples you have: 5000, 5k "
+                                                 "(PEFT needs >= 1,000, a full fine-tune >= 100,000).",
+                                                 show_default=False)] = None,
     prompt_tried: Annotated[bool, typer.Option("--prompt-tried", help="A better prompt was already tried and "
                                                "is not enough.")] = False,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Model to fine-tune (preset, config.json, ...): "
@@ -70,7 +71,7 @@ def decide_command(
     from llmfit.render.decide import decide_document
 
     answers: dict[str, Any] = {"problem": problem, "freshness": freshness, "private": private,
-                               "examples": examples, "prompt_tried": prompt_tried, "model": model, "gpu": gpu,
+                               "examples": None if examples is None else _examples(examples), "prompt_tried": prompt_tried, "model": model, "gpu": gpu,
                                "gpus": gpus}
     if not problem and freshness is None and private is None and examples is None and not prompt_tried:
         if not interactive():
@@ -205,9 +206,10 @@ def _choice(allowed: list[str]) -> Callable[[str], str]:
 
 
 def _examples(text: str) -> int:
+    """A count of examples: 5000, 5k, 1.2M; 0 is allowed (none yet)."""
     from llmfit.units import parse_count
 
-    return 0 if text.strip() == "0" else parse_count(text, what="examples")
+    return 0 if text.strip() in ("0", "-0") else parse_count(text, what="--examples")
 
 
 def _questionnaire(model: str | None, gpu: str | None, presets: Any = None) -> dict[str, Any]:

@@ -46,7 +46,7 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
     "decide": [
         ("Private knowledge that changes weekly", "llmfit decide --problem knowledge --freshness weekly --private "
          "-n 5000 -m 7b -g rtx-4090"),
-        ("Output format, a better prompt already tried", "llmfit decide -p format --prompt-tried -n 20000 "
+        ("Output format, a better prompt already tried", "llmfit decide -p format --prompt-tried -n 20k "
          "-m llama-3.1-8b -g rtx-4090"),
         ("The questions one by one (on a terminal)", "llmfit decide"),
     ],

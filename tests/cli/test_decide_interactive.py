@@ -59,3 +59,9 @@ def test_ctrl_c_is_one_line_and_exit_2(monkeypatch: pytest.MonkeyPatch) -> None:
     done = _run([])
     assert done.exit_code == 2
     assert done.stderr.strip().splitlines()[-1] == "error: decide: interrupted before every question was answered"
+
+
+def test_the_examples_flag_takes_suffixes_too() -> None:
+    done = CliRunner().invoke(app, ["decide", "-p", "format", "--prompt-tried", "-n", "5k", "--format", "json"])
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["situation"]["examples"] == 5000
