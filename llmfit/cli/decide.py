@@ -71,7 +71,8 @@ def decide_command(
     from llmfit.render.decide import decide_document
 
     answers: dict[str, Any] = {"problem": problem, "freshness": freshness, "private": private,
-                               "examples": None if examples is None else _examples(examples), "prompt_tried": prompt_tried, "model": model, "gpu": gpu,
+                               "examples": None if examples is None else _examples(examples),
+                               "prompt_tried": prompt_tried, "model": model, "gpu": gpu,
                                "gpus": gpus}
     if not problem and freshness is None and private is None and examples is None and not prompt_tried:
         if not interactive():

@@ -19,7 +19,7 @@ def explain_lines(steps: list[Step], units: DisplayUnits) -> list[str]:
         elif step.unit == "tokens":
             value = f"{format_tokens(int(step.result))} tokens"
         elif step.unit == "requests":
-            value = f"{step.result} requests"
+            value = f"{step.result:,} request{'' if step.result == 1 else 's'}"
         else:
             value = str(step.result)
         middle = f" = {step.substituted}" if step.substituted else ""
@@ -131,7 +131,8 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
         verdict = f"FITS - {shape}, {layout}"
         if result.max_concurrency is not None:
             verdict += (
-                f": {result.max_concurrency} concurrent {format_tokens(result.context_tokens)}-token requests"
+                f": {result.max_concurrency:,} concurrent {format_tokens(result.context_tokens)}-token "
+                f"request{'' if result.max_concurrency == 1 else 's'}"
                 f" (recommend {result.recommended_concurrency})"
             )
     elif not result.loads:
@@ -141,7 +142,8 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
         )
     else:
         verdict = (
-            f"DOES NOT FIT - loads, but serves {result.max_concurrency} concurrent requests, "
+            f"DOES NOT FIT - loads, but serves {result.max_concurrency} concurrent "
+            f"request{'' if result.max_concurrency == 1 else 's'}, "
             f"fewer than the {result.min_concurrency} required"
         )
     bars = []

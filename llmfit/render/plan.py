@@ -30,7 +30,8 @@ def speed_rows(bounds: SpeedBounds) -> list[list[str]]:
     """The bound lines shown by `fit` and `plan`."""
     return [
         ["decode step (lower bound)", _seconds(bounds.decode_step_seconds),
-         f"{bounds.concurrency} requests at {format_tokens(bounds.context_tokens)} tokens of KV"],
+         f"{bounds.concurrency:,} request{'' if bounds.concurrency == 1 else 's'} at "
+         f"{format_tokens(bounds.context_tokens)} tokens of KV"],
         ["tokens/s per request (upper bound)", _rate(bounds.tokens_per_second_per_request),
          "memory-bandwidth roofline"],
         ["tokens/s, all requests (upper bound)", _rate(bounds.tokens_per_second),
