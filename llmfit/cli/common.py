@@ -111,17 +111,34 @@ def _set_width(width: int | None) -> None:
     OUTPUT["width"] = width or 0
 
 
-def handle_errors(func: F) -> F:
-    """Map LlmfitError to one line on stderr + exit 2, anything unexpected to one line + exit 3.
+class _Command:
+    """A command callable that maps errors to exit codes and takes the shared `--width` option.
 
-    Every command goes through here, so this is also where the shared `--width` option is added to its
-    signature (Typer reads `__signature__`)."""
+    Typer reads a command's parameters from `inspect.signature`, which returns `__signature__` when there
+    is one: here it is the command's own signature plus `width`, built on first use (evaluating the
+    annotations costs a few ms a command, which `llmfit --version` should not pay)."""
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def __init__(self, func: Callable[..., Any]) -> None:
+        functools.update_wrapper(self, func)
+        self.__annotations__ = {**func.__annotations__, "width": WidthOpt}
+        self._func = func
+        self._signature: inspect.Signature | None = None
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        if self._signature is None:
+            signature = inspect.signature(self._func, eval_str=True)
+            if "width" not in signature.parameters:
+                width = inspect.Parameter("width", inspect.Parameter.KEYWORD_ONLY, default=None,
+                                          annotation=WidthOpt)
+                signature = signature.replace(parameters=[*signature.parameters.values(), width])
+            self._signature = signature
+        return self._signature
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             _set_width(kwargs.pop("width", None))
-            return func(*args, **kwargs)
+            return self._func(*args, **kwargs)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except LlmfitError as error:
@@ -137,13 +154,12 @@ def handle_errors(func: F) -> F:
                        f"internal error: {type(error).__name__}: {first} (rerun with --debug for the traceback)\n")
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
-    signature = inspect.signature(func, eval_str=True)
-    if "width" not in signature.parameters:
-        width = inspect.Parameter("width", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=WidthOpt)
-        setattr(wrapper, "__signature__", signature.replace(  # noqa: B010 - a function attribute mypy does not know
-            parameters=[*signature.parameters.values(), width]))
-        wrapper.__annotations__ = {**func.__annotations__, "width": WidthOpt}
-    return cast(F, wrapper)
+
+def handle_errors(func: F) -> F:
+    """Map LlmfitError to one line on stderr + exit 2, anything unexpected to one line + exit 3.
+
+    Every command goes through here, so this is also where the shared `--width` option is added."""
+    return cast(F, _Command(func))
 
 
 def stdout_is_terminal() -> bool:
