@@ -102,7 +102,7 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
         )
         krows.append(
             [
-                "vLLM max concurrency",
+                "vLLM max concurrency" + (", per replica" if result.replicas > 1 else ""),
                 f"{result.vllm_max_concurrency:.2f}x",
                 f"'Maximum concurrency for {result.context_tokens:,} tokens per request'",
             ]
@@ -195,7 +195,8 @@ def fit_table_document(results: list[FitResult], units: DisplayUnits) -> Documen
     )
     section = Section(
         title="",
-        columns=["dtype", f"raw ({label})", f"effective ({label})", "bits/weight", "fits", "max conc.", "recommended"],
+        columns=["dtype", f"raw ({label})", f"effective ({label})", "bits/weight", "fits",
+                 "max conc." + (" (all replicas)" if first.replicas > 1 else ""), "recommended"],
         rows=rows,
         numeric=(1, 2, 3, 5, 6),
     )
