@@ -59,3 +59,15 @@ def test_a_bad_plot_path_is_bad_input(bad: str, tmp_path: Path) -> None:
     done = run_cli("kv", "7b", "--plot", str(tmp_path / bad))
     assert done.exit_code == 2
     assert done.stderr.startswith("error: --plot")
+
+
+def test_matplotlib_is_imported_only_for_a_chart() -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "llmfit", "fit", "7b", "--gpu", "a100-80",
+                           "--format", "json"], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "matplotlib" not in done.stderr
