@@ -15,7 +15,6 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from llmfit import __version__
 from llmfit.cli.common import DEBUG
-from llmfit.cli.examples import epilog
 from llmfit.errors import ExitCode
 
 # The CLI process uses no pydantic plugins; without this pydantic scans every installed distribution's
@@ -51,6 +50,8 @@ def _root(
 def build_app(only: str | None = None) -> typer.Typer:
     """The Typer app with every command, or with just `only` (what `main` runs: Typer builds each
     command's options when the app is called, so leaving the others out keeps start-up lean)."""
+    from llmfit.cli.examples import epilog
+
     application = typer.Typer(
         name="llmfit",
         help="Capacity planner for LLMs: does it fit, at what concurrency, what does fine-tuning cost - "
