@@ -25,6 +25,7 @@ BAR_WIDTH = 60
 # One character per bar segment, so the bar reads without colour (plain text, Markdown, NO_COLOR).
 BAR_CHARS = "█▓▒░·"
 BAR_CHARS_ASCII = "#=+-."
+BAR_CAPTION = "  (of one GPU's memory)"
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ def bar_text(segments: BarSegments, *, width: int = BAR_WIDTH, ascii: bool = Fal
     bar = "[" + "".join(cells) + "]"
     legend = "  ".join(f"{chars[min(i, len(chars) - 1)]} {label} {share * 100:.0f}%"
                        for i, (label, share, _colour) in enumerate(segments))
-    return bar, legend
+    return bar, legend + BAR_CAPTION
 
 
 def _bar(segments: BarSegments, style: Style) -> Text:
@@ -189,6 +190,7 @@ def _bar(segments: BarSegments, style: Style) -> Text:
     for index, (label, share, colour) in enumerate(segments):
         text.append(chars[min(index, len(chars) - 1)], style=colour if style.color else None)
         text.append(f" {label} {share * 100:.0f}%" + ("  " if index < len(segments) - 1 else ""))
+    text.append(BAR_CAPTION)
     return text
 
 

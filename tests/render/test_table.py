@@ -67,7 +67,7 @@ def test_the_bar_has_one_character_per_segment() -> None:
     bar, legend = bar_text([("weights", 0.46, "blue"), ("overhead", 0.01, "m"), ("KV cache", 0.43, "g"),
                             ("free", 0.10, "b")], width=100)
     assert bar == "[" + "█" * 46 + "▓" + "▒" * 43 + "░" * 10 + "]"
-    assert legend == "█ weights 46%  ▓ overhead 1%  ▒ KV cache 43%  ░ free 10%"
+    assert legend == "█ weights 46%  ▓ overhead 1%  ▒ KV cache 43%  ░ free 10%  (of one GPU's memory)"
 
 
 def test_markdown_escapes_pipes_keeps_indentation_and_fences_blocks_and_bars() -> None:
