@@ -37,8 +37,13 @@ def finetune_command(
     attention: Annotated[str, typer.Option("--attention", help="sdpa (memory-efficient, no s^2 term) or "
                                            "eager.")] = "sdpa",
     lora_rank: Annotated[int, typer.Option("--lora-rank", "-r", help="LoRA rank r.")] = 16,
-    lora_targets: Annotated[str, typer.Option("--lora-targets", help="q,k,v,o,gate,up,down (or module names), "
-                                              "or all-linear.")] = "q,v",
+    lora_targets: Annotated[str | None, typer.Option(
+        "--lora-targets", help="Roles q,k,v,o,gate,up,down,router (resolved to the model's own module names), "
+        "module names (qkv_proj, w1, ...), or all-linear. Default: PEFT's default for the model type.",
+        show_default=False)] = None,
+    transformers_major: Annotated[int, typer.Option(
+        "--transformers", help="transformers major version whose module layout to plan: 5 (MoE experts are 3-D "
+        "parameters) or 4 (one nn.Linear per expert).")] = 5,
     virtual_tokens: Annotated[int, typer.Option("--virtual-tokens", help="Prompt / prefix tuning virtual "
                                                 "tokens.")] = 20,
     reduction_factor: Annotated[int, typer.Option("--reduction-factor", help="Bottleneck adapter: hidden / "
@@ -97,9 +102,13 @@ def finetune_command(
             raise SpecError(f"{flag} must be a positive integer up to {high:,}, got {value}")
     if zero not in (0, 1, 2, 3):
         raise SpecError(f"--zero must be 0, 1, 2 or 3, got {zero}")
-    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
-    if not targets:
-        raise SpecError("--lora-targets is empty; give e.g. q,v or all-linear")
+    targets = None
+    if lora_targets is not None:
+        targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+        if not targets:
+            raise SpecError("--lora-targets is empty; give e.g. q,v or all-linear")
+    if transformers_major not in (4, 5):
+        raise SpecError(f"--transformers must be 4 or 5, got {transformers_major}")
 
     gpu_spec = None
     preset_count = 1
@@ -122,6 +131,7 @@ def finetune_command(
         attention=attention_name,  # type: ignore[arg-type]
         lora_rank=lora_rank,
         lora_targets=targets,
+        transformers=transformers_major,
         virtual_tokens=virtual_tokens,
         adapter_reduction_factor=reduction_factor,
         adapter_config=adapter_name,  # type: ignore[arg-type]

@@ -37,8 +37,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmfit.engine import peft_targets
 from llmfit.engine.formats import get_format
 from llmfit.engine.params import TensorGroup, count_params, tensor_groups
+from llmfit.engine.peft_targets import DEFAULT_TRANSFORMERS, TargetModule
 from llmfit.engine.weights import weight_bytes
 from llmfit.errors import SpecError
 from llmfit.specs import GpuSpec, ModelSpec
@@ -51,11 +53,6 @@ LORA_METHODS = frozenset({"lora", "qlora"})
 Precision = Literal["bf16-mixed", "bf16", "fp32"]
 PRECISIONS: tuple[str, ...] = ("bf16-mixed", "bf16", "fp32")
 Attention = Literal["sdpa", "eager"]
-
-# LoRA target short names -> the module name in the tensor groups (PEFT matches module names by suffix).
-LORA_TARGET_NAMES = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj",
-                     "up": "up_proj", "down": "down_proj"}
-DEFAULT_LORA_TARGETS = ("q", "v")  # PEFT's default for Llama (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING)
 
 # Constants with sources.
 CUDA_CONTEXT_BYTES = 512 * MIB  # CUDA context + cuBLAS/cuDNN workspaces: 300 MiB - 2 GiB in practice; --overhead
@@ -110,7 +107,8 @@ class FinetuneOptions(BaseModel):
     grad_checkpointing: bool = False
     attention: Attention = "sdpa"
     lora_rank: int = Field(default=16, gt=0)
-    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    lora_targets: tuple[str, ...] | None = None  # None: PEFT's default for the model type
+    transformers: int = Field(default=DEFAULT_TRANSFORMERS, ge=4, le=5)  # module layout of MoE experts
     virtual_tokens: int = Field(default=20, gt=0)
     adapter_reduction_factor: int = Field(default=16, gt=0)
     adapter_config: Literal["seq_bn", "double_seq_bn"] = "seq_bn"
@@ -215,7 +213,12 @@ class FinetuneResult(BaseModel):
     attention: str
     lora_rank: int | None
     lora_targets: list[str] | None
-    lora_target_modules: list[str] | None
+    lora_target_modules: list[str] | None  # the real module names LoRA wraps
+    model_type: str | None = None  # config.json model_type (PEFT's mapping key)
+    transformers: int = DEFAULT_TRANSFORMERS  # transformers major version whose module layout was planned
+    peft_target_modules: list[str] | None = None  # LoraConfig / IA3Config target_modules ("all-linear" as given)
+    peft_target_parameters: list[str] | None = None  # LoraConfig target_parameters (3-D expert parameters)
+    peft_feedforward_modules: list[str] | None = None  # IA3Config feedforward_modules
     virtual_tokens: int | None
     base_format: str | None = None  # weight format of the frozen base (PEFT methods); None for full
     total_params: int
@@ -259,42 +262,9 @@ class FinetuneResult(BaseModel):
 # ------------------------------------------------------------------------------------------ trainable counts
 
 
-def _module(group: TensorGroup) -> str:
-    return group.name.rsplit(".", 1)[-1]
-
-
 def _matrix_groups(spec: ModelSpec) -> list[TensorGroup]:
     """Linear layers a PEFT method can wrap: attention, MLP, experts, routers (never embeddings, lm_head)."""
     return [g for g in tensor_groups(spec) if g.kind in ("linear", "expert", "router") and not g.name.endswith(".bias")]
-
-
-def resolve_lora_targets(spec: ModelSpec, targets: tuple[str, ...]) -> tuple[list[TensorGroup], list[str]]:
-    """The tensor groups LoRA wraps for `targets` (q,k,v,o,gate,up,down, full module names, or all-linear),
-    and the targets that matched nothing. Fused and latent projections answer for q/k/v: Falcon's
-    query_key_value; DeepSeek MLA's q_a/q_b (q) and kv_a_proj_with_mqa/kv_b (k, v)."""
-    groups = _matrix_groups(spec)
-    if any(t.strip().lower() == "all-linear" for t in targets):
-        # PEFT "all-linear": every nn.Linear except the output layer.
-        return groups, []
-    modules = {_module(g) for g in groups}
-    wanted: set[str] = set()
-    unmatched: list[str] = []
-    for raw in targets:
-        token = raw.strip().lower()
-        name = LORA_TARGET_NAMES.get(token, token)
-        candidates = {name}
-        if name in ("q_proj", "k_proj", "v_proj") and "query_key_value" in modules:
-            candidates = {"query_key_value"}
-        elif spec.is_mla and name == "q_proj" and "q_proj" not in modules:
-            candidates = {"q_a_proj", "q_b_proj"}
-        elif spec.is_mla and name in ("k_proj", "v_proj"):
-            candidates = {"kv_a_proj_with_mqa", "kv_b_proj"}
-        hit = candidates & modules
-        if hit:
-            wanted |= hit
-        else:
-            unmatched.append(raw)
-    return [g for g in groups if _module(g) in wanted], unmatched
 
 
 def lora_params(rows: int, cols: int, rank: int) -> int:
@@ -302,25 +272,13 @@ def lora_params(rows: int, cols: int, rank: int) -> int:
     return rank * (rows + cols)
 
 
-def _lora_tensors(groups: list[TensorGroup], rank: int) -> list[TrainableTensor]:
+def _lora_tensors(modules: tuple[TargetModule, ...], rank: int) -> list[TrainableTensor]:
+    """PEFT lora.Linear: lora_A Linear(in, r), lora_B Linear(r, out); on a 3-D expert parameter ParamWrapper
+    stacks the experts: lora_A Linear(in, r x E), lora_B Linear(r x E, out) (peft/tuners/lora/layer.py)."""
     out = []
-    for g in groups:
-        out.append(TrainableTensor(name=f"{g.name}.lora_A", rows=rank, cols=g.cols, count=g.count))
-        out.append(TrainableTensor(name=f"{g.name}.lora_B", rows=g.rows, cols=rank, count=g.count))
-    return out
-
-
-def _ia3_tensors(spec: ModelSpec) -> list[TrainableTensor]:
-    """PEFT IA3 (Liu et al. 2022): a vector scaling the outputs of k and v (shape out x 1) and the input
-    of the MLP down projection (1 x in, a feed-forward module); PEFT's mapping for Llama/Mistral/Qwen:
-    k_proj, v_proj, down_proj; Falcon: query_key_value, dense_4h_to_h. Experts: one vector per expert."""
-    out = []
-    for g in _matrix_groups(spec):
-        module = _module(g)
-        if module in ("k_proj", "v_proj", "query_key_value", "kv_b_proj"):
-            out.append(TrainableTensor(name=f"{g.name}.ia3_l", rows=g.rows, cols=1, count=g.count))
-        elif module == "down_proj":
-            out.append(TrainableTensor(name=f"{g.name}.ia3_l", rows=1, cols=g.cols, count=g.count))
+    for m in modules:
+        out.append(TrainableTensor(name=f"{m.path}.lora_A", rows=rank * m.experts, cols=m.cols, count=m.count))
+        out.append(TrainableTensor(name=f"{m.path}.lora_B", rows=m.rows, cols=rank * m.experts, count=m.count))
     return out
 
 
@@ -342,44 +300,69 @@ def _adapter_tensors(spec: ModelSpec, reduction_factor: int, config: str) -> lis
     ]
 
 
-def prefix_kv_width(spec: ModelSpec) -> int:
-    """Values per layer and virtual token of one of K or V, as PEFT sizes its prefix: token_dim //
-    num_attention_heads x num_key_value_heads (PEFT shrinks token_dim for grouped-query attention)."""
-    return spec.hidden_size // spec.num_attention_heads * spec.kv_heads
+@dataclass(frozen=True)
+class TrainablePlan:
+    """What trains, tensor by tensor, and the PEFT names that reproduce it."""
+
+    tensors: list[TrainableTensor]
+    wrapped_sources: list[str]  # params.py tensor groups a LoRA/IA3 module wraps (for the activation inventory)
+    target_modules: list[str] | None  # PEFT target_modules as --emit peft writes it
+    target_parameters: list[str] | None  # LoRA target_parameters (3-D expert parameters)
+    feedforward_modules: list[str] | None  # IA3
+    modules: list[str]  # the real module names wrapped
+    model_type: str
+    notes: list[str]
 
 
-def trainable_tensors(spec: ModelSpec, options: FinetuneOptions) -> tuple[list[TrainableTensor], list[str], list[str]]:
-    """What trains, tensor by tensor; plus the LoRA module names and warnings."""
-    warnings: list[str] = []
-    modules: list[str] = []
+def trainable_plan(spec: ModelSpec, options: FinetuneOptions) -> TrainablePlan:
+    """What trains under `options.method`, by the model's real module names (peft_targets.py)."""
     method = options.method
+    mtype = peft_targets.model_type(spec)
+    notes: list[str] = []
+    sources: list[str] = []
+    target_modules: list[str] | None = None
+    target_parameters: list[str] | None = None
+    feedforward: list[str] | None = None
+    modules: list[str] = []
     if method == "full":
         tensors = [TrainableTensor(name=g.name, rows=g.rows, cols=g.cols, count=g.count,
                                    ndim=1 if g.kind == "vector" else 2) for g in tensor_groups(spec)]
     elif method in LORA_METHODS:
-        groups, unmatched = resolve_lora_targets(spec, options.lora_targets)
-        if not groups:
-            raise SpecError(f"--lora-targets {','.join(options.lora_targets)}: no such linear layer in {spec.name} "
-                            f"(modules: {', '.join(sorted({_module(g) for g in _matrix_groups(spec)}))})")
-        if unmatched:
-            warnings.append(f"LoRA targets not in {spec.name}: {', '.join(unmatched)} (ignored)")
-        modules = sorted({_module(g) for g in groups})
-        tensors = _lora_tensors(groups, options.lora_rank)
+        res = peft_targets.resolve(spec, options.lora_targets, transformers=options.transformers, method=method)
+        tensors = _lora_tensors(res.modules, options.lora_rank)
+        sources = sorted({src for m in res.modules for src in m.sources})
+        modules = list(dict.fromkeys(m.name for m in res.modules))
+        target_modules = list(res.target_modules)
+        target_parameters = list(res.target_parameters)
+        notes += res.notes
     elif method == "ia3":
-        tensors = _ia3_tensors(spec)
+        plan = peft_targets.ia3(spec, transformers=options.transformers)
+        tensors = [TrainableTensor(name=f"{v.module.path}.ia3_l", rows=1 if v.feedforward else v.module.rows,
+                                   cols=v.module.cols if v.feedforward else 1, count=v.module.matrices)
+                   for v in plan.vectors]
+        sources = sorted({src for v in plan.vectors for src in v.module.sources})
+        modules = list(plan.target_modules)
+        target_modules, feedforward = list(plan.target_modules), list(plan.feedforward_modules)
+        notes += plan.notes
     elif method == "prompt-tuning":
-        # PEFT PromptEmbedding: num_virtual_tokens x token_dim (hidden size), one transformer submodule.
         tensors = [TrainableTensor(name="prompt_embeddings", rows=options.virtual_tokens, cols=spec.hidden_size,
                                    count=1)]
     elif method == "prefix-tuning":
-        # PEFT PrefixEncoder without projection: Embedding(num_virtual_tokens, num_layers x 2 x token_dim).
-        width = spec.num_hidden_layers * 2 * prefix_kv_width(spec)
+        width = spec.num_hidden_layers * 2 * peft_targets.prefix_token_dim(spec)
         tensors = [TrainableTensor(name="prefix_embeddings", rows=options.virtual_tokens, cols=width, count=1)]
     elif method == "adapter":
         tensors = _adapter_tensors(spec, options.adapter_reduction_factor, options.adapter_config)
     else:  # pragma: no cover - Literal-checked
         raise SpecError(f"unknown method {method!r}")
-    return tensors, modules, warnings
+    return TrainablePlan(tensors=tensors, wrapped_sources=sources, target_modules=target_modules,
+                         target_parameters=target_parameters, feedforward_modules=feedforward, modules=modules,
+                         model_type=mtype, notes=notes)
+
+
+def trainable_tensors(spec: ModelSpec, options: FinetuneOptions) -> tuple[list[TrainableTensor], list[str], list[str]]:
+    """What trains, tensor by tensor; the real module names wrapped; notes."""
+    plan = trainable_plan(spec, options)
+    return plan.tensors, plan.modules, plan.notes
 
 
 # ------------------------------------------------------------------------------------------ activations
@@ -528,7 +511,7 @@ def activation_items(spec: ModelSpec, options: FinetuneOptions, *, lora_modules:
 
     # Added modules.
     if method in LORA_METHODS:
-        wrapped = sum(1 for m in modules if m in {_module(g) for g in _matrix_groups(spec)})
+        wrapped = len(modules & {g.name.rsplit(".", 1)[-1] for g in _matrix_groups(spec)})
         add("LoRA A outputs (rank wide, saved by B)", act * options.lora_rank * max(wrapped, 1))
     if method == "adapter":
         per_layer = 2 if options.adapter_config == "double_seq_bn" else 1
@@ -713,13 +696,16 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     if spec is not None:
         counts = count_params(spec)
         total_params = counts.total_params
-        tensors, lora_modules, target_warnings = trainable_tensors(spec, options)
-        warnings += target_warnings
+        trainable_info = trainable_plan(spec, options)
+        tensors = trainable_info.tensors
+        lora_modules = trainable_info.wrapped_sources
+        notes += trainable_info.notes
     else:
         assert params is not None
         total_params = params
         tensors = [TrainableTensor(name="weights", rows=1, cols=params, count=1)]
         lora_modules = []
+        trainable_info = None
     trainable = sum(t.params for t in tensors)
     all_params = total_params + (0 if full else trainable)
 
@@ -931,8 +917,15 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
         grad_checkpointing=options.grad_checkpointing,
         attention=options.attention,
         lora_rank=options.lora_rank if method in LORA_METHODS else None,
-        lora_targets=list(options.lora_targets) if method in LORA_METHODS else None,
-        lora_target_modules=lora_modules if method in LORA_METHODS else None,
+        lora_targets=(list(options.lora_targets) if options.lora_targets is not None else ["peft-default"])
+        if method in LORA_METHODS else None,
+        lora_target_modules=trainable_info.modules if trainable_info is not None and method in LORA_METHODS
+        else None,
+        model_type=trainable_info.model_type if trainable_info is not None else None,
+        transformers=options.transformers,
+        peft_target_modules=trainable_info.target_modules if trainable_info is not None else None,
+        peft_target_parameters=trainable_info.target_parameters if trainable_info is not None else None,
+        peft_feedforward_modules=trainable_info.feedforward_modules if trainable_info is not None else None,
         virtual_tokens=options.virtual_tokens if method in ("prompt-tuning", "prefix-tuning") else None,
         base_format=None if full else base_format.name,
         total_params=total_params,
@@ -1073,13 +1066,17 @@ def training_settings(result: FinetuneResult) -> dict[str, object]:
     the LoRA / PEFT method, the ZeRO stage and micro-batch, and the bitsandbytes 4-bit load arguments."""
     settings: dict[str, object] = {
         "method": result.method,
+        "target_modules": result.peft_target_modules,
+        "target_parameters": result.peft_target_parameters,
+        "feedforward_modules": result.peft_feedforward_modules,
         "zero": {"stage": result.zero, "gpus": result.gpu_count, "train_micro_batch_size_per_gpu": result.micro_batch,
                  "gradient_accumulation_steps": result.grad_accum, "bf16": result.precision != "fp32",
                  "gradient_checkpointing": result.grad_checkpointing, "optimizer": result.optimizer},
     }
     if result.lora_rank is not None:
         settings["lora"] = {"r": result.lora_rank, "lora_alpha": 2 * result.lora_rank, "lora_dropout": 0.0,
-                            "bias": "none", "target_modules": result.lora_target_modules, "task_type": "CAUSAL_LM"}
+                            "bias": "none", "target_modules": result.peft_target_modules,
+                            "target_parameters": result.peft_target_parameters, "task_type": "CAUSAL_LM"}
     if result.virtual_tokens is not None:
         settings["prompt"] = {"num_virtual_tokens": result.virtual_tokens}
     if result.method == "qlora":
@@ -1102,7 +1099,7 @@ __all__ = [
     "finetune",
     "korthikanti_layer_bytes",
     "lora_params",
-    "resolve_lora_targets",
+    "trainable_plan",
     "trainable_tensors",
     "training_flops_per_token",
     "training_settings",
