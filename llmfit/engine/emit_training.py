@@ -35,6 +35,7 @@ STAGE3_MAX_REUSE_DISTANCE = 1_000_000_000
 CLIENT_OPTIMIZERS = {
     "adamw-8bit": 'bitsandbytes.optim.AdamW8bit (TrainingArguments optim="adamw_bnb_8bit")',
     "paged-adamw-8bit": 'bitsandbytes.optim.PagedAdamW8bit (TrainingArguments optim="paged_adamw_8bit")',
+    "paged-adamw-32bit": 'bitsandbytes.optim.PagedAdamW32bit (TrainingArguments optim="paged_adamw_32bit")',
     "sgd": 'torch.optim.SGD (TrainingArguments optim="sgd")',
     "adafactor": 'transformers.optimization.Adafactor (TrainingArguments optim="adafactor")',
 }
@@ -93,7 +94,7 @@ def deepspeed_config(result: FinetuneResult) -> TrainingConfig:
     }
     notes = [f"train_batch_size {micro * accum * gpus} = micro-batch {micro} x accumulation {accum} x {gpus} GPU(s)"]
     optimizer = zero["optimizer"]
-    if optimizer == "adamw":
+    if optimizer in ("adamw", "adamw-fused"):  # DeepSpeed builds its own fused AdamW from the JSON
         config["optimizer"] = {"type": "AdamW", "params": dict(ADAMW_PARAMS)}
         notes.append("optimizer params are transformers TrainingArguments defaults (lr 5e-5): set your own lr")
     else:

@@ -74,14 +74,18 @@ class OptimizerSpec:
     paged: bool = False
     factored: bool = False
     bnb: bool = False  # bitsandbytes: 32-bit states are fp32 whatever the parameter dtype
+    fused: bool = False  # one in-place kernel: no step temporaries
     source: str = ""
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     o.name: o
     for o in (
-        OptimizerSpec("adamw", "AdamW (torch): momentum and variance", 2,
+        OptimizerSpec("adamw", "AdamW (torch, foreach): momentum and variance", 2,
                       source="Loshchilov & Hutter 2019; torch.optim.AdamW"),
+        OptimizerSpec("adamw-fused", "AdamW (torch, fused=True): momentum and variance, one in-place kernel", 2,
+                      fused=True, source="torch.optim.AdamW(fused=True) (_fused_adamw_); transformers "
+                      "TrainingArguments optim default 'adamw_torch_fused' on torch >= 2.8"),
         OptimizerSpec("adamw-8bit", "bitsandbytes AdamW8bit: 8-bit momentum and variance, fp32 absmax per 256", 2,
                       eight_bit=True, bnb=True,
                       source="Dettmers et al. 2022 (8-bit optimizers); bitsandbytes optimizer.py"),
@@ -113,6 +117,7 @@ class FinetuneOptions(BaseModel):
     precision: Precision = "bf16-mixed"
     grad_checkpointing: bool = False
     activation_offload: bool = False  # saved activations (checkpoints) moved to CPU as they are produced
+    compile: bool = False  # torch.compile of the model and loss (COMPILED_CONVENTIONS; the loss keeps bf16 logits)
     optimizer_in_backward: bool = False  # full: each parameter steps and frees its gradient inside backward
     adapter_dtype: Literal["fp32", "bf16"] = "fp32"  # PEFT methods: dtype of the trained parameters
     kbit_upcast_fp32: bool = False  # QLoRA: non-quantized parameters cast to fp32 (prepare_model_for_kbit_training)
@@ -149,8 +154,8 @@ class FinetuneOptions(BaseModel):
         method = str(data.get("method") or "lora")
         defaults = recipe.defaults(method)
         filled: list[str] = []
-        for key in ("grad_checkpointing", "activation_offload", "optimizer", "optimizer_in_backward", "precision",
-                    "adapter_dtype", "kbit_upcast_fp32", "cpu_offload", "micro_batch", "grad_accum"):
+        for key in ("grad_checkpointing", "activation_offload", "compile", "optimizer", "optimizer_in_backward",
+                    "precision", "adapter_dtype", "kbit_upcast_fp32", "cpu_offload", "micro_batch", "grad_accum"):
             if data.get(key) is not None:
                 continue
             value = getattr(defaults, key)
@@ -447,12 +452,23 @@ class ActivationConventions:
     softmax_bytes: int  # eager attention: bytes saved per score (HF: fp32 softmax 4 + bf16 copy 2)
     dropout_masks: bool  # 1-byte masks after attention, after the MLP, and on the attention probabilities
     source: str
+    fused_pointwise: bool = False  # torch.compile: pointwise results (SiLU, the gate product) recomputed in backward
 
 
 HF_CONVENTIONS = ActivationConventions(
     norm_saves_fp32_input=True, norm_saves_normalized=True, softmax_bytes=6, dropout_masks=False,
     source="transformers modeling_llama.py (LlamaRMSNorm upcast; eager_attention_forward softmax in fp32 then "
     ".to(query.dtype)); attention_dropout 0.0 and no hidden dropout in Llama/Mistral/Qwen/Gemma/Falcon configs",
+)
+# torch.compile (AOTAutograd's min-cut rematerialization partitioner, torch/_functorch/partitioners.py) recomputes
+# pointwise ops in backward instead of saving their outputs, and keeps what matmuls need: RMSNorm keeps its bf16
+# input (and a per-token rstd) instead of the fp32 upcast; the gated MLP keeps the gate and up outputs and
+# recomputes SiLU (the product, down_proj's input, is kept for its weight gradient); the loss is the recipe's
+# compiled loss (LossModel.compiled).
+COMPILED_CONVENTIONS = ActivationConventions(
+    norm_saves_fp32_input=False, norm_saves_normalized=True, softmax_bytes=6, dropout_masks=False,
+    fused_pointwise=True,
+    source="torch.compile min-cut partitioner: pointwise ops recomputed, matmul outputs and inputs saved",
 )
 KORTHIKANTI_CONVENTIONS = ActivationConventions(
     norm_saves_fp32_input=False, norm_saves_normalized=False, softmax_bytes=5, dropout_masks=True,
@@ -473,7 +489,7 @@ class _Saves:
 
 def _mlp_items(prefix: str, h: int, inter: int, gated: bool, saves: _Saves, act: int, layers: int,
                kind: Literal["all", "dense", "moe"], multiplicity: int = 1,
-               gathered: bool = False) -> list[ActivationItem]:
+               gathered: bool = False, fused: bool = False) -> list[ActivationItem]:
     """One MLP (or `multiplicity` experts per token): SiLU/GeLU and the gate product keep their inputs."""
     items = []
     k = multiplicity
@@ -484,7 +500,11 @@ def _mlp_items(prefix: str, h: int, inter: int, gated: bool, saves: _Saves, act:
 
     if gathered and saves.any("gate_proj", "up_proj"):
         add("tokens gathered per expert", act * h * k)
-    if gated:
+    if fused:
+        # Compiled: the matmul outputs are kept, the activation and the product recomputed from them.
+        add("gate and up outputs (activation recomputed)" if gated else "up output (activation recomputed)",
+            (2 if gated else 1) * act * inter * k, "torch.compile min-cut partitioner")
+    elif gated:
         add("activation input (gate output)", act * inter * k, "SiLU backward needs its input")
         add("act(gate) and up (the product's operands)", 2 * act * inter * k)
     else:
@@ -569,15 +589,17 @@ def activation_items(spec: ModelSpec, options: FinetuneOptions, *, lora_modules:
         add("MLP input (gate/up input)", act * h)
     if dense_layers and spec.intermediate_size:
         items += _mlp_items("MLP", h, spec.intermediate_size, gated, saves, act, dense_layers,
-                            "dense" if moe_layers else "all")
+                            "dense" if moe_layers else "all", fused=conventions.fused_pointwise)
     if moe_layers:
         expert_inter = spec.moe_intermediate_size or spec.intermediate_size
         add("router probabilities (fp32 softmax)", 4 * spec.num_experts, n=moe_layers, kind="moe")
         items += _mlp_items(f"experts (top-{spec.num_experts_per_tok})", h, expert_inter, gated, saves, act,
-                            moe_layers, "moe", multiplicity=spec.num_experts_per_tok, gathered=True)
+                            moe_layers, "moe", multiplicity=spec.num_experts_per_tok, gathered=True,
+                            fused=conventions.fused_pointwise)
         if spec.num_shared_experts:
             shared = spec.shared_expert_intermediate_size or expert_inter * spec.num_shared_experts
-            items += _mlp_items("shared experts", h, shared, gated, saves, act, moe_layers, "moe")
+            items += _mlp_items("shared experts", h, shared, gated, saves, act, moe_layers, "moe",
+                                fused=conventions.fused_pointwise)
 
     # Added modules.
     if method in LORA_METHODS:
@@ -690,7 +712,7 @@ def _step_temporary_bytes(tensors: list[TrainableTensor], opt: OptimizerSpec, st
     _foreach_sqrt(exp_avg_sq)); bitsandbytes' fused 8-bit kernels update in place; Adafactor builds one
     update of the gradient's size."""
     params = sum(t.params for t in tensors)
-    if opt.eight_bit:
+    if opt.eight_bit or opt.fused:
         return 0
     return params * state_bytes
 
@@ -907,11 +929,16 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
             formula=f"min(5e8, {trainable:,}) x {grad_b} B", note="DeepSpeed reduce_bucket_size default 5e8"))
     elif (n_gpus > 1 or offload == "params") and zero == 3:
         if recipe.sharding_unit == "layer" and spec is not None:
+            # FSDP all-gathers a unit's parameters before use (the unit computing and the next one prefetched);
+            # in backward a full fine-tune also materializes the unit's unsharded gradient before the
+            # reduce-scatter (torch.distributed.fsdp fully_shard: unsharded grads, then reduce_scatter).
             layer = _largest_layer_params(spec)
-            gathered = 2 * layer * base_bytes
+            units = 3 if full else 2
+            gathered = units * layer * base_bytes
+            what = "computing + prefetched" + (" + its unsharded gradient" if full else "")
             buffer_lines.append(MemoryLine(
                 name="FSDP gathered layers", category="weights", bytes_per_gpu=gathered, bytes=gathered * n_gpus,
-                formula=f"2 decoder layers (computing + prefetched) x {layer:,} params x {base_bytes} B",
+                formula=f"{units} x largest unit {layer:,} params x {base_bytes} B ({what})",
                 note=f"{recipe.name}: one FSDP unit per decoder layer, all-gathered before use"))
         else:
             largest = _largest_tensor(spec)
@@ -940,7 +967,8 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     items: list[ActivationItem] = []
     coefficients = None
     if spec is not None:
-        items = activation_items(spec, options, lora_modules=lora_modules)
+        items = activation_items(spec, options, lora_modules=lora_modules,
+                                 conventions=COMPILED_CONVENTIONS if options.compile else HF_CONVENTIONS)
         coefficients = _coefficients(spec, options, items)
     else:
         notes.append("--params: model states only; activations and logits need an architecture "
@@ -951,8 +979,9 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     # Load time: bitsandbytes / torchtune quantize each bf16 weight on the GPU as it arrives, so the 4-bit
     # base plus the largest bf16 matrix is allocated once; the caching allocator keeps that peak reserved.
     load_peak = weights_gpu + 2 * largest_linear if method == "qlora" else 0
+    loss_model = recipe.loss.compiled() if options.compile else recipe.loss
     plan = _Plan(static_forward=static_forward, static_step=static_step, coefficients=coefficients,
-                 checkpointing=options.grad_checkpointing, fixed_overhead=fixed_overhead, loss=recipe.loss,
+                 checkpointing=options.grad_checkpointing, fixed_overhead=fixed_overhead, loss=loss_model,
                  offload=options.activation_offload, load_peak=load_peak)
     b, s = options.micro_batch, options.seq_tokens
     total_gpu, layers_gpu, logits_gpu, phase = plan.peak(b, s)
@@ -1047,7 +1076,7 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
             how += f"; offloaded to CPU but {OFFLOAD_LAYERS_ON_GPU} layers in flight"
         line("activations", "activations", layers_gpu, f"{tokens}: {how}",
              "Korthikanti 2022 inventory from the architecture; see --explain", at_peak=at_forward)
-        loss = recipe.loss
+        loss = loss_model
         chunk = loss.chunk(b * (s + coefficients.q_extra))
         line("logits and their gradient", "logits", logits_gpu,
              f"{tokens} x {spec.vocab_size:,} vocab x {loss.saved_bytes_per_logit} B saved + {chunk:,} tokens "
@@ -1192,6 +1221,7 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
 _SETTING_WORDS = {
     "grad_checkpointing": lambda o: f"gradient checkpointing {'on' if o.grad_checkpointing else 'off'}",
     "activation_offload": lambda o: "activation offloading to CPU",
+    "compile": lambda o: "torch.compile",
     "optimizer": lambda o: f"optimizer {o.optimizer}",
     "optimizer_in_backward": lambda o: "optimizer step fused into backward",
     "precision": lambda o: f"precision {o.precision}",
@@ -1338,6 +1368,7 @@ def training_settings(result: FinetuneResult) -> dict[str, object]:
 
 
 __all__ = [
+    "COMPILED_CONVENTIONS",
     "HF_CONVENTIONS",
     "KORTHIKANTI_CONVENTIONS",
     "METHODS",

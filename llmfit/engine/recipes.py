@@ -45,12 +45,22 @@ class LossModel(BaseModel):
     chunk_tokens: int | None = Field(default=None, gt=0)
     saved_bytes_per_logit: int = Field(default=6, ge=0)
     transient_bytes_per_logit: int = Field(default=6, ge=0)
+    # Under torch.compile: bytes per logit still saved for every token (HF: the bf16 logits, 2, the fp32
+    # log-softmax recomputed from them; torchtune's compiled chunk function keeps none).
+    compiled_saved_bytes_per_logit: int = Field(default=2, ge=0)
 
     def chunk(self, tokens: int) -> int:
         """Tokens of one loss chunk for a micro-batch of `tokens`."""
         if self.chunk_tokens is not None:
             return min(tokens, self.chunk_tokens)
         return -(-tokens // self.chunks)
+
+    def compiled(self) -> LossModel:
+        """The loss under torch.compile: the fp32 log-softmax is recomputed in backward (pointwise), so only
+        `compiled_saved_bytes_per_logit` stays per token."""
+        saved = min(self.saved_bytes_per_logit, self.compiled_saved_bytes_per_logit)
+        return self.model_copy(update={"name": f"{self.name} (compiled: {saved} B per logit kept)",
+                                       "saved_bytes_per_logit": saved})
 
     def bytes(self, tokens: int, vocab: int) -> int:
         return tokens * vocab * self.saved_bytes_per_logit + self.chunk(tokens) * vocab * self.transient_bytes_per_logit
@@ -63,7 +73,8 @@ class MethodDefaults(BaseModel):
 
     grad_checkpointing: bool = False
     activation_offload: bool = False
-    optimizer: str = "adamw"
+    compile: bool = False
+    optimizer: str = "adamw-fused"  # transformers TrainingArguments optim 'adamw_torch_fused' (torch >= 2.8)
     optimizer_in_backward: bool = False
     precision: Literal["bf16-mixed", "bf16", "fp32"] = "bf16-mixed"  # full fine-tune
     adapter_dtype: Literal["fp32", "bf16"] = "fp32"  # PEFT methods: the trained parameters
