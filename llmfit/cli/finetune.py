@@ -47,6 +47,9 @@ def finetune_command(
         "--activation-offload/--no-activation-offload", help="Move saved activations to CPU RAM as they are "
         "produced (torchtune enable_activation_offloading, Unsloth 'unsloth' checkpointing).",
         show_default=False)] = None,
+    compile_model: Annotated[bool | None, typer.Option(
+        "--compile/--no-compile", help="torch.compile of model and loss: pointwise results recomputed in backward, "
+        "the loss keeps less (torchtune compile: True).", show_default=False)] = None,
     optimizer_in_backward: Annotated[bool | None, typer.Option(
         "--optimizer-in-backward/--no-optimizer-in-backward", help="Full fine-tune: step each parameter inside "
         "backward and free its gradient (torchtune optimizer_in_bwd; needs --grad-accum 1).",
@@ -169,6 +172,7 @@ def finetune_command(
         method=method_name,  # type: ignore[arg-type]
         recipe=recipe_spec,
         activation_offload=activation_offload,  # type: ignore[arg-type]
+        compile=compile_model,  # type: ignore[arg-type]
         optimizer_in_backward=optimizer_in_backward,  # type: ignore[arg-type]
         adapter_dtype=adapter_name_dtype,  # type: ignore[arg-type]
         cpu_offload=offload_name,  # type: ignore[arg-type]

@@ -92,6 +92,12 @@ def deepspeed_config(result: FinetuneResult) -> TrainingConfig:
         "fp16": {"enabled": False},
         "zero_optimization": _zero_section(zero["stage"]),
     }
+    # ZeRO-Offload (offload_optimizer) and ZeRO-Infinity (offload_param, stage 3 only): deepspeed.ai config-json
+    # "offload_optimizer": {"device": "cpu", "pin_memory": true}, the settings the estimators call cpu_offload.
+    if zero.get("cpu_offload", "none") != "none":
+        config["zero_optimization"]["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if zero.get("cpu_offload") == "params":
+        config["zero_optimization"]["offload_param"] = {"device": "cpu", "pin_memory": True}
     notes = [f"train_batch_size {micro * accum * gpus} = micro-batch {micro} x accumulation {accum} x {gpus} GPU(s)"]
     optimizer = zero["optimizer"]
     if optimizer in ("adamw", "adamw-fused"):  # DeepSpeed builds its own fused AdamW from the JSON

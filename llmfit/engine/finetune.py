@@ -1351,7 +1351,8 @@ def training_settings(result: FinetuneResult) -> dict[str, object]:
         "feedforward_modules": result.peft_feedforward_modules,
         "zero": {"stage": result.zero, "gpus": result.gpu_count, "train_micro_batch_size_per_gpu": result.micro_batch,
                  "gradient_accumulation_steps": result.grad_accum, "bf16": result.precision != "fp32",
-                 "gradient_checkpointing": result.grad_checkpointing, "optimizer": result.optimizer},
+                 "gradient_checkpointing": result.grad_checkpointing, "optimizer": result.optimizer,
+                 "cpu_offload": result.cpu_offload},
     }
     if result.lora_rank is not None:
         settings["lora"] = {"r": result.lora_rank, "lora_alpha": 2 * result.lora_rank, "lora_dropout": 0.0,
