@@ -30,7 +30,7 @@ class Problem(str, Enum):
     """What is wrong with the model's answers (guide 6.2: prompt, RAG and fine-tuning are different tools)."""
 
     knowledge = "knowledge"  # it does not know (or no longer knows) the facts
-    format = "format"  # it knows, but the output shape/style is wrong (JSON schema, tone)
+    format = "format"  # type: ignore[assignment]  # it knows, but the output shape/style is wrong (JSON schema, tone)
     behavior = "behavior"  # a domain behaviour that must repeat across many requests
     capability = "capability"  # a deep capability shift (a new domain, language, skill)
 
@@ -330,7 +330,7 @@ def estimate_methods(hardware: Hardware) -> list[MethodEstimate]:
     zero = 3 if hardware.gpu_count > 1 else 0
     estimates = []
     for lever in FINETUNE_LEVERS:
-        options = FinetuneOptions(method=lever.value, gpus=hardware.gpu_count, zero=zero,
+        options = FinetuneOptions(method=lever.value, gpus=hardware.gpu_count, zero=zero,  # type: ignore[arg-type]
                                   grad_checkpointing=COMPARE_WITH_CHECKPOINTING)
         result = finetune(hardware.model, hardware.gpu, options)
         usable = result.gpu_memory_bytes_per_gpu or hardware.gpu.usable_memory_bytes

@@ -1218,7 +1218,7 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     )
 
 
-_SETTING_WORDS = {
+_SETTING_WORDS: dict[str, Callable[[FinetuneOptions], str]] = {
     "grad_checkpointing": lambda o: f"gradient checkpointing {'on' if o.grad_checkpointing else 'off'}",
     "activation_offload": lambda o: "activation offloading to CPU",
     "compile": lambda o: "torch.compile",

@@ -204,12 +204,12 @@ def layout(spec: ModelSpec, transformers: int = DEFAULT_TRANSFORMERS) -> Layout:
         block = "block_sparse_moe" if mtype == "mixtral" and transformers < 5 else "mlp"
         experts = [g for g in groups if g.name.startswith("experts.")]
         if fused_experts:
-            gate = next((g for g in experts if _leaf(g) == "gate_proj"), None)
+            expert_gate = next((g for g in experts if _leaf(g) == "gate_proj"), None)
             down = next(g for g in experts if _leaf(g) == "down_proj")
             up = next(g for g in experts if _leaf(g) == "up_proj")
-            out = up.rows + (gate.rows if gate is not None else 0)
+            out = up.rows + (expert_gate.rows if expert_gate is not None else 0)
             modules.append(TargetModule(name="gate_up_proj", path=f"{block}.experts.gate_up_proj",
-                                        roles=("gate", "up") if gate is not None else ("up",), rows=out,
+                                        roles=("gate", "up") if expert_gate is not None else ("up",), rows=out,
                                         cols=up.cols, count=moe_layers, experts=spec.num_experts, linear=False,
                                         sources=("gate_proj", "up_proj")))
             modules.append(TargetModule(name="down_proj", path=f"{block}.experts.down_proj", roles=("down",),

@@ -44,17 +44,18 @@ def finetune_document(r: FinetuneResult, units: DisplayUnits) -> Document:
         total_row.append(format_bytes(r.total_bytes, units))
     rows.append([*total_row, "reserved + CUDA context: what must fit"])
     emphasis = [len(rows) - 1]
-    for label, value, whole, how in (
+    for label, value, whole, how_text in (
             ("peak allocated", r.peak_allocated_bytes_per_gpu, r.peak_allocated_bytes,
              "torch.cuda.max_memory_allocated()" + (" <- what this trainer prints"
                                                     if r.trainer_peak_figure in ("allocated", "active") else "")),
             ("peak reserved", r.peak_reserved_bytes_per_gpu, r.peak_reserved_bytes,
              "torch.cuda.max_memory_reserved(): + fragmentation, load-time peak"
              + (" <- what this trainer prints" if r.trainer_peak_figure == "reserved" else ""))):
-        rows.append([label, format_bytes(value, units)] + ([format_bytes(whole, units)] if multi else []) + [how])
+        rows.append([label, format_bytes(value, units)] + ([format_bytes(whole, units)] if multi else [])
+                    + [how_text])
     if r.gpu_memory_bytes_per_gpu is not None and r.margin_bytes_per_gpu is not None:
-        device = ["device memory", format_bytes(r.gpu_memory_bytes_per_gpu, units)] + (["-"] if multi else [])
-        rows.append([*device, "as the device reports it"])
+        device_row = ["device memory", format_bytes(r.gpu_memory_bytes_per_gpu, units)] + (["-"] if multi else [])
+        rows.append([*device_row, "as the device reports it"])
         margin = ["margin", format_bytes(r.margin_bytes_per_gpu, units)] + (["-"] if multi else [])
         rows.append([*margin, "device - total" + ("" if r.margin_bytes_per_gpu >= 0 else "  (SHORT)")])
         emphasis.append(len(rows) - 1)
