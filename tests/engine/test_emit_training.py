@@ -166,3 +166,25 @@ def test_bnb_needs_a_quantized_base(registry: Registry, method: str) -> None:
 def test_unknown_target(registry: Registry) -> None:
     with pytest.raises(SpecError, match="allowed: deepspeed, peft, bnb"):
         emit_training("fsdp", plan(registry, method="lora", seq_tokens=128))
+
+
+@pytest.mark.parametrize("transformers", [4, 5])
+def test_emitted_peft_names_exist_in_every_preset(registry: Registry, transformers: int) -> None:
+    """The PEFT config reproduces the plan: each target name is a module (or 3-D parameter) the model has, and
+    the names account for exactly the trainable count the plan reports."""
+    from llmfit.engine.peft_targets import layout
+
+    for name in registry.model_names():
+        spec = registry.model(name)
+        names = {m.name for m in layout(spec, transformers).modules}
+        for method, targets in (("lora", None), ("lora", ("all-linear",)), ("ia3", None)):
+            r = finetune(spec, None, FinetuneOptions(method=method, lora_targets=targets, transformers=transformers,
+                                                     seq_tokens=128))
+            kwargs = emit_training("peft", r).config
+            modules = kwargs["target_modules"]
+            if modules != "all-linear":
+                assert set(modules) <= names, (name, modules)
+            for parameter in kwargs.get("target_parameters", []):
+                assert parameter.rsplit(".", 1)[-1] in names
+            for module in kwargs.get("feedforward_modules", []):
+                assert module in modules
