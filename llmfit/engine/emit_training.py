@@ -156,6 +156,11 @@ def _peft_kwargs(result: FinetuneResult) -> tuple[str, dict[str, Any], list[str]
                  f"{result.transformers}"]
         if all_linear:
             notes.append(f"all-linear: every nn.Linear but lm_head ({', '.join(result.lora_target_modules or [])})")
+        if result.adapter_dtype == "bf16":
+            notes.append("the plan keeps the adapters in bf16: get_peft_model(model, peft_config, "
+                         "autocast_adapter_dtype=False) (PEFT's default upcasts them to fp32)")
+        if result.peft_target_parameters:
+            notes.append("target_parameters needs peft >= 0.17 (LoRA ParamWrapper for nn.Parameter experts)")
         return "LoraConfig", kwargs, notes
     if method == "ia3":
         return "IA3Config", {"target_modules": list(result.peft_target_modules or []),
