@@ -410,6 +410,12 @@ def trainable_plan(spec: ModelSpec, options: FinetuneOptions) -> TrainablePlan:
         target_modules = list(res.target_modules)
         target_parameters = list(res.target_parameters)
         notes += res.notes
+        fused = sorted({m.name for m in peft_targets.layout(spec, options.transformers).modules
+                        if not m.linear and m.experts > 1})
+        if method == "qlora" and fused:
+            notes.append(f"the base is planned fully in NF4, but bitsandbytes quantizes nn.Linear layers: the 3-D "
+                         f"expert parameters ({', '.join(fused)}) of transformers {options.transformers} stay in 16 "
+                         "bits unless the loader quantizes them (check your versions, or plan --transformers 4)")
     elif method == "ia3":
         plan = peft_targets.ia3(spec, transformers=options.transformers)
         tensors = [TrainableTensor(name=f"{v.module.path}.ia3_l", rows=1 if v.feedforward else v.module.rows,
@@ -1132,6 +1138,11 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     training = _training_time(spec, gpu, options, total_params, trainable)
     explain += _explain(spec, options, items, coefficients, lines, total_gpu, phase, opt)
 
+    if recipe.packing:
+        notes.append(f"{recipe.name} packs samples (sample packing): every micro-batch row is the full {s:,} tokens")
+    else:
+        notes.append(f"no sample packing in the {recipe.name} recipe: --seq is the longest sample the batch is "
+                     "padded to; packed data (or padding_free) keeps every row at --seq")
     recipe_notes = _recipe_notes(options)
     notes = recipe_notes + notes
     allocated_gpu = allocated
