@@ -70,6 +70,8 @@ MAX_PATH_BYTES = 4096
 # ---- quantize-demo -------------------------------------------------------------------------------------
 # Weights held in float64 at once for round-to-nearest: 4M (32 MiB); a larger layer is sampled down.
 MAX_QUANT_WEIGHTS = 2**22
+# Rows (output channels) quantize-demo reports one by one; a taller layer is sampled to evenly spaced rows.
+MAX_QUANT_ROWS = 4096
 # Elements a weight or calibration file may claim: 2**34 (a 17-billion-entry tensor is no one layer).
 MAX_MATRIX_ELEMENTS = 2**34
 # Input columns GPTQ / AWQ work on: the Hessian is columns x columns (1024**2 x 8 B = 8 MiB), and the
@@ -119,6 +121,7 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("MAX_PATH_COMPONENT_BYTES", MAX_PATH_COMPONENT_BYTES, "one path component (NAME_MAX)"),
     Bound("MAX_PATH_BYTES", MAX_PATH_BYTES, "a whole path (PATH_MAX)"),
     Bound("MAX_QUANT_WEIGHTS", MAX_QUANT_WEIGHTS, "weights quantize-demo rounds at once; larger is sampled"),
+    Bound("MAX_QUANT_ROWS", MAX_QUANT_ROWS, "rows quantize-demo reports; taller is sampled"),
     Bound("MAX_MATRIX_ELEMENTS", MAX_MATRIX_ELEMENTS, "elements a .npy / safetensors tensor may claim"),
     Bound("MAX_GPTQ_COLUMNS", MAX_GPTQ_COLUMNS, "input columns GPTQ / AWQ use; wider is sampled"),
     Bound("MAX_GPTQ_ROWS", MAX_GPTQ_ROWS, "output rows GPTQ / AWQ use; taller is sampled"),

@@ -141,8 +141,7 @@ def quantize_demo(
         raise UnitError("give one of --values, --rows, --matrix")
     if group_size is not None and group_size < 1:
         raise UnitError(f"--group-size: {group_size} must be >= 1")
-    if samples < 1:
-        raise UnitError(f"--samples: {samples} must be >= 1")
+    q.check_demo_sizes(samples, seed)
     q.check_bits(bits)
     scale_value = parse_scale(scale) if scale is not None else None
     schemes = [q.Scheme(s.value) for s in scheme] if scheme else None
@@ -157,20 +156,25 @@ def quantize_demo(
             result = q.walkthrough(bits=bits, symmetric=symmetric, group_size=group_size, seed=seed,
                                    damp=damp, scale=scale_value)
     else:
-        from llmfit.readers.matrix import read_matrix
+        from llmfit import limits
+        from llmfit.readers.matrix import read_calibration, read_matrix
 
         if matrix is not None:
+            # A real layer is sampled to limits.MAX_QUANT_WEIGHTS weights; the label says so.
             weights, label = read_matrix(matrix)
             mode, default_group = "matrix", 128
         else:
-            weights = parse_rows(rows or "") if values is None else [parse_numbers(values, what="--values")]
+            given = parse_rows(rows or "") if values is None else [parse_numbers(values, what="--values")]
+            weights = q.as_matrix(given)
             label, mode, default_group = "your weights", "values", None
+        n_cols = len(weights[0])
         acts = None
         if activations is not None:
             is_file = activations.strip().lower().split(":")[0].endswith((".npy", ".safetensors"))
             acts = read_matrix(activations)[0].ravel().tolist() if is_file else \
                 parse_numbers(activations, what="--activations")
-        x, x_label = (read_matrix(calibration) if calibration is not None else (None, "given"))
+        x, x_label = (read_calibration(calibration, n_cols, min(n_cols, limits.MAX_GPTQ_COLUMNS))
+                      if calibration is not None else (None, "given"))
         result = q.analyze(
             weights, name=mode, source=label, bits=bits, schemes=schemes, symmetric=symmetric,
             group_size=group_size if group_size is not None else default_group, activations=acts, awq=awq,
