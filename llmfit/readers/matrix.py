@@ -199,7 +199,7 @@ def _open_npy(path: Path) -> MatrixSource:
             else:
                 raise ValueError(f"unsupported .npy version {version}")
             offset = handle.tell()
-    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as error:
+    except Exception as error:  # numpy parses the header with ast/tokenize: ValueError, SyntaxError, TokenError...
         raise MatrixFileError(f"{path}: not a readable .npy array ({_first_line(error)})") from None
     if dtype.hasobject or dtype.kind not in "fiub" or dtype.fields is not None or dtype.subdtype is not None:
         raise MatrixFileError(f"{path}: holds {dtype}, not a numeric array")
