@@ -32,6 +32,8 @@ MAX_CONFIG_INT = 2**40
 MAX_ROPE_FACTOR = 10_000
 # A float in a config (rope factor, norm eps, theta): finite and below this (rope_theta is at most ~1e8).
 MAX_CONFIG_FLOAT = 1e12
+# Entries of any one list in a config (layer_types has one per layer).
+MAX_CONFIG_LIST = 2**16
 # Parameters of one model: the largest published is ~2e12 (Kimi K2 is 1.04e12).
 MAX_PARAMS = 10**15
 # Bytes of one device or deployment: 1 EiB, a million times an H200.
@@ -104,7 +106,7 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("MAX_CONFIG_INT", MAX_CONFIG_INT, "any other integer in a config.json"),
     Bound("MAX_ROPE_FACTOR", MAX_ROPE_FACTOR, "rope_scaling factor; the largest published is 64"),
     Bound("MAX_CONFIG_FLOAT", MAX_CONFIG_FLOAT, "any float in a config.json (rope factor, theta); finite"),
-    Bound("MAX_CONFIG_LIST", 2**16, "entries of one list in a config.json (layer_types: one per layer)"),
+    Bound("MAX_CONFIG_LIST", MAX_CONFIG_LIST, "entries of one list in a config.json (layer_types: one per layer)"),
     Bound("MAX_PARAMS", MAX_PARAMS, "parameters of one model; the largest published is ~2e12"),
     Bound("MAX_BYTES", MAX_BYTES, "bytes of a device or deployment (1 EiB)"),
     Bound("MAX_NUMBER_CHARS", MAX_NUMBER_CHARS, "characters of one typed number"),
@@ -127,7 +129,7 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("MAX_GPTQ_ROWS", MAX_GPTQ_ROWS, "output rows GPTQ / AWQ use; taller is sampled"),
     Bound("MAX_SAMPLES", MAX_SAMPLES, "calibration inputs (--samples, --calibration rows)"),
     Bound("MAX_SEED", MAX_SEED, "--seed (numpy seeds are unsigned)"),
-    Bound("MAX_ABS_VALUE", MAX_ABS_VALUE, "largest |weight| / |input| quantize-demo takes"),
+    Bound("MAX_ABS_VALUE", MAX_ABS_VALUE, "largest absolute weight or input quantize-demo takes"),
 )
 
 
@@ -206,9 +208,6 @@ def check_config(data: dict[str, Any], where: str) -> None:
             if isinstance(value, (dict, list, float)):
                 stack.append((name, value))
 
-
-# Entries of any one list in a config (layer_types has one per layer).
-MAX_CONFIG_LIST = 2**16
 
 
 def _check_float(value: float, name: str, where: str) -> None:

@@ -83,25 +83,40 @@ def read_text(path: Path, *, max_bytes: int = limits.MAX_TEXT_BYTES, what: str =
 
 
 class _JsonRefusal(ValueError):
-    """Raised inside the decoder's hooks; turned into one UnsafeInputError line by parse_json."""
+    """Raised inside the decoder's hooks; turned into one UnsafeInputError line by parse_json, which
+    names the key the refused literal belongs to."""
+
+    def __init__(self, message: str, literal: str = "") -> None:
+        super().__init__(message)
+        self.literal = literal
 
 
 def _refuse_constant(name: str) -> Any:
-    raise _JsonRefusal(f"{name} is not a number llmfit takes (JSON has no NaN or Infinity)")
+    raise _JsonRefusal(f"{name} is not a number llmfit takes (JSON has no NaN or Infinity)", name)
 
 
 def _finite_float(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise _JsonRefusal(f"{text} overflows a float")
+        raise _JsonRefusal(f"{text} overflows a float", text)
     return value
 
 
 def _bounded_int(text: str) -> int:
     if len(text.lstrip("-")) > limits.MAX_NUMBER_CHARS:
         raise _JsonRefusal(f"an integer of {len(text):,} digits is no real figure "
-                           f"(limit {limits.MAX_NUMBER_CHARS})")
+                           f"(limit {limits.MAX_NUMBER_CHARS})", text)
     return int(text)
+
+
+def _key_of(text: str, literal: str) -> str | None:
+    """The key whose value is `literal` (its first occurrence), for the message."""
+    import re
+
+    if not literal:
+        return None
+    match = re.search(r'"((?:[^"\\]|\\.){1,200})"\s*:\s*' + re.escape(literal[:100]), text)
+    return match.group(1) if match else None
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -152,7 +167,8 @@ def parse_json(text: str | bytes, *, where: str, expect: type | None = dict,
         data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float,
                           parse_int=_bounded_int, object_pairs_hook=_unique_keys)
     except _JsonRefusal as error:
-        raise UnsafeInputError(f"{where}: {error}") from None
+        key = _key_of(text, error.literal)
+        raise UnsafeInputError(f"{where}: {key + ': ' if key else ''}{error}") from None
     except RecursionError:  # the decoder (C or Python) stops at the interpreter's recursion limit
         raise UnsafeInputError(f"{where}: JSON nested too deeply (limit {max_depth} levels)") from None
     except json.JSONDecodeError as error:

@@ -266,7 +266,8 @@ def as_matrix(values: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) 
         array = array.reshape(array.shape[0], -1)
     if array.size == 0:
         raise UnitError("no weights given: the matrix is empty")
-    check_values(array, "the weights")
+    if not np.all(np.isfinite(array)):
+        raise UnitError("the weights contain NaN or infinity")
     if array.size > limits.MAX_QUANT_WEIGHTS or array.shape[0] > limits.MAX_QUANT_ROWS:
         raise UnitError(f"the weights: {array.shape[0]:,} x {array.shape[1]:,} is more than quantize-demo rounds "
                         f"at once (limit {limits.MAX_QUANT_WEIGHTS:,} weights, {limits.MAX_QUANT_ROWS:,} rows); "
@@ -951,6 +952,9 @@ def analyze(
     channels from `seed`); the formats table on request."""
     check_bits(bits)
     w = as_matrix(weights)
+    check_values(w, "the weights")  # the user's numbers; scaled copies inside AWQ may go beyond
+    if activations is not None:
+        check_values(np.asarray(activations, dtype=np.float64), "--activations")
     n_rows, n_cols = w.shape
     chosen = list(schemes) if schemes else default_schemes(n_rows, n_cols, group_size)
     if Scheme.group in chosen and (group_size is None or group_size < 1):
