@@ -151,9 +151,9 @@ def _strict_json(text: str) -> Any:
 
 
 def json_requested(args: list[str]) -> bool:
-    import test_fuzz_cli as inproc
+    import test_fuzz_cli as inproc  # type: ignore[import-not-found,unused-ignore]
 
-    return inproc._json_requested(args)
+    return bool(inproc._json_requested(args))
 
 
 def check(outcome: Outcome, *, memory_bytes: int = 2**30) -> list[tuple[str, str]]:
@@ -238,7 +238,7 @@ CONTEXTS = ["512", "2k", "4096", "8k", "32k"]
 
 def tiny_config(rng: random.Random) -> dict[str, Any]:
     """A valid Llama config.json of random (small) shape."""
-    from model_files import TINY_LLAMA
+    from model_files import TINY_LLAMA  # type: ignore[import-not-found,unused-ignore]
 
     heads = rng.choice([1, 2, 4, 8])
     head_dim = rng.choice([8, 16, 32, 64])
@@ -326,7 +326,7 @@ def _safetensors(header: Any, data: bytes = b"") -> bytes:
 
 def hostile_snapshots(rng: random.Random) -> list[tuple[str, dict[str, bytes], str]]:
     """Snapshot folders (config.json + shards / index) with hostile safetensors headers and indexes."""
-    from model_files import TINY_LLAMA
+    from model_files import TINY_LLAMA  # type: ignore[import-not-found,unused-ignore]
 
     config = _json_bytes(TINY_LLAMA)
     one = {"model.embed_tokens.weight": {"dtype": "BF16", "shape": [256, 64], "data_offsets": [0, 256 * 64 * 2]}}
@@ -413,7 +413,7 @@ def hostile_presets(rng: random.Random) -> list[tuple[str, str, bytes, str, str]
 
 def _argument_case(rng: random.Random) -> list[str]:
     """A random argument list for a random command: plausible values with hostile ones mixed in."""
-    import test_fuzz_cli as inproc
+    import test_fuzz_cli as inproc  # type: ignore[import-not-found,unused-ignore]
 
     paths = list(inproc.COMMANDS)
     path = rng.choice(paths)
@@ -425,7 +425,7 @@ def _argument_case(rng: random.Random) -> list[str]:
     def value(param: Any) -> str:
         if rng.random() < hostile:
             return rng.choice(HOSTILE)
-        return rng.choice(inproc.plausible_values(param))
+        return str(rng.choice(inproc.plausible_values(param)))
 
     args = list(path)
     for param in params:
@@ -451,7 +451,7 @@ def _argument_case(rng: random.Random) -> list[str]:
 
 
 def _hostile_values() -> list[str]:
-    import test_fuzz_cli as inproc
+    import test_fuzz_cli as inproc  # type: ignore[import-not-found,unused-ignore]
 
     return [v for v in inproc.HOSTILE_VALUES if "\x00" not in v] + [
         "9" * 400, "0.4B", "0.5", str(2**63), str(2**63 + 1), "-1", "1e999999999", "1e-999999999",
@@ -519,7 +519,7 @@ def _valid_case(rng: random.Random) -> Case:
 
 def file_cases(rng: random.Random) -> list[Case]:
     """One of each hostile file (and its valid control) for this seed."""
-    from model_files import TINY_LLAMA
+    from model_files import TINY_LLAMA  # type: ignore[import-not-found,unused-ignore]
 
     cases: list[Case] = []
     for note, content, expect in hostile_configs(rng):
@@ -552,7 +552,7 @@ _GGUF_CACHE: dict[str, bytes] = {}
 
 def _valid_gguf(config: dict[str, Any]) -> bytes:
     if "tiny" not in _GGUF_CACHE:
-        from model_files import write_gguf
+        from model_files import write_gguf  # type: ignore[import-not-found,unused-ignore]
 
         with tempfile.TemporaryDirectory() as scratch:
             path = Path(scratch) / "tiny.gguf"

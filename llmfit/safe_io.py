@@ -179,9 +179,8 @@ def parse_json(text: str | bytes, *, where: str, expect: type | None = dict,
     if json_depth(data) > max_depth:
         raise UnsafeInputError(f"{where}: JSON nested too deeply (limit {max_depth} levels)")
     if expect is not None and not isinstance(data, expect):
-        wanted = {dict: "an object", list: "an array"}.get(expect, expect.__name__)
-        raise UnsafeInputError(f"{where}: expected a JSON object, got {_json_kind(data)}" if expect is dict
-                               else f"{where}: expected {wanted}, got {_json_kind(data)}")
+        wanted = "a JSON object" if expect is dict else "a JSON array" if expect is list else expect.__name__
+        raise UnsafeInputError(f"{where}: expected {wanted}, got {_json_kind(data)}")
     return data
 
 

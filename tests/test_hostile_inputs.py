@@ -13,17 +13,15 @@ import importlib.util
 import json
 import math
 import random
-import signal
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Run, run_cli
+from test_fuzz_cli import alarm
 
 from llmfit import limits, safe_io
 
@@ -45,24 +43,6 @@ HANG_SECONDS = 60
 XFAIL_D = pytest.mark.xfail(reason="lands with helper D's branch", strict=False)
 XFAIL_E = pytest.mark.xfail(reason="lands with helper E's branch", strict=False)
 RNG_SEED = 18
-
-
-class Hang(BaseException):
-    pass
-
-
-@contextmanager
-def alarm(seconds: int) -> Iterator[None]:
-    def on_alarm(signum: int, frame: object) -> None:
-        raise Hang(f"no answer after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def bounded_run(*args: str, env: dict[str, str] | None = None, heap: int = HEAP_LIMIT_BYTES) -> Run:

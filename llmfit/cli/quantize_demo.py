@@ -23,7 +23,16 @@ generated layer with outlier channels, 2.3 number formats), computed.
 Your numbers: --values "0.18,-0.91,1.62,2.94" (one row), or --rows with rows separated by ';' and
 values by ',' (one row per output channel): --rows "0.12,-0.18,0.25,-0.31; 1.6,-2.1,2.4,-2.8".
 A real layer: --matrix w.npy or --matrix model.safetensors:model.layers.0.mlp.down_proj.weight
-(bf16, fp16, fp32 and fp8 tensors; [out, in] as stored by PyTorch).
+(bf16, fp16, fp32 and fp8 tensors; [out, in] as stored by PyTorch). Only what is shown is read: a
+layer over 4,194,304 weights is sampled to its first 4096 columns and evenly spaced rows, GPTQ and
+AWQ run on at most 1024 x 1024 of it, --calibration on at most 8192 samples; each table says so.
+
+Examples:
+
+\b
+  llmfit quantize-demo
+  llmfit quantize-demo --values "0.18,-0.91,1.62,2.94" --bits 4
+  llmfit quantize-demo --matrix model.safetensors:model.layers.0.mlp.down_proj.weight --gptq
 """
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -97,8 +106,8 @@ GptqOpt = Annotated[bool, typer.Option("--gptq", help="GPTQ vs round-to-nearest 
 CalibrationOpt = Annotated[str | None, typer.Option(
     "--calibration", metavar="FILE[:TENSOR]", help="Calibration inputs [samples, in_features] (.npy or "
     ".safetensors); default: generated with outlier channels.", show_default=False)]
-SamplesOpt = Annotated[int, typer.Option("--samples", help="Generated calibration inputs.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the generated calibration data.")]
+SamplesOpt = Annotated[int, typer.Option("--samples", help="Generated calibration inputs, 1..8192.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the generated calibration data, 0..2**32-1.")]
 DampOpt = Annotated[float, typer.Option("--damp", help="GPTQ dampening, a share of mean(diag H).")]
 FormatsOpt = Annotated[bool, typer.Option("--formats", help="Number formats: fp32 fp16 bf16 fp8 int8 int4.")]
 ScaleOpt = Annotated[str | None, typer.Option(

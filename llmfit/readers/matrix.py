@@ -10,6 +10,7 @@ fp8 e4m3fn / e5m2 through a 256-entry table built from the formats' definitions.
 from __future__ import annotations
 
 import difflib
+import functools
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -259,7 +260,7 @@ def _open_safetensors(path: Path, tensor: str | None) -> MatrixSource:
         raise MatrixFileError(f"{path}: tensor {tensor!r}: {end - start} bytes for shape {list(shape)} {dtype}")
     stored = {"BF16": "<u2", "F8_E4M3": "u1", "F8_E5M2": "u1"}.get(dtype) or _PLAIN_DTYPES[dtype]
     return MatrixSource(path, f"{path.name}:{tensor} [{dtype} {list(shape)}]", shape, data_start,
-                        np.dtype(stored), lambda a, d=dtype: _decode_array(a, d))
+                        np.dtype(stored), functools.partial(_decode_array, dtype=dtype))
 
 
 def _decode_array(array: np.ndarray, dtype: str) -> np.ndarray:
@@ -268,7 +269,8 @@ def _decode_array(array: np.ndarray, dtype: str) -> np.ndarray:
         return (array.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     if dtype in ("F8_E4M3", "F8_E5M2"):
         table = fp8_table(4, 3, ieee=False) if dtype == "F8_E4M3" else fp8_table(5, 2, ieee=True)
-        return table[array]
+        decoded: np.ndarray = table[array]
+        return decoded
     return array.astype(np.float64)
 
 
