@@ -103,9 +103,9 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("MAX_VOCAB", MAX_VOCAB, "vocabulary; the largest published is 262,208"),
     Bound("MAX_EXPERTS", MAX_EXPERTS, "routed experts; the most published is 512"),
     Bound("MAX_TOKENS", MAX_TOKENS, "any token count (context, sequence, dataset); the longest window is 10M"),
-    Bound("MAX_CONFIG_INT", MAX_CONFIG_INT, "any other integer in a config.json"),
+    Bound("MAX_CONFIG_INT", MAX_CONFIG_INT, "a count of no other class (check_int's default)"),
     Bound("MAX_ROPE_FACTOR", MAX_ROPE_FACTOR, "rope_scaling factor; the largest published is 64"),
-    Bound("MAX_CONFIG_FLOAT", MAX_CONFIG_FLOAT, "any float in a config.json (rope factor, theta); finite"),
+    Bound("MAX_CONFIG_FLOAT", MAX_CONFIG_FLOAT, "rope_theta and rope_scaling numbers; every float is finite"),
     Bound("MAX_CONFIG_LIST", MAX_CONFIG_LIST, "entries of one list in a config.json (layer_types: one per layer)"),
     Bound("MAX_PARAMS", MAX_PARAMS, "parameters of one model; the largest published is ~2e12"),
     Bound("MAX_BYTES", MAX_BYTES, "bytes of a device or deployment (1 EiB)"),
@@ -150,14 +150,14 @@ CONFIG_INT_KEYS: dict[str, int] = {
                      "shared_expert_intermediate_size", "kv_lora_rank", "q_lora_rank", "qk_rope_head_dim",
                      "qk_nope_head_dim", "v_head_dim", "ffn_hidden_size", "n_embed", "n_embd", "d_model",
                      "n_inner", "d_ff", "linear_key_head_dim", "linear_value_head_dim", "index_head_dim",
-                     "patch_size", "image_size", "num_channels", "global_head_dim"), MAX_WIDTH),
+                     "global_head_dim"), MAX_WIDTH),
     "vocab_size": MAX_VOCAB,
     **dict.fromkeys(("num_experts", "num_local_experts", "n_routed_experts", "num_experts_per_tok",
                      "experts_per_token", "n_shared_experts", "n_group", "topk_group",
                      "num_shared_experts", "index_topk"), MAX_EXPERTS),
     **dict.fromkeys(("max_position_embeddings", "n_positions", "max_seq_len", "seq_length",
                      "max_sequence_length", "max_seq_length", "seq_len", "original_max_position_embeddings",
-                     "attention_chunk_size", "model_max_length"), MAX_TOKENS),
+                     "attention_chunk_size"), MAX_TOKENS),
 }
 # Keys that hold an object (or null) when present; a list or a number there is refused.
 CONFIG_OBJECT_KEYS = ("rope_scaling", "rope_parameters", "text_config", "vision_config", "quantization_config",
@@ -168,24 +168,23 @@ CONFIG_LIST_KEYS = ("layer_types", "architectures", "mlp_only_layers")
 
 def check_config(data: dict[str, Any], where: str) -> None:
     """Types and bounds of a config dict, before anything is built from it (a per-layer list of 10**9
-    entries, a loop of 10**12): each known count an int in [0, its bound], every float finite and
-    within MAX_CONFIG_FLOAT, the rope factor in (0, MAX_ROPE_FACTOR], containers of the right kind.
-    Nested objects (text_config, vision_config, rope_scaling) are held to the same rules; the walk is
-    iterative (depth is already capped by the JSON reader)."""
-    stack: list[tuple[str, Any]] = [("", data)]
+    entries, a loop of 10**12): each count llmfit reads an int in [0, its bound], containers of the
+    right kind, every float finite, the rope parameters (and rope_theta) within MAX_CONFIG_FLOAT and the
+    rope factor in (0, MAX_ROPE_FACTOR], no list longer than MAX_CONFIG_LIST. Keys llmfit does not
+    read are left alone beyond that (their integers are already held to MAX_NUMBER_CHARS digits by the
+    JSON reader). Nested objects (text_config, vision_config, rope_scaling) are held to the same rules;
+    the walk is iterative (depth is already capped by the JSON reader)."""
+    stack: list[tuple[str, Any, bool]] = [("", data, False)]
     while stack:
-        prefix, node = stack.pop()
+        prefix, node, rope = stack.pop()
         if isinstance(node, list):
             if len(node) > MAX_CONFIG_LIST:
                 raise LimitError(f"{where}: {prefix or 'a list'} has {len(node):,} entries (limit {MAX_CONFIG_LIST:,})")
-            stack.extend((f"{prefix}[{i}]", item) for i, item in enumerate(node)
+            stack.extend((f"{prefix}[{i}]", item, rope) for i, item in enumerate(node)
                          if isinstance(item, (dict, list, float)))
-            for i, item in enumerate(node):
-                if isinstance(item, int) and not isinstance(item, bool) and abs(item) > MAX_CONFIG_INT:
-                    raise LimitError(f"{where}: {prefix}[{i}] = {item} is beyond any real value")
             continue
         if isinstance(node, float):
-            _check_float(node, prefix, where)
+            _check_float(node, prefix, where, bounded=rope)
             continue
         if not isinstance(node, dict):
             continue
@@ -197,21 +196,20 @@ def check_config(data: dict[str, Any], where: str) -> None:
                 raise LimitError(f"{where}: {name} must be an object, got {_kind(value)}")
             elif key in CONFIG_LIST_KEYS and value is not None and not isinstance(value, list):
                 raise LimitError(f"{where}: {name} must be a list, got {_kind(value)}")
-            elif key == "factor" and value is not None:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
-                        or not 0 < value <= MAX_ROPE_FACTOR:
-                    raise LimitError(f"{where}: {name} must be a number in (0, {MAX_ROPE_FACTOR:,}], got {value!r}")
-            elif isinstance(value, bool) or value is None or isinstance(value, str):
-                continue
-            elif isinstance(value, int) and abs(value) > MAX_CONFIG_INT:
-                raise LimitError(f"{where}: {name} = {value} is beyond any real value (limit {MAX_CONFIG_INT:,})")
+            elif key in ("factor", "rope_theta") and value is not None:
+                _check_positive(value, name, where, MAX_ROPE_FACTOR if key == "factor" else MAX_CONFIG_FLOAT)
             if isinstance(value, (dict, list, float)):
-                stack.append((name, value))
+                stack.append((name, value, rope or key in ("rope_scaling", "rope_parameters")))
 
 
+def _check_positive(value: object, name: str, where: str, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or not 0 < value <= high:
+        raise LimitError(f"{where}: {name} must be a number in (0, {high:g}], got {value!r}")
 
-def _check_float(value: float, name: str, where: str) -> None:
-    if not math.isfinite(value) or abs(value) > MAX_CONFIG_FLOAT:
+
+def _check_float(value: float, name: str, where: str, *, bounded: bool) -> None:
+    if not math.isfinite(value) or (bounded and abs(value) > MAX_CONFIG_FLOAT):
         raise LimitError(f"{where}: {name} = {value!r} is not a finite number within {MAX_CONFIG_FLOAT:g}")
 
 
