@@ -445,3 +445,27 @@ def test_hardening_doc_lists_every_bound() -> None:
         if isinstance(value, int) and value > 1 and (value & (value - 1)) == 0:
             shown.add(f"2**{value.bit_length() - 1}")
         assert any(s in row for s in shown), f"{bound.name} = {value} not in its docs row: {row}"
+
+
+@XFAIL_E
+def test_a_gguf_with_1e12_layers_is_refused_not_iterated(scratch: Path) -> None:
+    """The GGUF path builds its config from metadata (readers/gguf_file.py, helper E): the same bound as
+    config.json must hold before a per-layer list is built. Run as a capped process (1 GiB, 10 s)."""
+    import gguf
+    import numpy as np
+
+    writer = gguf.GGUFWriter(str(scratch / "moe.gguf"), "qwen2moe")
+    writer.add_uint64("qwen2moe.block_count", 10**12)
+    for key, value in (("embedding_length", 64), ("attention.head_count", 4), ("context_length", 2048),
+                       ("expert_count", 4), ("expert_used_count", 2), ("expert_feed_forward_length", 64),
+                       ("feed_forward_length", 128)):
+        writer.add_uint32(f"qwen2moe.{key}", value)
+    writer.add_tensor("token_embd.weight", np.zeros((256, 64), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    content = (scratch / "moe.gguf").read_bytes()
+    case = fuzz.Case("files", ["fit", "moe.gguf", "--gpu", "a100-80"], {"moe.gguf": content}, expect="invalid")
+    outcome = fuzz.run_case(case, command=fuzz.llmfit_command(), timeout=10.0)
+    assert fuzz.check(outcome) == [], outcome.stderr[-500:]
