@@ -351,6 +351,9 @@ def spec_fields(config: dict[str, Any], where: str, *, tower_params: dict[str, i
 
     `tower_params`: the vision tower and projector counted from safetensors headers, which then replace
     the formula (and make any vision architecture countable)."""
+    from llmfit import limits
+
+    limits.check_config(config, where)  # also for GGUF metadata, before any per-layer list (issue 18)
     text = config.get("text_config")
     if isinstance(text, dict):
         nested = dict(text)
