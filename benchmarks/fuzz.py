@@ -540,10 +540,43 @@ def file_cases(rng: random.Random) -> list[Case]:
         extra = rng.choice([[], ["--gptq"], ["--awq"], ["--scheme", "group", "--group-size", "32"]])
         cases.append(Case("files", ["quantize-demo", "--matrix", "w.npy", *extra, "--format", "json"],
                           {"w.npy": content}, expect, note=f".npy: {note}"))
+    cases += log_cases(rng)
     for note, kind, content, expect, owner in hostile_presets(rng):
         model, gpu = ("bad", "a100-80") if kind == "models" else ("7b", "bad")
         cases.append(Case("files", ["fit", model, "--gpu", gpu, "--presets", "p", "--format", "json"],
                           {f"p/{kind}/bad.yaml": content}, expect, note=f"preset: {note}", owner=owner))
+    return cases
+
+
+def hostile_logs(rng: random.Random) -> list[tuple[str, bytes]]:
+    """Engine start-up logs for any command that reads one (an option or argument named *log*)."""
+    line = b"INFO 01-01 00:00:00 gpu_worker.py:1] "
+    return [
+        ("not UTF-8", b"\xff\xfe\x00garbage\x80" * 100),
+        ("NUL bytes", b"\x00" * 10_000),
+        ("one 2 MB line", b"GPU KV cache size: " + b"9" * 2_000_000),
+        ("absurd figures", line + b"GPU KV cache size: 99999999999999999999999999999 tokens\n" + line
+         + b"Maximum concurrency for 8192 tokens per request: inf\n" + line
+         + b"Maximum concurrency for 8192 tokens per request: nan\n" + line + b"Model loading took -1e400 GiB\n"),
+        ("ANSI escapes", b"\x1b[31m\x1b[2J\x1b]0;title\x07" * 1000),
+        ("empty", b""),
+        ("random bytes", bytes(rng.randrange(256) for _ in range(4096))),
+    ]
+
+
+def log_cases(rng: random.Random) -> list[Case]:
+    """Every command option (or argument) whose name says it takes a log, given each hostile log."""
+    import test_fuzz_cli as inproc  # type: ignore[import-not-found,unused-ignore]
+
+    cases = []
+    for path, command in inproc.COMMANDS.items():
+        for param in getattr(command, "params", []):
+            if "log" not in inproc._long_name(param):
+                continue
+            opts = [o for o in getattr(param, "opts", []) if o.startswith("-")]
+            for note, content in hostile_logs(rng):
+                args = [*path, *(opts[:1] or []), "engine.log", "--format", "json"]
+                cases.append(Case("files", args, {"engine.log": content}, "any", note=f"log: {note}"))
     return cases
 
 
