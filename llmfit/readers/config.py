@@ -353,7 +353,10 @@ def spec_fields(config: dict[str, Any], where: str, *, tower_params: dict[str, i
     the formula (and make any vision architecture countable)."""
     from llmfit import limits
 
-    limits.check_config(config, where)  # also for GGUF metadata, before any per-layer list (issue 18)
+    try:  # also for GGUF metadata, before any per-layer list (issue 18)
+        limits.check_config(config, where)
+    except limits.LimitError as error:
+        raise ModelFileError(str(error)) from None
     text = config.get("text_config")
     if isinstance(text, dict):
         nested = dict(text)
