@@ -3,12 +3,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help demo test lint bench clean
+.PHONY: help demo test lint bench fuzz clean
 
 help:
 	@echo "make demo   - create .venv, install llmfit, run the headline example"
 	@echo "make test   - create .venv, install llmfit with test extras, run ruff, mypy and pytest"
 	@echo "make bench  - run the benchmarks (accuracy, start-up, plan speed)"
+	@echo "make fuzz   - process-level fuzz of the installed llmfit, 10,000 runs (~45 min on 2 cores)"
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -38,6 +39,12 @@ bench: $(VENV)/.installed-test
 	-$(BIN)/python benchmarks/startup.py
 	-$(BIN)/python benchmarks/plan_speed.py
 	-$(BIN)/python benchmarks/presets_speed.py
+
+# The long form of tests/test_fuzz_process.py: prints internal errors, hangs, crashes, runs over 1 GiB.
+FUZZ_RUNS ?= 10000
+FUZZ_SEED ?= 0
+fuzz: $(VENV)/.installed-test
+	$(BIN)/python benchmarks/fuzz.py --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED) --jobs 2
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

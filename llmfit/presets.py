@@ -207,6 +207,9 @@ class Registry:
         return registry
 
     def add_dir(self, directory: Path) -> None:
+        from llmfit.safe_io import check_path
+
+        check_path(directory, what="preset folder")  # a name too long for any file system: one line, exit 2
         if not directory.exists():
             raise PresetError(f"{directory}: preset folder does not exist")
         if not directory.is_dir():

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, model_validator
 
+from llmfit import limits
 from llmfit.units import MAX_BYTES, parse_bytes
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -34,12 +35,13 @@ def _bytes_value(value: object, info: ValidationInfo) -> int:
 
 ByteSize = Annotated[int, BeforeValidator(_bytes_value), PlainSerializer(lambda n: n, return_type=int)]
 
-Positive = Annotated[int, Field(gt=0, le=2**40)]
-NonNegative = Annotated[int, Field(ge=0, le=2**40)]
+# strict: a bool (`true`), a string ("32") or a float (32.0) in a count is an error naming the field, not 1 or 32.
+Positive = Annotated[int, Field(gt=0, le=2**40, strict=True)]
+NonNegative = Annotated[int, Field(ge=0, le=2**40, strict=True)]
 # Published decoders have at most ~130 layers (Llama-3.1-405B: 126); the engine walks layers one by one
 # (sliding-window kinds, GGUF per-layer types), so a hostile 10**9 must be refused, not iterated.
-MAX_LAYERS = 4096
-LayerCount = Annotated[int, Field(gt=0, le=MAX_LAYERS)]
+MAX_LAYERS = limits.MAX_LAYERS
+LayerCount = Annotated[int, Field(gt=0, le=MAX_LAYERS, strict=True)]
 
 LayerKind = Literal["full_attention", "sliding_attention", "linear_attention"]
 
@@ -240,11 +242,12 @@ class GpuSpec(BaseModel):
     display_name: str | None = None
     memory: ByteSize = Field(description="memory as the device reports it (nvidia-smi total), e.g. '81920 MiB'")
     memory_source: str | None = None
-    memory_bandwidth_bytes_per_s: Annotated[int, Field(gt=0)] | None = Field(
-        default=None, description="peak memory bandwidth, bytes per second"
-    )
+    memory_bandwidth_bytes_per_s: Annotated[
+        int, Field(gt=0, le=limits.MAX_BANDWIDTH_BYTES_PER_S, strict=True)
+    ] | None = Field(default=None, description="peak memory bandwidth, bytes per second")
     # Dense (not sparse) peak tensor throughput per dtype, in TFLOPS (10**12 FLOP/s).
-    tflops: dict[str, float] = Field(default_factory=dict)
+    tflops: dict[str, Annotated[float, Field(ge=0, le=limits.MAX_TFLOPS, allow_inf_nan=False, strict=True)]] = Field(
+        default_factory=dict)
     # Weight/KV formats with native hardware support ('fp8', 'bf16', 'int8', 'fp4', ...).
     native_dtypes: list[str] = Field(default_factory=list)
     compute_capability: str | None = None
@@ -252,7 +255,8 @@ class GpuSpec(BaseModel):
     gpu_memory_share: float | None = Field(
         default=None, gt=0, le=1, description="share of unified memory the GPU may use (Apple silicon)"
     )
-    price_per_hour: float | None = Field(default=None, ge=0, description="USD per GPU-hour, on-demand")
+    price_per_hour: float | None = Field(default=None, ge=0, le=limits.MAX_PRICE_PER_HOUR, allow_inf_nan=False,
+                                         strict=True, description="USD per GPU-hour, on-demand")
     price_source: str | None = None
     source: str = Field(min_length=1)
     notes: str | None = None

@@ -10,7 +10,9 @@ from __future__ import annotations
 import math
 import re
 from enum import Enum
+from fractions import Fraction
 
+from llmfit import limits
 from llmfit.errors import UnitError
 
 # One table for parsing and formatting (IEC binary vs SI decimal, as pint splits them).
@@ -34,8 +36,23 @@ GIB = 2**30
 GB = 10**9
 
 # Largest quantity accepted anywhere: 1 EiB of memory / 2**40 tokens. Beyond this the input is a typo.
-MAX_BYTES = 2**60
-MAX_TOKENS = 2**40
+MAX_BYTES = limits.MAX_BYTES
+MAX_TOKENS = limits.MAX_TOKENS
+# A written exponent beyond this is no real quantity (and 10**(10**9) would take minutes to build).
+_MAX_EXPONENT = 60
+
+
+def _exact(number: str, text: str, what: str) -> Fraction:
+    """The exact value of a decimal matched by the regexes below ("1.5", "7e9"): bounded length and
+    exponent, so no float overflow (400 digits) and no giant power of ten (1e999999999)."""
+    if len(number) > limits.MAX_NUMBER_CHARS:
+        raise UnitError(f"{what}: {text[:24]!r}... has {len(number):,} characters; no real quantity has "
+                        f"more than {limits.MAX_NUMBER_CHARS}")
+    mantissa, _, exponent = number.lower().partition("e")
+    power = int(exponent) if exponent else 0
+    if abs(power) > _MAX_EXPONENT:
+        raise UnitError(f"{what}: {text.strip()!r} is beyond any real quantity")
+    return Fraction(mantissa) * Fraction(10) ** power
 
 _SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
 
@@ -74,12 +91,16 @@ def parse_bytes(text: str, *, what: str = "size") -> int:
     factor = BYTE_UNITS.get(unit) or _BYTE_UNITS_LOWER.get(unit.lower())
     if factor is None:
         raise UnitError(f"{what}: unknown unit {unit!r} in {text!r}; allowed: B, kB, MB, GB, TB, KiB, MiB, GiB, TiB")
-    value = float(number) * factor
-    if not math.isfinite(value) or value <= 0:
+    value = _exact(number, text, what) * factor
+    if value <= 0:
         raise UnitError(f"{what}: {text!r} must be a positive size")
     if value > MAX_BYTES:
         raise UnitError(f"{what}: {text!r} is larger than any device (limit 1 EiB)")
-    return round(value)
+    if value < 1:
+        raise UnitError(f"{what}: {text!r} is less than one byte")
+    if factor == 1 and value.denominator != 1:
+        raise UnitError(f"{what}: {text!r} is not a whole number of bytes")
+    return round(value)  # a fraction of a byte from a decimal of a larger unit (0.3 MiB) rounds
 
 
 _TOKENS_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kKmM]?)\s*$")
@@ -95,10 +116,12 @@ def parse_tokens(text: str | int, *, what: str = "context") -> int:
             raise UnitError(f"{what}: cannot read {text!r}; expected a token count such as 8192, 8k or 128K")
         number, suffix = match.groups()
         scale = {"": 1, "k": 1024, "m": 1024**2}[suffix.lower()]
-        value_f = float(number) * scale
-        if value_f != int(value_f):
+        exact = _exact(number, str(text), what) * scale
+        if exact.denominator != 1:
             raise UnitError(f"{what}: {text!r} is not a whole number of tokens")
-        value = int(value_f)
+        value = int(exact)
+    if isinstance(value, bool):
+        raise UnitError(f"{what}: expected a token count, got {text!r}")
     if value <= 0:
         raise UnitError(f"{what}: {text!r} must be a positive number of tokens")
     if value > MAX_TOKENS:
@@ -114,19 +137,23 @@ def parse_count(text: str | int | float, *, what: str = "parameters") -> int:
     if isinstance(text, bool):
         raise UnitError(f"{what}: expected a count, got {text!r}")
     if isinstance(text, int | float):
-        value_f = float(text)
+        if not math.isfinite(text):
+            raise UnitError(f"{what}: {text!r} must be a positive count")
+        value = Fraction(text)
     else:
         match = _COUNT_RE.match(text)
         if not match:
             raise UnitError(f"{what}: cannot read {text!r}; expected a count such as 7e9, 7B or 6738415616")
         number, suffix = match.groups()
         scale = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}[suffix.lower()]
-        value_f = float(number) * scale
-    if not math.isfinite(value_f) or value_f <= 0:
+        value = _exact(number, text, what) * scale
+    if value <= 0:
         raise UnitError(f"{what}: {text!r} must be a positive count")
-    if value_f > 1e15:
+    if value > limits.MAX_PARAMS:
         raise UnitError(f"{what}: {text!r} is beyond any model (limit 1e15)")
-    return round(value_f)
+    if value.denominator != 1:
+        raise UnitError(f"{what}: {text!r} is not a whole number")
+    return int(value)
 
 
 def parse_fraction(text: str | float, *, what: str, low: float = 0.0, high: float = 1.0) -> float:

@@ -34,8 +34,11 @@ from hypothesis import strategies as st
 from llmfit.cli.app import app, main
 from llmfit.cli.common import DEBUG
 
-# Per command: bounded so the whole file stays well under 60 s on two cores.
-EXAMPLES_PER_COMMAND = int(os.environ.get("LLMFIT_FUZZ_EXAMPLES", "40"))
+# Per command: bounded so the whole file stays well under 60 s on two cores. Fixed whatever the
+# environment (CI or not): the same 40 derandomized examples every run. LLMFIT_FUZZ_EXAMPLES=N switches
+# to a hunt: N random examples per command, new ones each run (failures kept in .hypothesis/).
+HUNT = os.environ.get("LLMFIT_FUZZ_EXAMPLES")
+EXAMPLES_PER_COMMAND = int(HUNT) if HUNT else 40
 # hypothesis' per-example deadline (a normal run takes 10-50 ms in-process) and the hard alarm that
 # turns a hang into a failure.
 DEADLINE = timedelta(seconds=5)
@@ -265,7 +268,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 FUZZ_SETTINGS = settings(
     max_examples=EXAMPLES_PER_COMMAND,
     deadline=DEADLINE,
-    derandomize=bool(os.environ.get("CI")),  # CI: the same examples every run; locally: new ones each time
+    # The same examples on every machine: no dependence on `CI` (which .ci/run does not set), on a
+    # hypothesis profile, or on a local .hypothesis database replaying old failures first.
+    derandomize=not HUNT,
+    database=None if not HUNT else settings.default.database,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -317,6 +323,15 @@ KNOWN_HOSTILE: list[list[str]] = [
 @pytest.mark.parametrize("args", KNOWN_HOSTILE, ids=lambda a: " ".join(a)[:60] or "(no args)")
 def test_known_hostile_inputs(args: list[str]) -> None:
     check_outcome(args, *invoke(args))
+
+
+def test_the_example_budget_is_fixed_whatever_the_environment() -> None:
+    """Without LLMFIT_FUZZ_EXAMPLES the count and the examples are fixed; `CI` plays no part."""
+    if HUNT:
+        pytest.skip("LLMFIT_FUZZ_EXAMPLES set: hunting mode")
+    assert FUZZ_SETTINGS.max_examples == 40
+    assert FUZZ_SETTINGS.derandomize is True
+    assert FUZZ_SETTINGS.database is None
 
 
 def test_every_command_is_fuzzed() -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Run, run_cli
+from test_fuzz_cli import alarm
 
 from llmfit.errors import PresetError
 from llmfit.presets import MAX_PRESET_BYTES, builtin_dir, load_registry, read_yaml
@@ -58,7 +59,8 @@ def fit_with(root: Path, model: str = "7b", gpu: str = "a100-80", *, via_env: bo
     tracemalloc.start()
     start = time.perf_counter()
     try:
-        run = run_cli(*args, env=env)
+        with alarm(60):  # a preset that is iterated layer by layer (no cap) fails here, not after 7.9 GB
+            run = run_cli(*args, env=env)
     finally:
         elapsed = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory()

@@ -257,3 +257,148 @@ def test_chains_are_ordered_by_nominal_bits(chain: list[str]) -> None:
             else get_format(name).other_bits for name in chain]
     assert bits == sorted(bits, reverse=True)
     assert GIB == 2**30
+
+
+# ---- properties that a plausible breakage violates (issue 18: each was checked by breaking the code) ----
+# Breakages these catch: `fits` always true (or never); max_concurrency computed without the context;
+# every KV dtype costing the same; NaN allowed into JSON; no upper bound on token counts; every crash
+# reported as bad input (exit 2) instead of an internal error (exit 3).
+
+FULL_ATTENTION = [m for m in PRESET_MODELS if m.sliding_window is None and not getattr(m, "layer_types", None)
+                  and m.kv_lora_rank is None]
+
+
+@PROPERTY_SETTINGS
+@given(spec=MODELS, fmt=st.sampled_from(["bf16", "int4", "fp8"]), share=st.integers(1, 99))
+def test_a_gpu_smaller_than_the_weights_never_fits(spec: ModelSpec, fmt: str, share: int) -> None:
+    weights = weight_bytes(spec, get_format(fmt)).weights_bytes
+    gpu = GpuSpec(name="small", memory=max(1, weights * share // 100), source="hypothesis")
+    result = _fit(spec, gpu, fmt, context=4096)
+    assert not result.fits and not result.loads
+    assert (result.max_concurrency or 0) == 0
+
+
+@PROPERTY_SETTINGS
+@given(spec=MODELS, fmt=st.sampled_from(["bf16", "int4"]), context=st.integers(1, 32768),
+       minimum=st.integers(1, 64))
+def test_a_gpu_with_room_for_the_requests_fits(spec: ModelSpec, fmt: str, context: int, minimum: int) -> None:
+    """Memory for weights x 2 + 8 GiB + `minimum` full-context requests x 2: yes, with at least `minimum`."""
+    weights = weight_bytes(spec, get_format(fmt)).weights_bytes
+    per_request = request_bytes(kv_layout(spec, "fp16" if spec.torch_dtype == "float16" else "bf16"
+                                          if spec.torch_dtype == "bfloat16" else "fp32"), context, block_size=16)
+    memory = min(2 * weights + 8 * GIB + 2 * minimum * per_request, 2**59)
+    result = fit(spec, GpuSpec(name="big", memory=memory, source="hypothesis"), get_format(fmt),
+                 Deployment(gpu_count=1, tp=1, pp=1), ServingOptions(context_tokens=context, min_concurrency=minimum,
+                                                         max_num_seqs=4096))
+    assert result.fits, (memory, result.kv_budget_bytes, result.max_concurrency)
+    assert (result.max_concurrency or 0) >= minimum
+
+
+@PROPERTY_SETTINGS
+@given(spec=st.sampled_from(FULL_ATTENTION), gpu=GPUS, fmt=st.sampled_from(["bf16", "int4"]),
+       context=st.integers(256, 16384), factor=st.integers(4, 16))
+def test_longer_context_serves_fewer_requests(spec: ModelSpec, gpu: GpuSpec, fmt: str, context: int,
+                                              factor: int) -> None:
+    """Full attention: KV per request grows with the context, so concurrency falls (never rises); by a
+    factor >= 4 it strictly falls whenever the short context served >= 4 (a result that ignores the
+    context would not)."""
+    short = _fit(spec, gpu, fmt, context=context, max_num_seqs=10**6)
+    long = _fit(spec, gpu, fmt, context=context * factor, max_num_seqs=10**6)
+    assert (long.max_concurrency or 0) <= (short.max_concurrency or 0)
+    assert long.kv_bytes_per_request > short.kv_bytes_per_request
+    if (short.max_concurrency or 0) >= 4:
+        assert (long.max_concurrency or 0) < (short.max_concurrency or 0)
+
+
+@PROPERTY_SETTINGS
+@given(spec=MODELS, context=CONTEXTS)
+def test_wider_kv_dtypes_cost_strictly_more_per_token(spec: ModelSpec, context: int) -> None:
+    """fp8 < bf16 = fp16 < fp32 per token and per request, for every model (a KV cache that ignored
+    its dtype would cost the same in all)."""
+    per_token = {name: kv_cache(spec, kv_dtype=name, context_tokens=context).kv_bytes_per_token
+                 for name in ("fp8", "bf16", "fp16", "fp32")}
+    assert per_token["fp8"] < per_token["bf16"] == per_token["fp16"] < per_token["fp32"], per_token
+    assert per_token["fp32"] == 2 * per_token["bf16"] == 4 * per_token["fp8"]
+
+
+NON_FINITE = st.sampled_from([float("nan"), float("inf"), float("-inf")])
+
+
+@PROPERTY_SETTINGS
+@given(spec=MODELS, gpu=GPUS, value=NON_FINITE, key=st.sampled_from(["gpu_util", "bits_per_weight"]))
+def test_json_output_never_holds_nan_or_infinity(spec: ModelSpec, gpu: GpuSpec, value: float, key: str) -> None:
+    """to_json refuses a non-finite figure (json.dumps allow_nan=False) rather than printing NaN, which
+    strict JSON parsers (jq, JavaScript) reject; and real results always parse strictly."""
+    result = _fit(spec, gpu, "bf16", context=2048)
+
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in JSON output")
+
+    json.loads(to_json(result), parse_constant=refuse)
+    broken = result.model_copy(update={key: value})
+    with pytest.raises(ValueError):
+        to_json(broken)
+
+
+@PROPERTY_SETTINGS
+@given(n=st.integers(min_value=2**40 + 1, max_value=10**39), suffix=st.sampled_from(["", "k", "K", "M"]))
+def test_token_counts_have_an_upper_bound(n: int, suffix: str) -> None:
+    from llmfit import limits
+    from llmfit.errors import UnitError
+    from llmfit.units import parse_count, parse_tokens
+
+    assert limits.MAX_TOKENS == 2**40
+    with pytest.raises(UnitError):
+        parse_tokens(f"{n}{suffix}", what="--context")
+    with pytest.raises(UnitError):
+        parse_tokens(n, what="--context")
+    with pytest.raises(UnitError):
+        parse_count(str(n * 10**6), what="--dataset-tokens")
+
+
+@PROPERTY_SETTINGS
+@given(n=st.integers(min_value=1, max_value=2**40))
+def test_token_counts_up_to_the_bound_are_exact(n: int) -> None:
+    from llmfit.units import parse_tokens
+
+    assert parse_tokens(str(n)) == n
+    if n % 1024 == 0:
+        assert parse_tokens(f"{n // 1024}k") == n
+
+
+INTERNAL_ERRORS = st.sampled_from([RuntimeError("boom"), KeyError("x"), ZeroDivisionError("division by zero"),
+                                   TypeError("unsupported operand"), AttributeError("no attribute"),
+                                   RecursionError("maximum recursion depth"), IndexError("list index"),
+                                   ValueError("a plain ValueError is a bug, not bad input"), OverflowError("big"),
+                                   AssertionError("")])
+
+
+@settings(PROPERTY_SETTINGS, max_examples=20)
+@given(error=INTERNAL_ERRORS, command=st.sampled_from([["fit", "7b", "--gpu", "a100-80"], ["kv", "7b"],
+                                                       ["finetune", "7b", "--gpu", "a100-80"]]))
+def test_an_internal_error_is_exit_3_not_bad_input(error: Exception, command: list[str]) -> None:
+    """Any exception that is not an LlmfitError is a bug: exit 3 with one `internal error:` line (a
+    top level that turned every crash into exit 2 would tell CI its input was wrong)."""
+    from test_fuzz_cli import invoke
+
+    import llmfit.cli.resolve as resolve
+    from llmfit.errors import SpecError
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise error
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resolve, "registry", boom)
+        code, out, err = invoke([*command, "--format", "json"])
+    assert code == 3, (code, err)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("internal error: "), err
+    assert "Traceback" not in err and out == ""
+
+    def bad_input(*args: object, **kwargs: object) -> None:
+        raise SpecError("bad input")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resolve, "registry", bad_input)
+        code, out, err = invoke([*command, "--format", "json"])
+    assert code == 2 and err.strip() == "error: bad input", (code, err)

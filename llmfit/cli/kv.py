@@ -62,6 +62,10 @@ def kv_command(
         warn(f"context {tokens:,} exceeds {spec.name}'s maximum {spec.max_position_embeddings:,} tokens "
              "(needs rope scaling); computed anyway")
     typical = parse_tokens(typical_tokens, what="--typical-tokens") if typical_tokens else None
+    if typical is not None and typical > tokens:
+        # A typical request longer than the context it is allocated for would be a negative waste.
+        raise SpecError(f"--typical-tokens {typical:,} is longer than the context ({tokens:,} tokens) each "
+                        "request is allocated; give --context at least as long")
     dtype_name = "bf16" if spec.torch_dtype == "bfloat16" else "fp16" if spec.torch_dtype == "float16" else "fp32"
     resolved = resolve_kv_dtype(kv_dtype.lower(), spec, dtype_name)
     result = kv_cache(

@@ -23,7 +23,16 @@ generated layer with outlier channels, 2.3 number formats), computed.
 Your numbers: --values "0.18,-0.91,1.62,2.94" (one row), or --rows with rows separated by ';' and
 values by ',' (one row per output channel): --rows "0.12,-0.18,0.25,-0.31; 1.6,-2.1,2.4,-2.8".
 A real layer: --matrix w.npy or --matrix model.safetensors:model.layers.0.mlp.down_proj.weight
-(bf16, fp16, fp32 and fp8 tensors; [out, in] as stored by PyTorch).
+(bf16, fp16, fp32 and fp8 tensors; [out, in] as stored by PyTorch). Only what is shown is read: a
+layer over 4,194,304 weights is sampled to its first 4096 columns and evenly spaced rows, GPTQ and
+AWQ run on at most 1024 x 1024 of it, --calibration on at most 8192 samples; each table says so.
+
+Examples:
+
+\b
+  llmfit quantize-demo
+  llmfit quantize-demo --values "0.18,-0.91,1.62,2.94" --bits 4
+  llmfit quantize-demo --matrix model.safetensors:model.layers.0.mlp.down_proj.weight --gptq
 """
 
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
@@ -97,8 +106,8 @@ GptqOpt = Annotated[bool, typer.Option("--gptq", help="GPTQ vs round-to-nearest 
 CalibrationOpt = Annotated[str | None, typer.Option(
     "--calibration", metavar="FILE[:TENSOR]", help="Calibration inputs [samples, in_features] (.npy or "
     ".safetensors); default: generated with outlier channels.", show_default=False)]
-SamplesOpt = Annotated[int, typer.Option("--samples", help="Generated calibration inputs.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the generated calibration data.")]
+SamplesOpt = Annotated[int, typer.Option("--samples", help="Generated calibration inputs, 1..8192.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the generated calibration data, 0..2**32-1.")]
 DampOpt = Annotated[float, typer.Option("--damp", help="GPTQ dampening, a share of mean(diag H).")]
 FormatsOpt = Annotated[bool, typer.Option("--formats", help="Number formats: fp32 fp16 bf16 fp8 int8 int4.")]
 ScaleOpt = Annotated[str | None, typer.Option(
@@ -141,8 +150,7 @@ def quantize_demo(
         raise UnitError("give one of --values, --rows, --matrix")
     if group_size is not None and group_size < 1:
         raise UnitError(f"--group-size: {group_size} must be >= 1")
-    if samples < 1:
-        raise UnitError(f"--samples: {samples} must be >= 1")
+    q.check_demo_sizes(samples, seed)
     q.check_bits(bits)
     scale_value = parse_scale(scale) if scale is not None else None
     schemes = [q.Scheme(s.value) for s in scheme] if scheme else None
@@ -157,21 +165,26 @@ def quantize_demo(
             result = q.walkthrough(bits=bits, symmetric=symmetric, group_size=group_size, seed=seed,
                                    damp=damp, scale=scale_value)
     else:
-        from llmfit.readers.matrix import read_matrix
+        from llmfit import limits
+        from llmfit.readers.matrix import read_calibration, read_matrix
 
         weights: Any
         if matrix is not None:
+            # A real layer is sampled to limits.MAX_QUANT_WEIGHTS weights; the label says so.
             weights, label = read_matrix(matrix)
             mode, default_group = "matrix", 128
         else:
-            weights = parse_rows(rows or "") if values is None else [parse_numbers(values, what="--values")]
+            given = parse_rows(rows or "") if values is None else [parse_numbers(values, what="--values")]
+            weights = q.as_matrix(given)
             label, mode, default_group = "your weights", "values", None
+        n_cols = len(weights[0])
         acts = None
         if activations is not None:
             is_file = activations.strip().lower().split(":")[0].endswith((".npy", ".safetensors"))
             acts = read_matrix(activations)[0].ravel().tolist() if is_file else \
                 parse_numbers(activations, what="--activations")
-        x, x_label = (read_matrix(calibration) if calibration is not None else (None, "given"))
+        x, x_label = (read_calibration(calibration, n_cols, min(n_cols, limits.MAX_GPTQ_COLUMNS))
+                      if calibration is not None else (None, "given"))
         result = q.analyze(
             weights, name=mode, source=label, bits=bits, schemes=schemes, symmetric=symmetric,
             group_size=group_size if group_size is not None else default_group, activations=acts, awq=awq,

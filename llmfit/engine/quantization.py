@@ -25,6 +25,7 @@ from fractions import Fraction
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from llmfit import limits
 from llmfit.errors import UnitError
 
 # Stored size of one scale: fp16, as GPTQ/AWQ checkpoints (and llama.cpp's q4_0) keep them.
@@ -267,7 +268,41 @@ def as_matrix(values: np.ndarray | Sequence[float] | Sequence[Sequence[float]]) 
         raise UnitError("no weights given: the matrix is empty")
     if not np.all(np.isfinite(array)):
         raise UnitError("the weights contain NaN or infinity")
+    if array.size > limits.MAX_QUANT_WEIGHTS or array.shape[0] > limits.MAX_QUANT_ROWS:
+        raise UnitError(f"the weights: {array.shape[0]:,} x {array.shape[1]:,} is more than quantize-demo rounds "
+                        f"at once (limit {limits.MAX_QUANT_WEIGHTS:,} weights, {limits.MAX_QUANT_ROWS:,} rows); "
+                        "--matrix samples a larger layer")
     return array
+
+
+def check_values(array: np.ndarray, what: str) -> None:
+    """Finite and within MAX_ABS_VALUE, so that every square and sum below stays finite (no NaN ever
+    reaches a result, no numpy overflow warning is printed)."""
+    if not np.all(np.isfinite(array)):
+        raise UnitError(f"{what} contain NaN or infinity")
+    if array.size and float(np.max(np.abs(array))) > limits.MAX_ABS_VALUE:
+        raise UnitError(f"{what} contain |value| {float(np.max(np.abs(array))):.3g}, beyond any real weight or "
+                        f"activation (limit {limits.MAX_ABS_VALUE:g})")
+
+
+def check_demo_sizes(samples: int, seed: int) -> None:
+    """--samples in [1, MAX_SAMPLES] and --seed in [0, MAX_SEED] (numpy seeds are unsigned)."""
+    if isinstance(samples, bool) or not 1 <= samples <= limits.MAX_SAMPLES:
+        raise UnitError(f"--samples: {samples} is out of range; allowed 1..{limits.MAX_SAMPLES:,}")
+    if isinstance(seed, bool) or not 0 <= seed <= limits.MAX_SEED:
+        raise UnitError(f"--seed: {seed} is out of range; allowed 0..{limits.MAX_SEED:,}")
+
+
+def _check_calibrated_size(w: np.ndarray, x: np.ndarray, what: str) -> None:
+    """GPTQ / AWQ work is rows x columns x samples (and a columns x columns Hessian): held to the limits
+    before any BLAS call (analyze samples a larger layer first)."""
+    n_rows, n_cols = w.shape
+    if n_rows > limits.MAX_GPTQ_ROWS or n_cols > limits.MAX_GPTQ_COLUMNS:
+        raise UnitError(f"{what}: a {n_rows:,} x {n_cols:,} layer is larger than {what} runs on "
+                        f"({limits.MAX_GPTQ_ROWS:,} rows x {limits.MAX_GPTQ_COLUMNS:,} columns)")
+    if x.ndim == 2 and x.shape[1] > limits.MAX_SAMPLES:
+        raise UnitError(f"{what}: {x.shape[1]:,} calibration inputs, more than {limits.MAX_SAMPLES:,}")
+    check_values(x, "the calibration inputs")
 
 
 def scale_and_zero(
@@ -524,6 +559,7 @@ def awq_search(
     x = np.asarray(calibration, dtype=np.float64)
     if x.ndim != 2 or x.shape[0] != w.shape[1]:
         raise UnitError(f"activations: need one value per input channel ({w.shape[1]}), got shape {x.shape}")
+    _check_calibrated_size(w, x, "AWQ")
     magnitude = np.mean(np.abs(x), axis=1)
     magnitude = np.where(magnitude > 0, magnitude, 1e-8)
     reference = w @ x
@@ -582,6 +618,9 @@ def awq_from_magnitudes(
         raise UnitError(f"--activations: need {w.shape[1]} values (one per input column), got {a.size}")
     if np.any(a < 0) or not np.all(np.isfinite(a)):
         raise UnitError("--activations: magnitudes must be finite and >= 0")
+    if w.shape[1] > limits.MAX_GPTQ_COLUMNS or w.shape[0] > limits.MAX_GPTQ_ROWS:
+        raise UnitError(f"AWQ: a {w.shape[0]:,} x {w.shape[1]:,} layer is larger than AWQ runs on "
+                        f"({limits.MAX_GPTQ_ROWS:,} rows x {limits.MAX_GPTQ_COLUMNS:,} columns)")
     return awq_search(w, np.diag(a), bits, scheme, symmetric=symmetric, group_size=group_size,
                       title=title, source=source, activation_magnitudes=a.tolist())
 
@@ -611,6 +650,7 @@ def gptq_quantize(
         raise UnitError(f"calibration: need inputs of shape [{n_cols}, samples], got {list(x.shape)}")
     if not 0 <= damp < 1:
         raise UnitError(f"--damp: {damp} must be in [0, 1)")
+    _check_calibrated_size(w, x, "GPTQ")
     h = 2.0 * (x @ x.T)
     dead = np.diag(h) == 0
     h[dead, dead] = 1.0
@@ -658,6 +698,9 @@ def outlier_calibration(
 ) -> np.ndarray:
     """Generated calibration inputs X [in, samples]: correlated Gaussian features (a random low-rank mix
     plus noise) with a few outlier channels 20x larger, as LLM activations have (Dettmers et al. 2022)."""
+    check_demo_sizes(n_samples, seed)
+    if not 1 <= n_inputs <= limits.MAX_GPTQ_COLUMNS:
+        raise UnitError(f"calibration: {n_inputs:,} inputs, allowed 1..{limits.MAX_GPTQ_COLUMNS:,}")
     rng = np.random.default_rng(seed)
     rank = max(1, n_inputs // 4)
     x = rng.standard_normal((n_inputs, rank)) @ rng.standard_normal((rank, n_samples)) / math.sqrt(rank)
@@ -873,6 +916,19 @@ def orient_calibration(x: np.ndarray, n_inputs: int) -> np.ndarray:
     return x
 
 
+def calibration_sample(w: np.ndarray) -> tuple[np.ndarray, str]:
+    """The part of W that AWQ / GPTQ run on: all of it within MAX_GPTQ_ROWS x MAX_GPTQ_COLUMNS, else
+    evenly spaced rows and the first columns, with a note saying so."""
+    n_rows, n_cols = w.shape
+    if n_rows <= limits.MAX_GPTQ_ROWS and n_cols <= limits.MAX_GPTQ_COLUMNS:
+        return w, ""
+    keep_cols = min(n_cols, limits.MAX_GPTQ_COLUMNS)
+    rows = np.unique(np.linspace(0, n_rows - 1, min(n_rows, limits.MAX_GPTQ_ROWS)).round().astype(np.int64))
+    which = f"all {n_rows:,} rows" if rows.size == n_rows else f"{rows.size:,} evenly spaced rows"
+    note = f" (on a sample: {which} x the first {keep_cols:,} columns of {n_rows:,} x {n_cols:,})"
+    return w[rows][:, :keep_cols], note
+
+
 def default_schemes(n_rows: int, n_cols: int, group_size: int | None) -> list[Scheme]:
     """Compare per-tensor, per-channel (when there is more than one row) and group-wise (when a group is
     narrower than a row)."""
@@ -896,6 +952,9 @@ def analyze(
     channels from `seed`); the formats table on request."""
     check_bits(bits)
     w = as_matrix(weights)
+    check_values(w, "the weights")  # the user's numbers; scaled copies inside AWQ may go beyond
+    if activations is not None:
+        check_values(np.asarray(activations, dtype=np.float64), "--activations")
     n_rows, n_cols = w.shape
     chosen = list(schemes) if schemes else default_schemes(n_rows, n_cols, group_size)
     if Scheme.group in chosen and (group_size is None or group_size < 1):
@@ -904,28 +963,35 @@ def analyze(
     main = next((s for s in (Scheme.group, Scheme.per_channel) if s in chosen), chosen[0])
     ex = example(name, "Your weights" if mode == "values" else "Weight matrix", source, w, bits, chosen,
                  symmetric=symmetric, group_size=group_size, lines=mode == "values")
+    check_demo_sizes(samples, seed)
+    # AWQ and GPTQ run on at most MAX_GPTQ_ROWS x MAX_GPTQ_COLUMNS: a larger layer is sampled (evenly
+    # spaced rows, the first columns so groups stay whole), and the titles say so.
+    wc, sample_note = calibration_sample(w)
+    keep_cols = wc.shape[1]
     x: np.ndarray | None = None
     if calibration is not None:
-        x = orient_calibration(calibration, n_cols)
+        x = orient_calibration(calibration, n_cols if n_cols in np.shape(calibration)[-2:] else keep_cols)
+        x = x[:keep_cols, : limits.MAX_SAMPLES]
     elif gptq or (awq and activations is None):
-        if samples < 1:
-            raise UnitError(f"--samples: {samples} must be >= 1")
-        x = outlier_calibration(n_cols, samples, seed=seed)
+        x = outlier_calibration(keep_cols, samples, seed=seed)
         calibration_label = f"generated, outlier channels, seed {seed}"
     awq_results: list[AwqResult] = []
     if activations is not None:
-        awq_results.append(awq_from_magnitudes(w, activations, bits, main, symmetric=symmetric,
-                                               group_size=group_size, title="Activation-aware scaling",
+        acts = list(activations)
+        if len(acts) != n_cols:
+            raise UnitError(f"--activations: need {n_cols} values (one per input column), got {len(acts)}")
+        awq_results.append(awq_from_magnitudes(wc, acts[:keep_cols], bits, main, symmetric=symmetric,
+                                               group_size=group_size, title="Activation-aware scaling" + sample_note,
                                                source="--activations"))
     elif awq and x is not None:
-        awq_results.append(awq_search(w, x, bits, main, symmetric=symmetric, group_size=group_size,
-                                      title="Activation-aware scaling",
+        awq_results.append(awq_search(wc, x, bits, main, symmetric=symmetric, group_size=group_size,
+                                      title="Activation-aware scaling" + sample_note,
                                       source=f"calibration ({calibration_label})"))
     gptq_results: list[GptqResult] = []
     if gptq and x is not None:
-        gptq_results.append(gptq_compare(w, x, bits, main, symmetric=symmetric, group_size=group_size,
-                                         damp=damp, title="GPTQ vs round-to-nearest", source="--gptq",
-                                         calibration_label=calibration_label))
+        gptq_results.append(gptq_compare(wc, x, bits, main, symmetric=symmetric, group_size=group_size,
+                                         damp=damp, title="GPTQ vs round-to-nearest" + sample_note,
+                                         source="--gptq", calibration_label=calibration_label))
     return QuantizeDemoResult(
         mode=mode, bits=bits, symmetric=symmetric, examples=[ex], awq=awq_results, gptq=gptq_results,
         formats=formats_table(scale) if formats else [],

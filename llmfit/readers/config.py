@@ -10,13 +10,11 @@ model, with the vision tower and projector counted as their own `extra_params` l
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from llmfit.errors import LlmfitError
-
-MAX_CONFIG_BYTES = 5 * 2**20
+from llmfit.limits import MAX_CONFIG_BYTES
 
 
 class ModelFileError(ValueError, LlmfitError):
@@ -72,19 +70,16 @@ _MAX_LEN_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "seq_l
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """Parse a config.json (size-capped); a non-object or invalid JSON is one clear line."""
-    if not path.is_file():
-        raise ModelFileError(f"{path}: no such file")
-    size = path.stat().st_size
-    if size > MAX_CONFIG_BYTES:
-        raise ModelFileError(f"{path}: {size:,} bytes is not a config.json (over {MAX_CONFIG_BYTES:,})")
+    """Parse a config.json: size-capped, strict JSON (depth, NaN, duplicate keys; an object at the top),
+    then every count and float held to llmfit.limits before anything is built from it."""
+    from llmfit import limits, safe_io
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(data, dict):
-        raise ModelFileError(f"{path}: expected a JSON object of config fields, got {type(data).__name__}")
-    return data
+        data = safe_io.read_json(path, max_bytes=MAX_CONFIG_BYTES, what="config.json")
+        limits.check_config(data, str(path))
+    except LlmfitError as error:
+        raise ModelFileError(str(error)) from None
+    return data  # type: ignore[no-any-return]
 
 
 class _Fields:
@@ -356,6 +351,12 @@ def spec_fields(config: dict[str, Any], where: str, *, tower_params: dict[str, i
 
     `tower_params`: the vision tower and projector counted from safetensors headers, which then replace
     the formula (and make any vision architecture countable)."""
+    from llmfit import limits
+
+    try:  # also for GGUF metadata, before any per-layer list (issue 18)
+        limits.check_config(config, where)
+    except limits.LimitError as error:
+        raise ModelFileError(str(error)) from None
     text = config.get("text_config")
     if isinstance(text, dict):
         nested = dict(text)

@@ -8,7 +8,7 @@ present, else from `metadata.total_size` of the index, else from config.json alo
 from __future__ import annotations
 
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pydantic import ValidationError
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from llmfit.engine.params import count_params
 from llmfit.readers.config import ModelFileError, read_config_file, spec_fields
 from llmfit.readers.quant import format_from_quantization
-from llmfit.readers.safetensors_headers import TensorInfo, dominant_float_dtype, folder_headers, tally
+from llmfit.readers.safetensors_headers import INDEX_NAME, TensorInfo, dominant_float_dtype, folder_headers, tally
 from llmfit.specs import CheckpointInfo, ModelSpec
 
 _DTYPE_FORMAT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
@@ -61,6 +61,7 @@ def spec_from_snapshot(config_path: Path, *, name: str, hf_id: str | None, label
     config = read_config_file(config_path)
     where = str(config_path)
     if folder is not None and tensors is None:
+        check_index(folder)
         tensors, index_total, how = folder_headers(folder)
     qc = config.get("quantization_config")
     if qc is None and isinstance(config.get("text_config"), dict):
@@ -100,6 +101,45 @@ def spec_from_snapshot(config_path: Path, *, name: str, hf_id: str | None, label
                       published_source="safetensors headers: every stored tensor, as the Hub's safetensors.total"
                       if published else None)
     return with_count_note(spec)
+
+
+def check_index(folder: Path) -> None:
+    """The folder's model.safetensors.index.json, if any, read within bounds (size, depth, strict JSON)
+    with every shard it names a plain file name inside the folder: an index pointing at
+    `../../etc/passwd` or `/dev/zero` is refused, not followed. (The shard itself may be a symlink, as
+    in the Hugging Face cache, where snapshots link into blobs/: the name is what is checked.)"""
+    from llmfit import limits, safe_io
+
+    index = folder / INDEX_NAME
+    if not index.is_file():
+        return
+    try:
+        data = safe_io.read_json(index, max_bytes=limits.MAX_INDEX_BYTES, what="safetensors index")
+    except safe_io.UnsafeInputError as error:
+        raise ModelFileError(str(error)) from None
+    weight_map = data.get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise ModelFileError(f"{index}: no weight_map object of tensor -> file")
+    metadata = data.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ModelFileError(f"{index}: metadata must be an object")
+    total = (metadata or {}).get("total_size")
+    if total is not None and (isinstance(total, bool) or not isinstance(total, int)
+                              or not 0 <= total <= limits.MAX_BYTES):
+        raise ModelFileError(f"{index}: metadata.total_size must be a byte count, got {total!r}")
+    for shard in sorted({v for v in weight_map.values() if isinstance(v, str)}):
+        _check_shard_name(shard, index)
+    bad = next((v for v in weight_map.values() if not isinstance(v, str)), None)
+    if bad is not None:
+        raise ModelFileError(f"{index}: weight_map values must be file names, got {bad!r}")
+
+
+def _check_shard_name(shard: str, index: Path) -> None:
+    parts = PurePosixPath(shard).parts
+    if (not shard or "\\" in shard or "\x00" in shard or shard.startswith(("/", "~")) or ".." in parts
+            or not shard.endswith(".safetensors") or any(len(p.encode()) > 255 for p in parts)):
+        shown = shard if len(shard) <= 80 else shard[:77] + "..."
+        raise ModelFileError(f"{index}: shard {shown!r} is not a .safetensors file name inside the snapshot folder")
 
 
 def average_bits(spec: ModelSpec) -> Fraction | None:
