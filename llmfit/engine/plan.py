@@ -6,11 +6,24 @@ replicas (the rest) x weight format x KV dtype. A configuration serves the targe
 holds at least `concurrency` full-context requests (serving.fit's max_concurrency, under the engine's
 budget rule from engines.py).
 
-Speed: the sweep is vectorised. Everything that depends on the model's tensors (weights per GPU,
-runtime overhead, KV bytes per request per GPU) is computed once per (format, TP, PP) or
-(KV dtype, TP, PP) with the exact integer code of serving.fit; the per-configuration arithmetic
-(budget, whole requests, replicas, verdict, roofline tokens/s) then runs on numpy int64/float64 arrays,
-with the same operations in the same order, so it agrees exactly with fit (tests hold it to that).
+Speed (issue 17: 10^5 configurations < 0.5 s, 10^6 < 3 s): nothing is computed per configuration in
+Python. Tensor byte counts come from weights.group_bytes once per format; weights on the fullest GPU
+are then closed-form per (TP, PP) (`_weights_by_split`: per-layer bytes x the fullest stage's layer
+share, plus the embeddings or lm_head on their stage, exactly serving._weights_per_gpu); KV per
+request once per (KV dtype, TP, PP, block). The per-configuration arithmetic (budget, whole requests,
+replicas, verdict, roofline tokens/s) runs on numpy int64/float64 arrays with the same operations in
+the same order as serving.fit and speed.speed_bounds, and the Pareto front is a vectorised prefix-max
+scan. tests/engine/test_plan.py holds all of it to a plain evaluation: engine_fit and speed_bounds per
+configuration and a pure-Python front.
+
+Engine terms (where an engine's rules enter the sweep; re-point these two when engines become types):
+  - `engine_terms(engine, spec, gpu, fmt, tp, pp, base, memory_fraction) -> EngineTerms`: the memory
+    the budget starts from, the runtime overhead, TRT-LLM's share of free memory, max_num_seqs and the
+    KV block size for one (GPU, format, shape); today engines.engine_rule. It is evaluated once per
+    (GPU, TP, PP, `_format_key(fmt)`): the key names how the engine's rules depend on the format
+    (activation width, MXFP4's kernel layout); widen it if an engine's rule reads more of the format.
+  - `kv_request_terms(spec, kv_dtype, context, tp, pp, block) -> (paged bytes, unpaged bytes)` per GPU:
+    the KV cache rule (vLLM's paged blocks on the fullest stage); today kv.request_bytes.
 
 Ranking: the front keeps the deployments no other serving deployment beats on all three of price per
 hour (lower), GPUs (fewer) and aggregate tokens/s at the target concurrency (higher); sorted cheapest
@@ -27,10 +40,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmfit.engine.emit import LaunchCommand, launch_command
-from llmfit.engine.engines import ENGINES, EngineRule, engine_fit, engine_rule
+from llmfit.engine.engines import ENGINES, engine_fit, engine_rule
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
-from llmfit.engine.serving import Deployment, FitResult, ServingOptions, _weights_per_gpu, validate_deployment
+from llmfit.engine.serving import Deployment, FitResult, ServingOptions, _line_name, validate_deployment
 from llmfit.engine.speed import (
     Efficiency,
     SpeedBounds,
@@ -171,6 +184,108 @@ def _options(target: PlanTarget, base: ServingOptions, kv: str) -> ServingOption
                                    "min_concurrency": target.concurrency})
 
 
+# ------------------------------------------------------------------------------------------ engine terms
+
+
+@dataclass(frozen=True)
+class EngineTerms:
+    """Everything engine-specific about one (GPU, format, shape) that the budget needs, per GPU."""
+
+    usable_bytes_per_gpu: int  # the memory the engine's budget starts from
+    overhead_bytes_per_gpu: int  # runtime lines subtracted before the KV pool
+    free_fraction: float | None  # TRT-LLM: the pool is this share of what is left; None: all of it
+    max_num_seqs: int
+    block_size: int
+
+
+def engine_terms(engine: str, spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int,
+                 base: ServingOptions, memory_fraction: float | None) -> EngineTerms:
+    """The one place the sweep asks an engine for its rules (engines.engine_rule today)."""
+    rule = engine_rule(engine, spec, gpu, fmt, tp, pp, base, memory_fraction)
+    overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
+    if engine == "trt-llm":  # engine_fit runs TRT-LLM with gpu_util 1.0 and keeps a share of the free memory
+        return EngineTerms(int(gpu.usable_memory_bytes * 1.0), overhead, rule.memory_fraction, rule.max_num_seqs,
+                           rule.block_size)
+    return EngineTerms(int(gpu.usable_memory_bytes * float(rule.memory_fraction)), overhead, None, rule.max_num_seqs,
+                       rule.block_size)
+
+
+def _format_key(fmt: WeightFormat) -> str:
+    """What of the format the engine rules read: the activation width, and MXFP4's MoE kernel layout."""
+    if fmt.name.startswith("mxfp4"):
+        return fmt.name
+    return "fp32" if fmt.name == "fp32" else "16-bit"
+
+
+def kv_request_terms(spec: ModelSpec, kv_dtype: str, context_tokens: int, tp: int, pp: int,
+                     block_size: int) -> tuple[int, int]:
+    """KV bytes of one full-context request on the fullest GPU: (block-rounded, unrounded)."""
+    layout = kv_layout(spec, kv_dtype)
+    layer_share = Fraction(ceil_div(spec.num_hidden_layers, pp), spec.num_hidden_layers)
+    head_share = kv_shard_fraction(spec, tp)
+    return (request_bytes(layout, context_tokens, block_size=block_size, layer_share=layer_share,
+                          head_share=head_share),
+            request_bytes(layout, context_tokens, block_size=1, layer_share=layer_share, head_share=head_share))
+
+
+# ------------------------------------------------------------------------------------------ weights per GPU
+
+
+def _weights_by_split(spec: ModelSpec, fmt: WeightFormat, splits: Sequence[tuple[int, int]]) -> dict[tuple[int, int],
+                                                                                                        int]:
+    """serving._weights_per_gpu for every (TP, PP) in `splits`, from one pass over the tensor groups.
+
+    Per TP, each line's bytes on one GPU are summed over the groups once, apart by where they live:
+    per-layer groups (spread over the stages by their layer counts), the lm_head (last stage) and the
+    rest (embeddings, final norm: first stage). Per PP, only three stages can be the fullest: stage 0,
+    stage 1 (the most layers among the middle stages) and the last; the first of them with the largest
+    total wins, as max() picks it in serving. Each line is rounded up on its own, then summed."""
+    layers = spec.num_hidden_layers
+    items = group_bytes(spec, fmt)
+    out: dict[tuple[int, int], int] = {}
+    by_tp: dict[int, tuple[dict[str, Fraction], dict[str, Fraction], dict[str, Fraction]]] = {}
+    for tp, pp in splits:
+        if tp not in by_tp:
+            kv_share = kv_shard_fraction(spec, tp)
+            per_layer: dict[str, Fraction] = {}
+            last: dict[str, Fraction] = {}
+            first: dict[str, Fraction] = {}
+            for item in items:
+                group = item.group
+                if group.kind in ("vector", "router") or group.name == "attn.kv_a_proj_with_mqa":
+                    shard = Fraction(1)
+                elif group.name in ("attn.k_proj", "attn.v_proj"):
+                    shard = kv_share
+                else:
+                    shard = Fraction(1, tp)
+                where = per_layer if group.per_layer else last if group.kind == "lm_head" else first
+                parts = [(_line_name(item.packed, fmt), item.payload_bytes)]
+                if item.metadata_bytes:
+                    parts.append(("scales and zero points", item.metadata_bytes))
+                for line, size in parts:
+                    where[line] = where.get(line, Fraction(0)) + size * shard
+            by_tp[tp] = (per_layer, last, first)
+        per_layer, last, first = by_tp[tp]
+        quotient, remainder = divmod(layers, pp)
+        best: dict[str, Fraction] | None = None
+        best_total = Fraction(-1)
+        for stage in sorted({0, min(1, pp - 1), pp - 1}):
+            share = Fraction(quotient + (1 if stage < remainder else 0), layers)
+            lines = {line: bytes_ * share for line, bytes_ in per_layer.items()}
+            for extras in ((first,) if stage == 0 else ()) + ((last,) if stage == pp - 1 else ()):
+                for line, bytes_ in extras.items():
+                    lines[line] = lines.get(line, Fraction(0)) + bytes_
+            total = sum(lines.values(), Fraction(0))
+            if total > best_total:
+                best, best_total = lines, total
+        assert best is not None
+        out[(tp, pp)] = sum(ceil_div(total.numerator, total.denominator) for total in best.values())
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the sweep
+
+
 def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightFormat], kv_dtypes: Sequence[str],
           target: PlanTarget, base: ServingOptions,
           progress: Callable[[int, int], None] | None = None) -> Sweep:
@@ -182,83 +297,84 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     shape_list = shapes(spec, target.max_gpus, target.gpus_per_node)
     n_g, n_s, n_f, n_k = len(gpus), len(shape_list), len(formats), len(kv_dtypes)
     eff = target.efficiency
+    splits = sorted({(sh.tp, sh.pp) for sh in shape_list})
+    split_index = {split: i for i, split in enumerate(splits)}
+    shape_split = np.array([split_index[(sh.tp, sh.pp)] for sh in shape_list], dtype=np.intp)
+    keys = sorted({_format_key(fmt) for fmt in formats})
+    format_key = np.array([keys.index(_format_key(fmt)) for fmt in formats], dtype=np.intp)
+    replicas_s = np.array([sh.replicas for sh in shape_list], dtype=np.int64)
+    per_replica = -(-target.concurrency // replicas_s)  # ceil_div, int64
 
     # Per (format, shape): weights on the fullest GPU, and what a decode step reads of them.
     weights = np.zeros((n_f, n_s), dtype=np.int64)
     weights_read = np.zeros((n_f, n_s), dtype=np.float64)
-    per_replica = np.array([ceil_div(target.concurrency, sh.replicas) for sh in shape_list], dtype=np.int64)
     for fi, fmt in enumerate(formats):
-        expert_bytes = sum(i.bytes for i in group_bytes(spec, fmt) if i.group.kind == "expert") if spec.is_moe else 0
-        by_split: dict[tuple[int, int], int] = {}
-        for si, sh in enumerate(shape_list):
-            if (sh.tp, sh.pp) not in by_split:
-                by_split[(sh.tp, sh.pp)] = _weights_per_gpu(spec, fmt, sh.tp, sh.pp)
-            w = by_split[(sh.tp, sh.pp)]
-            weights[fi, si] = w
-            weights_read[fi, si] = _weights_read(spec, w, expert_bytes, sh, int(per_replica[si]))
+        by_split = _weights_by_split(spec, fmt, splits)
+        weights[fi] = np.array([by_split[split] for split in splits], dtype=np.int64)[shape_split]
+        if spec.is_moe:
+            expert_bytes = sum(i.bytes for i in group_bytes(spec, fmt) if i.group.kind == "expert")
+            weights_read[fi] = [_weights_read(spec, int(weights[fi, si]), expert_bytes, sh, int(per_replica[si]))
+                                for si, sh in enumerate(shape_list)]
+        else:
+            weights_read[fi] = weights[fi]
 
-    # Per (format, KV dtype, shape): KV per request on the fullest GPU, paged and unpaged.
-    kv_resolved = [[resolve_kv_dtype(kv, spec, fmt.name) for kv in kv_dtypes] for fmt in formats]
-    request = np.zeros((n_f, n_k, n_s), dtype=np.int64)
-    request_read = np.zeros((n_f, n_k, n_s), dtype=np.float64)
-    block = 1 if target.engine == "sglang" else base.block_size
-    cache: dict[tuple[str, int, int], tuple[int, int]] = {}
-    for fi in range(n_f):
-        for ki in range(n_k):
-            layout = kv_layout(spec, kv_resolved[fi][ki])
-            for si, sh in enumerate(shape_list):
-                key = (layout.kv_dtype, sh.tp, sh.pp)
-                if key not in cache:
-                    layer_share = Fraction(ceil_div(spec.num_hidden_layers, sh.pp), spec.num_hidden_layers)
-                    head_share = kv_shard_fraction(spec, sh.tp)
-                    cache[key] = (request_bytes(layout, target.context_tokens, block_size=block,
-                                                layer_share=layer_share, head_share=head_share),
-                                  request_bytes(layout, target.context_tokens, block_size=1,
-                                                layer_share=layer_share, head_share=head_share))
-                request[fi, ki, si], request_read[fi, ki, si] = cache[key]
-
-    # Per (GPU, shape, format): usable memory and runtime overhead under the engine's rule.
-    usable = np.zeros((n_g, n_s), dtype=np.int64)
-    overhead = np.zeros((n_g, n_s, n_f), dtype=np.int64)
-    fraction = np.zeros((n_g, n_s), dtype=np.float64)
-    caps = np.zeros((n_g, n_s), dtype=np.int64)
-    valid_gf = np.ones((n_g, n_f), dtype=bool)
-    bandwidth = np.array([g.memory_bandwidth_bytes_per_s or np.nan for g in gpus], dtype=np.float64)
+    # Per (GPU, split, format key): the engine's terms; then spread over shapes and formats.
+    n_p, n_q = len(splits), len(keys)
+    usable = np.zeros((n_g, n_p, n_q), dtype=np.int64)
+    overhead = np.zeros((n_g, n_p, n_q), dtype=np.int64)
+    free_fraction = np.full((n_g, n_p, n_q), np.nan, dtype=np.float64)
+    caps = np.zeros((n_g, n_p, n_q), dtype=np.int64)
+    blocks = np.zeros((n_g, n_p, n_q), dtype=np.int64)
+    first_format = [next(f for f in formats if _format_key(f) == key) for key in keys]
     for gi, gpu in enumerate(gpus):
-        for fi, fmt in enumerate(formats):
-            # Formats whose kernels need hardware the GPU lacks are left out (fp8 on Ampere runs, via Marlin).
-            valid_gf[gi, fi] = not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
-        rules: dict[tuple[int, int, str], EngineRule] = {}
-        for si, sh in enumerate(shape_list):
-            for fi, fmt in enumerate(formats):
-                # The runtime lines depend on the activation width, and MXFP4 MoE on its kernel layout.
-                width = "fp32" if fmt.name == "fp32" else "16-bit"
-                key = (sh.tp, sh.pp, fmt.name if fmt.name.startswith("mxfp4") else width)
-                if key not in rules:
-                    rules[key] = engine_rule(target.engine, spec, gpu, fmt, sh.tp, sh.pp, base, target.memory_fraction)
-                overhead[gi, si, fi] = sum(line.bytes_per_gpu for line in rules[key].overhead_lines)
-                fraction[gi, si] = rules[key].memory_fraction
-                caps[gi, si] = rules[key].max_num_seqs
-            if target.engine == "trt-llm":
-                usable[gi, si] = int(gpu.usable_memory_bytes * 1.0)  # fit runs with gpu_util 1.0
-            else:
-                usable[gi, si] = int(gpu.usable_memory_bytes * float(fraction[gi, si]))
+        for pi, (tp, pp) in enumerate(splits):
+            for qi, fmt in enumerate(first_format):
+                terms = engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
+                usable[gi, pi, qi] = terms.usable_bytes_per_gpu
+                overhead[gi, pi, qi] = terms.overhead_bytes_per_gpu
+                if terms.free_fraction is not None:
+                    free_fraction[gi, pi, qi] = terms.free_fraction
+                caps[gi, pi, qi] = terms.max_num_seqs
+                blocks[gi, pi, qi] = terms.block_size
         if progress is not None:
             progress(gi + 1, n_g)
+    pick = (slice(None), shape_split[:, None], format_key[None, :])  # -> [G, S, F]
+    usable3, overhead3, free3, caps3 = usable[pick], overhead[pick], free_fraction[pick], caps[pick]
+    valid_gf = np.array([[not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
+                          for fmt in formats] for gpu in gpus], dtype=bool).reshape(n_g, n_f)
+
+    # Per (format, KV dtype, split, block): KV per request on the fullest GPU, paged and unpaged.
+    kv_resolved = [[resolve_kv_dtype(kv, spec, fmt.name) for kv in kv_dtypes] for fmt in formats]
+    block_values = sorted({int(b) for b in np.unique(blocks)})
+    request = np.zeros((len(block_values), n_f, n_k, n_p), dtype=np.int64)
+    request_read = np.zeros((n_f, n_k, n_p), dtype=np.float64)
+    cache: dict[tuple[str, int, int, int], tuple[int, int]] = {}
+    for bi, block in enumerate(block_values):
+        for fi in range(n_f):
+            for ki in range(n_k):
+                for pi, (tp, pp) in enumerate(splits):
+                    key = (kv_resolved[fi][ki], tp, pp, block)
+                    if key not in cache:
+                        cache[key] = kv_request_terms(spec, kv_resolved[fi][ki], target.context_tokens, tp, pp, block)
+                    request[bi, fi, ki, pi], request_read[fi, ki, pi] = cache[key]
+    block_index = np.searchsorted(np.array(block_values), blocks)[pick]  # [G, S, F]
+    # request[block, f, k, split] -> [G, S, F, K]
+    req4 = request[block_index[:, :, :, None], np.arange(n_f)[None, None, :, None],
+                   np.arange(n_k)[None, None, None, :], shape_split[None, :, None, None]]
 
     # The per-configuration arithmetic of serving.fit, broadcast over [G, S, F, K].
-    budget = usable[:, :, None] - weights.T[None, :, :] - overhead  # [G, S, F]
-    if target.engine == "trt-llm":
-        free = budget
-        reserve = np.where(free > 0, free - np.floor(free * fraction[:, :, None]).astype(np.int64), 0)
-        budget = free - reserve
+    budget = usable3 - weights.T[None, :, :] - overhead3  # [G, S, F]
+    trt = ~np.isnan(free3)
+    if trt.any():
+        fraction = np.where(trt, free3, 0.0)
+        reserve = np.where(budget > 0, budget - np.floor(budget * fraction).astype(np.int64), 0)
+        budget = np.where(trt, budget - reserve, budget)
     budget4 = np.broadcast_to(budget[:, :, :, None], (n_g, n_s, n_f, n_k))
-    req4 = np.broadcast_to(np.transpose(request, (2, 0, 1))[None], (n_g, n_s, n_f, n_k))
     loads = budget4 > 0
     safe_req = np.where(req4 > 0, req4, 1)
     whole = np.where(req4 > 0, budget4 // safe_req, 0)
-    replicas = np.array([sh.replicas for sh in shape_list], dtype=np.int64)[None, :, None, None]
-    cap = caps[:, :, None, None]
+    replicas = replicas_s[None, :, None, None]
+    cap = caps3[:, :, :, None]
     max_conc = np.where(loads, replicas * np.minimum(whole, cap), 0)
     headroom_whole = np.where(req4 > 0, np.floor_divide(budget4 * (1 - base.headroom), safe_req), 0).astype(np.int64)
     recommended = np.where(loads, replicas * np.minimum(headroom_whole, cap), 0)
@@ -266,10 +382,11 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     fits = valid & loads & (max_conc >= target.concurrency)
 
     # Roofline tokens/s at the target concurrency (speed.speed_bounds, same order of operations).
-    pp = np.array([sh.pp for sh in shape_list], dtype=np.float64)[None, :, None, None]
+    bandwidth = np.array([g.memory_bandwidth_bytes_per_s or np.nan for g in gpus], dtype=np.float64)
+    pp_s = np.array([sh.pp for sh in shape_list], dtype=np.float64)[None, :, None, None]
     per_rep = per_replica.astype(np.float64)[None, :, None, None]
-    kv_read = per_rep * np.transpose(request_read, (2, 0, 1))[None]
-    round_bytes = pp * weights_read.T[None, :, :, None] + kv_read
+    kv_read = per_rep * np.transpose(request_read[:, :, shape_split], (2, 0, 1))[None]
+    round_bytes = pp_s * weights_read.T[None, :, :, None] + kv_read
     step = round_bytes / (bandwidth[:, None, None, None] * eff.memory)
     tokens = replicas * per_rep / step
     return Sweep(gpus=list(gpus), shapes=shape_list, formats=list(formats), kv_dtypes=list(kv_dtypes),
@@ -292,33 +409,79 @@ def _weights_read(spec: ModelSpec, weights_per_gpu: int, expert_bytes: int, shap
 # ------------------------------------------------------------------------------------------ the front
 
 
+def _dense_rank(values: Any) -> Any:
+    """0-based ranks of `values` with equal values sharing a rank (int64)."""
+    import numpy as np
+
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    steps = np.concatenate(([0], (ordered[1:] != ordered[:-1]).astype(np.int64)))
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.cumsum(steps)
+    return rank
+
+
 def pareto_front(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> list[int]:
     """Indexes no other row beats on (price lower, GPUs fewer, speed higher). A missing price (nan) is
     unknown, not free: an unpriced row is compared on price only with rows of the same GPU type (where
     price follows the GPU count). nan speed counts as 0. Sorted: priced rows cheapest first, then unpriced
-    rows by GPU count; ties go to the faster."""
+    rows by GPU count; ties go to the faster, then to the earlier row.
+
+    Vectorised. In that order a row's dominators all come before it (no dearer, no larger, no slower),
+    so a row is dominated exactly when an earlier row of its comparison group (all priced rows; the
+    unpriced rows of one GPU type) with no more GPUs is at least as fast. Speeds become dense integer
+    ranks (exact ties). First pass: an earlier row with the same GPU count (a segmented running
+    maximum). The survivors then meet the earlier survivors with fewer GPUs, one running maximum per
+    distinct GPU count (at most --max-gpus of them): a dominator that did not survive is itself beaten by
+    an earlier survivor with the same count, which then beats the row too."""
     import numpy as np
 
+    price = np.asarray(price, dtype=np.float64)
+    gpus = np.asarray(gpus, dtype=np.int64)
+    raw_speed = np.asarray(speed, dtype=np.float64)
+    speed = np.where(np.isnan(raw_speed), 0.0, raw_speed)
     priced = ~np.isnan(price)
-    speed = np.where(np.isnan(speed), 0.0, speed)
-    order = np.lexsort((-speed, gpus, np.where(priced, price, np.inf)))
-    front: list[int] = []
-    for i in order:
-        dominated = False
-        for j in front:
-            if priced[i] and priced[j]:
-                cheaper = price[j] <= price[i]
-            elif gpu_type[i] == gpu_type[j]:
-                cheaper = gpus[j] <= gpus[i]
-            else:
-                continue  # unknown price on one side: not comparable
-            # Sorted order puts the better of two equal rows first, so "no worse on all three" suffices.
-            if cheaper and gpus[j] <= gpus[i] and speed[j] >= speed[i]:
-                dominated = True
-                break
-        if not dominated:
-            front.append(int(i))
-    return front
+    n = len(price)
+    if n == 0:
+        return []
+    speed_rank = _dense_rank(speed)
+    price_rank = _dense_rank(np.where(priced, price, np.inf))
+    low = int(gpus.min())
+    span = int(gpus.max()) - low + 1
+    # One int64 key for (price, GPUs, -speed); a stable sort keeps the input order among exact ties.
+    key = (price_rank * span + (gpus - low)) * (int(speed_rank.max()) + 1) + (int(speed_rank.max()) - speed_rank)
+    order = np.argsort(key, kind="stable")
+    rank = speed_rank[order]
+    types = np.asarray(gpu_type).astype(np.int64)
+    group = np.where(priced, -1, types)[order]
+    count = gpus[order]
+    # First pass: segments of equal (group, GPU count), positions kept in sorted order.
+    group_rank = group + 1 if types.min() >= 0 else _dense_rank(group)
+    seg_key = group_rank * span + (count - low)
+    if int(seg_key.max()) < 2**15:
+        seg_key = seg_key.astype(np.int16)  # numpy's stable sort of 16-bit integers is a radix sort
+    seg_order = np.argsort(seg_key, kind="stable")
+    seg_key_group, seg_key_count = group[seg_order], count[seg_order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (seg_key_group[1:] != seg_key_group[:-1]) | (seg_key_count[1:] != seg_key_count[:-1])
+    segment = np.cumsum(starts) - 1
+    lifted = rank[seg_order] + segment * (n + 1)  # later segments lie above earlier ones: the max restarts
+    running = np.maximum.accumulate(lifted)
+    before = np.concatenate(([-1], running[:-1])) - segment * (n + 1)
+    before[starts] = -1
+    dominated = np.zeros(n, dtype=bool)
+    dominated[seg_order] = before >= rank[seg_order]
+    # Second pass: survivors against earlier survivors of their group with fewer GPUs.
+    alive = np.flatnonzero(~dominated)
+    for label in np.unique(group[alive]):
+        members = alive[group[alive] == label]
+        m_count, m_rank = count[members], rank[members]
+        for threshold in np.unique(m_count)[1:]:
+            eligible = np.where(m_count < threshold, m_rank, -1)
+            best = np.concatenate(([-1], np.maximum.accumulate(eligible)[:-1]))
+            here = m_count == threshold
+            dominated[members[here]] |= best[here] >= m_rank[here]
+    return [int(i) for i in order[~dominated]]
 
 
 def _row(rank: int, spec: ModelSpec, sw: Sweep, index: tuple[int, int, int, int], target: PlanTarget,
