@@ -15,21 +15,35 @@ from llmfit.units import DisplayUnits
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr, only when stderr is a terminal (stdout stays clean for JSON)."""
+def progress_bar(label: str, *, after_seconds: float = 1.0) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar on stderr (stdout stays clean for JSON), only when stderr is a terminal and
+    only once the sweep has run for `after_seconds`: a quick plan prints no bar at all."""
     if not sys.stderr.isatty():
         yield None
         return
-    from rich.console import Console
-    from rich.progress import Progress
+    import time
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=None)
+    start = time.monotonic()
+    state: dict[str, object] = {}
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        if "bar" not in state:
+            if time.monotonic() - start < after_seconds or done >= total:
+                return
+            from rich.console import Console
+            from rich.progress import Progress
 
+            bar = Progress(console=Console(stderr=True), transient=True)
+            bar.start()
+            state["bar"], state["task"] = bar, bar.add_task(label, total=total)
+        bar = state["bar"]
+        bar.update(state["task"], completed=done, total=total)  # type: ignore[attr-defined]
+
+    try:
         yield update
+    finally:
+        if "bar" in state:
+            state["bar"].stop()  # type: ignore[attr-defined]
 
 
 def _split(text: str) -> list[str]:
