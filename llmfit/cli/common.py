@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -37,9 +38,18 @@ PresetsOpt = Annotated[
 
 DEBUG = {"on": bool(os.environ.get("LLMFIT_DEBUG"))}
 
+# `llmfit batch` and the Python API (llmfit/cli/batch.py) run a command function with a sink set here:
+# emit() and warn() hand the result object and the warnings to it instead of printing, and errors
+# propagate as exceptions instead of becoming a line on stderr and an exit code.
+SINK: ContextVar[Any] = ContextVar("llmfit_sink", default=None)
+
 
 def warn(message: str) -> None:
     """A warning on stderr (never stdout: `--format json | jq` must keep working)."""
+    sink = SINK.get()
+    if sink is not None:
+        sink.warn(message)
+        return
     sys.stderr.write(f"warning: {message}\n")
 
 
@@ -58,11 +68,15 @@ def handle_errors(func: F) -> F:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except LlmfitError as error:
+            if SINK.get() is not None:
+                raise  # batch / API: the caller reports it
             raise fail_usage(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
         except KeyboardInterrupt:
             sys.stderr.write("interrupted\n")
             raise typer.Exit(130) from None
         except Exception as error:  # an internal error: exit 3, traceback only with --debug
+            if SINK.get() is not None:
+                raise
             if DEBUG["on"]:
                 traceback.print_exc()
             first = str(error).splitlines()[0] if str(error) else ""
@@ -86,6 +100,10 @@ def emit(
     explain: bool = False,
 ) -> None:
     """Print a result: JSON straight from the result object; table/Markdown through its Document."""
+    sink = SINK.get()
+    if sink is not None:
+        sink.emit(result)
+        return
     if fmt is OutputFormat.json:
         from llmfit.render.jsonout import to_json
 
