@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests" / "readers"))
 
 PROBE = r"""
 import json, resource, statistics, sys, time
@@ -57,6 +56,16 @@ for _ in range(runs):
 print(json.dumps({"seconds": statistics.median(times),
                   "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                   "numpy": "numpy" in sys.modules}))
+"""
+
+
+WRITER = f"""
+import sys
+from pathlib import Path
+sys.path.insert(0, {str(ROOT / "tests" / "readers")!r})
+from gguf_files import write_qwen2_gguf
+write_qwen2_gguf(Path(sys.argv[1]))
+write_qwen2_gguf(Path(sys.argv[2]), extra_tensors=10_000 - 771)
 """
 
 
@@ -99,8 +108,6 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--with-gguf-py", action="store_true", help="also time gguf.GGUFReader (slow)")
     args = parser.parse_args()
-    from gguf_files import write_qwen2_gguf
-
     llmfit = str(Path(sys.executable).with_name("llmfit"))
     ok = True
 
@@ -111,8 +118,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="llmfit-model-files-") as tmp:
         folder = Path(tmp)
-        gguf = write_qwen2_gguf(folder / "qwen2.5-32b.gguf")
-        big = write_qwen2_gguf(folder / "qwen2.5-32b-10k.gguf", extra_tensors=10_000 - 771)
+        gguf, big = folder / "qwen2.5-32b.gguf", folder / "qwen2.5-32b-10k.gguf"
+        # Written by a child process: this one stays small, so the probes' getrusage peaks are their own
+        # (Linux carries a parent's resident size into a forked child's ru_maxrss).
+        subprocess.run([sys.executable, "-c", WRITER, str(gguf), str(big)], check=True, timeout=600)
         shard = write_safetensors(folder / "moe-10k.safetensors", 10_000)
         print(f"model files (sparse; median of {args.runs} readings in a fresh process, {sys.executable})")
         read = probe("gguf", gguf, args.runs)

@@ -28,7 +28,7 @@ import stat
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from llmfit.readers.config import ModelFileError
 
@@ -92,8 +92,7 @@ class SkippedArray:
         return self.count
 
 
-@dataclass(frozen=True)
-class GgufTensor:
+class GgufTensor(NamedTuple):
     """One tensor info. `shape` is in ggml order (ne0 first): token_embd is [hidden, vocab]."""
 
     name: str
@@ -287,24 +286,7 @@ def _read(buf: Any, size: int, where: str) -> GgufFile:
             or alignment <= 0 or alignment & (alignment - 1):
         raise walker.fail(f"general.alignment must be a uint32 power of two, got {alignment!r}")
 
-    raw: list[tuple[str, tuple[int, ...], int, int]] = []
-    names: set[str] = set()
-    for i in range(n_tensors):
-        name = walker.string(f"tensor {i} name", MAX_NAME_BYTES)
-        assert isinstance(name, str)
-        if name in names:
-            raise walker.fail(f"duplicate tensor {name!r}")
-        names.add(name)
-        n_dims = walker.uint32(f"{name} n_dims")
-        if n_dims > MAX_DIMS:
-            raise walker.fail(f"tensor {name} has {n_dims} dimensions (at most {MAX_DIMS})")
-        walker.need(8 * n_dims, f"{name} dimensions")
-        dims = struct.unpack_from(f"{order}{n_dims}q", buf, walker.pos)
-        walker.pos += 8 * n_dims
-        type_id = walker.uint32(f"{name} type")
-        offset = walker.uint64(f"{name} offset")
-        raw.append((name, tuple(dims), type_id, offset))
-
+    raw = _tensor_infos(walker, n_tensors)
     data_offset = walker.pos + (alignment - walker.pos % alignment) % alignment
     data_bytes = size - data_offset
     tensors = []
@@ -331,6 +313,45 @@ def _read(buf: Any, size: int, where: str) -> GgufFile:
                                   n_elements=n_elements, n_bytes=n_bytes))
     return GgufFile(path=where, version=version, byte_order=order, alignment=alignment, data_offset=data_offset,
                     file_bytes=size, metadata=metadata, value_types=types, tensors=tuple(tensors))
+
+
+_DIMS = [struct.Struct(f"<{n}q") for n in range(MAX_DIMS + 1)]
+
+
+def _tensor_infos(walker: _Walker, count: int) -> list[tuple[str, tuple[int, ...], int, int]]:
+    """(name, dims, type, offset) of each tensor info: the file's hot loop after the vocabulary, so the
+    reads are inlined; a read past the end raises struct.error (reported as truncated by read_gguf)."""
+    buf, pos, order = walker.buf, walker.pos, walker.order
+    u64, u32 = walker.u64.unpack_from, walker.u32.unpack_from
+    dims_of = _DIMS if order == "<" else [struct.Struct(f">{n}q") for n in range(MAX_DIMS + 1)]
+    type_offset = struct.Struct(order + "IQ").unpack_from
+    raw: list[tuple[str, tuple[int, ...], int, int]] = []
+    names: set[str] = set()
+    for i in range(count):
+        (length,) = u64(buf, pos)
+        if length > MAX_NAME_BYTES:
+            walker.pos = pos
+            raise walker.fail(f"tensor {i} name of {length:,} bytes is over the limit of {MAX_NAME_BYTES}")
+        encoded = buf[pos + 8:pos + 8 + length]
+        pos += 8 + length
+        try:
+            name = encoded.decode("utf-8")
+        except UnicodeDecodeError:
+            raise walker.fail(f"tensor {i} name is not UTF-8") from None
+        if len(encoded) != length:
+            raise struct.error(f"tensor {i} name runs past the end of the file")
+        if name in names:
+            raise walker.fail(f"duplicate tensor {name!r}")  # gguf.cpp refuses duplicates too
+        names.add(name)
+        (n_dims,) = u32(buf, pos)
+        if n_dims > MAX_DIMS:
+            raise walker.fail(f"tensor {name} has {n_dims} dimensions (at most {MAX_DIMS})")
+        dims = dims_of[n_dims].unpack_from(buf, pos + 4)
+        type_id, offset = type_offset(buf, pos + 4 + 8 * n_dims)
+        pos += 16 + 8 * n_dims
+        raw.append((name, dims, type_id, offset))
+    walker.pos = pos
+    return raw
 
 
 def file_type_name(value: Any) -> str | None:
