@@ -1,7 +1,7 @@
 """How fast `plan` evaluates deployment configurations (issue 17 targets), each measured in a fresh process.
 
 Cases (every GPU preset the engine runs on; the whole plan: sweep, Pareto front, rows):
-  - ~10^5 configurations (Llama-2-70B, 7 weight formats x 3 KV dtypes, 1..24 GPUs): < 0.5 s
+  - ~10^5 configurations (Llama-2-70B, 7 weight formats x 3 KV dtypes, 1..40 GPUs): < 0.5 s
   - ~10^6 configurations (12 formats x 4 KV dtypes, 1..128 GPUs): < 3 s, peak RSS < 200 MiB
   - `plan 70b` as the CLI runs it by default (bf16,fp8,awq x auto,fp8, 1..16 GPUs) against the same with
     --max-gpus 128 (~138k configurations): within 2x
@@ -103,7 +103,7 @@ def main() -> int:
         print(f"  {label:<52} {value:>14}   target {target:<14} {'meets' if met else 'MISSES'}")
 
     print(f"plan speed (median of {args.runs} plans after a warm-up, imports excluded; {sys.executable})")
-    small = probe(*SEVEN, 24, args.runs)
+    small = probe(*SEVEN, 40, args.runs)
     report(f"{small['configurations']:,} configurations", f"{small['seconds']:.3f} s", "< 0.5 s",
            small["seconds"] < 0.5 and small["configurations"] >= 100_000)
     large = probe(*TWELVE, 128, max(1, args.runs // 2))

@@ -4,14 +4,14 @@
 docs/api.md); it is imported on first use, so `import llmfit` stays free of the CLI and the engine.
 """
 
-from typing import Any
+from __future__ import annotations
 
 __version__ = "0.1.0"
 
 _API = ("Answer", "batch", "decide", "finetune", "fit", "kv", "plan", "run")
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     if name in _API:
         from llmfit import api
 

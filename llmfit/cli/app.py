@@ -11,11 +11,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
 from llmfit import __version__
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the --version path
 if TYPE_CHECKING:
+    from typing import Any
+
     import typer
 
 # The CLI process uses no pydantic plugins; without this pydantic scans every installed distribution's

@@ -22,7 +22,7 @@ Engine terms (where an engine's rules enter the sweep; re-point these two when e
     KV block size for one (GPU, format, shape); today engines.engine_rule. It is evaluated once per
     (GPU, TP, PP, `_format_key(fmt)`): the key names how the engine's rules depend on the format
     (activation width, MXFP4's kernel layout); widen it if an engine's rule reads more of the format.
-  - `kv_request_terms(spec, kv_dtype, context, tp, pp, block) -> (paged bytes, unpaged bytes)` per GPU:
+  - `kv_request_terms(spec, layout, context, tp, pp, block) -> (paged bytes, unpaged bytes)` per GPU:
     the KV cache rule (vLLM's paged blocks on the fullest stage); today kv.request_bytes.
 
 Ranking: the front keeps the deployments no other serving deployment beats on all three of price per
@@ -32,6 +32,7 @@ first. GPUs without `price_per_hour` rank after priced ones, by GPU count.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -42,7 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from llmfit.engine.emit import LaunchCommand, launch_command
 from llmfit.engine.engines import ENGINES, engine_fit, engine_rule
 from llmfit.engine.formats import WeightFormat
-from llmfit.engine.kv import kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
+from llmfit.engine.kv import KvLayout, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions, _line_name, validate_deployment
 from llmfit.engine.speed import (
     Efficiency,
@@ -217,10 +218,9 @@ def _format_key(fmt: WeightFormat) -> str:
     return "fp32" if fmt.name == "fp32" else "16-bit"
 
 
-def kv_request_terms(spec: ModelSpec, kv_dtype: str, context_tokens: int, tp: int, pp: int,
+def kv_request_terms(spec: ModelSpec, layout: KvLayout, context_tokens: int, tp: int, pp: int,
                      block_size: int) -> tuple[int, int]:
     """KV bytes of one full-context request on the fullest GPU: (block-rounded, unrounded)."""
-    layout = kv_layout(spec, kv_dtype)
     layer_share = Fraction(ceil_div(spec.num_hidden_layers, pp), spec.num_hidden_layers)
     head_share = kv_shard_fraction(spec, tp)
     return (request_bytes(layout, context_tokens, block_size=block_size, layer_share=layer_share,
@@ -243,13 +243,13 @@ def _weights_by_split(spec: ModelSpec, fmt: WeightFormat, splits: Sequence[tuple
     layers = spec.num_hidden_layers
     items = group_bytes(spec, fmt)
     out: dict[tuple[int, int], int] = {}
-    by_tp: dict[int, tuple[dict[str, Fraction], dict[str, Fraction], dict[str, Fraction]]] = {}
+    # Per TP: each line's per-layer, first-stage and last-stage bytes on one GPU as integers over a common
+    # denominator, so each PP split is integer arithmetic only.
+    by_tp: dict[int, tuple[int, list[tuple[int, int, int]]]] = {}
     for tp, pp in splits:
         if tp not in by_tp:
             kv_share = kv_shard_fraction(spec, tp)
-            per_layer: dict[str, Fraction] = {}
-            last: dict[str, Fraction] = {}
-            first: dict[str, Fraction] = {}
+            sums: dict[str, list[Fraction]] = {}  # line -> [per layer, first stage, last stage]
             for item in items:
                 group = item.group
                 if group.kind in ("vector", "router") or group.name == "attn.kv_a_proj_with_mqa":
@@ -258,28 +258,27 @@ def _weights_by_split(spec: ModelSpec, fmt: WeightFormat, splits: Sequence[tuple
                     shard = kv_share
                 else:
                     shard = Fraction(1, tp)
-                where = per_layer if group.per_layer else last if group.kind == "lm_head" else first
+                where = 0 if group.per_layer else 2 if group.kind == "lm_head" else 1
                 parts = [(_line_name(item.packed, fmt), item.payload_bytes)]
                 if item.metadata_bytes:
                     parts.append(("scales and zero points", item.metadata_bytes))
                 for line, size in parts:
-                    where[line] = where.get(line, Fraction(0)) + size * shard
-            by_tp[tp] = (per_layer, last, first)
-        per_layer, last, first = by_tp[tp]
+                    sums.setdefault(line, [Fraction(0), Fraction(0), Fraction(0)])[where] += size * shard
+            denominator = math.lcm(*(value.denominator for values in sums.values() for value in values))
+            by_tp[tp] = (denominator, [(int(per * denominator), int(first * denominator), int(last * denominator))
+                                       for per, first, last in sums.values()])
+        denominator, lines = by_tp[tp]
         quotient, remainder = divmod(layers, pp)
-        best: dict[str, Fraction] | None = None
-        best_total = Fraction(-1)
+        best: list[int] = []
+        best_total = -1
         for stage in sorted({0, min(1, pp - 1), pp - 1}):
-            share = Fraction(quotient + (1 if stage < remainder else 0), layers)
-            lines = {line: bytes_ * share for line, bytes_ in per_layer.items()}
-            for extras in ((first,) if stage == 0 else ()) + ((last,) if stage == pp - 1 else ()):
-                for line, bytes_ in extras.items():
-                    lines[line] = lines.get(line, Fraction(0)) + bytes_
-            total = sum(lines.values(), Fraction(0))
-            if total > best_total:
-                best, best_total = lines, total
-        assert best is not None
-        out[(tp, pp)] = sum(ceil_div(total.numerator, total.denominator) for total in best.values())
+            held = quotient + (1 if stage < remainder else 0)
+            # Each line on this stage, in units of 1 / (layers x denominator) bytes.
+            values = [per * held + (first * layers if stage == 0 else 0) + (last * layers if stage == pp - 1 else 0)
+                      for per, first, last in lines]
+            if sum(values) > best_total:
+                best, best_total = values, sum(values)
+        out[(tp, pp)] = sum(ceil_div(value, layers * denominator) for value in best)
     return out
 
 
@@ -320,24 +319,22 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
 
     # Per (GPU, split, format key): the engine's terms; then spread over shapes and formats.
     n_p, n_q = len(splits), len(keys)
-    usable = np.zeros((n_g, n_p, n_q), dtype=np.int64)
-    overhead = np.zeros((n_g, n_p, n_q), dtype=np.int64)
-    free_fraction = np.full((n_g, n_p, n_q), np.nan, dtype=np.float64)
-    caps = np.zeros((n_g, n_p, n_q), dtype=np.int64)
-    blocks = np.zeros((n_g, n_p, n_q), dtype=np.int64)
     first_format = [next(f for f in formats if _format_key(f) == key) for key in keys]
+    terms: list[EngineTerms] = []  # [G][P][Q] flattened
     for gi, gpu in enumerate(gpus):
-        for pi, (tp, pp) in enumerate(splits):
-            for qi, fmt in enumerate(first_format):
-                terms = engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
-                usable[gi, pi, qi] = terms.usable_bytes_per_gpu
-                overhead[gi, pi, qi] = terms.overhead_bytes_per_gpu
-                if terms.free_fraction is not None:
-                    free_fraction[gi, pi, qi] = terms.free_fraction
-                caps[gi, pi, qi] = terms.max_num_seqs
-                blocks[gi, pi, qi] = terms.block_size
+        terms += [engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
+                  for tp, pp in splits for fmt in first_format]
         if progress is not None:
             progress(gi + 1, n_g)
+
+    def grid(values: list[Any], dtype: Any) -> Any:
+        return np.array(values, dtype=dtype).reshape(n_g, n_p, n_q)
+
+    usable = grid([t.usable_bytes_per_gpu for t in terms], np.int64)
+    overhead = grid([t.overhead_bytes_per_gpu for t in terms], np.int64)
+    free_fraction = grid([np.nan if t.free_fraction is None else t.free_fraction for t in terms], np.float64)
+    caps = grid([t.max_num_seqs for t in terms], np.int64)
+    blocks = grid([t.block_size for t in terms], np.int64)
     pick = (slice(None), shape_split[:, None], format_key[None, :])  # -> [G, S, F]
     usable3, overhead3, free3, caps3 = usable[pick], overhead[pick], free_fraction[pick], caps[pick]
     valid_gf = np.array([[not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
@@ -349,36 +346,56 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     request = np.zeros((len(block_values), n_f, n_k, n_p), dtype=np.int64)
     request_read = np.zeros((n_f, n_k, n_p), dtype=np.float64)
     cache: dict[tuple[str, int, int, int], tuple[int, int]] = {}
+    layouts = {kv: kv_layout(spec, kv) for kv in {kv for row in kv_resolved for kv in row}}
     for bi, block in enumerate(block_values):
         for fi in range(n_f):
             for ki in range(n_k):
                 for pi, (tp, pp) in enumerate(splits):
                     key = (kv_resolved[fi][ki], tp, pp, block)
                     if key not in cache:
-                        cache[key] = kv_request_terms(spec, kv_resolved[fi][ki], target.context_tokens, tp, pp, block)
+                        cache[key] = kv_request_terms(spec, layouts[kv_resolved[fi][ki]], target.context_tokens, tp,
+                                                      pp, block)
                     request[bi, fi, ki, pi], request_read[fi, ki, pi] = cache[key]
-    block_index = np.searchsorted(np.array(block_values), blocks)[pick]  # [G, S, F]
-    # request[block, f, k, split] -> [G, S, F, K]
-    req4 = request[block_index[:, :, :, None], np.arange(n_f)[None, None, :, None],
-                   np.arange(n_k)[None, None, None, :], shape_split[None, :, None, None]]
+    # request[block, f, k, split] -> [G, S, F, K]; with one block size (every engine today) a broadcast
+    # view of [S, F, K], so no 4-D copy is made.
+    if len(block_values) == 1:
+        req4 = np.transpose(request[0][:, :, shape_split], (2, 0, 1))[None]
+    else:
+        block_index = np.searchsorted(np.array(block_values), blocks)[pick]  # [G, S, F]
+        req4 = request[block_index[:, :, :, None], np.arange(n_f)[None, None, :, None],
+                       np.arange(n_k)[None, None, None, :], shape_split[None, :, None, None]]
+    shape4 = (n_g, n_s, n_f, n_k)
 
-    # The per-configuration arithmetic of serving.fit, broadcast over [G, S, F, K].
+    # The per-configuration arithmetic of serving.fit, broadcast over [G, S, F, K]; the 4-D arrays are
+    # made once each and then updated in place (a 10^6-configuration plan stays under 200 MiB).
     budget = usable3 - weights.T[None, :, :] - overhead3  # [G, S, F]
     trt = ~np.isnan(free3)
     if trt.any():
         fraction = np.where(trt, free3, 0.0)
         reserve = np.where(budget > 0, budget - np.floor(budget * fraction).astype(np.int64), 0)
         budget = np.where(trt, budget - reserve, budget)
-    budget4 = np.broadcast_to(budget[:, :, :, None], (n_g, n_s, n_f, n_k))
-    loads = budget4 > 0
-    safe_req = np.where(req4 > 0, req4, 1)
-    whole = np.where(req4 > 0, budget4 // safe_req, 0)
+    budget4 = np.broadcast_to(budget[:, :, :, None], shape4)  # a view
+    loads = budget[:, :, :, None] > 0  # [G, S, F, 1]
+    positive = req4 > 0
+    safe_req = np.where(positive, req4, 1)
     replicas = replicas_s[None, :, None, None]
     cap = caps3[:, :, :, None]
-    max_conc = np.where(loads, replicas * np.minimum(whole, cap), 0)
-    headroom_whole = np.where(req4 > 0, np.floor_divide(budget4 * (1 - base.headroom), safe_req), 0).astype(np.int64)
-    recommended = np.where(loads, replicas * np.minimum(headroom_whole, cap), 0)
-    valid = np.broadcast_to(valid_gf[:, None, :, None], (n_g, n_s, n_f, n_k))
+
+    def whole_requests(pool: Any) -> Any:
+        """replicas x min(whole requests in `pool`, the cap), 0 where nothing loads (in place)."""
+        whole = np.floor_divide(pool, safe_req)  # a fresh [G, S, F, K] array
+        if whole.dtype != np.int64:
+            whole = whole.astype(np.int64)
+        if not positive.all():
+            whole = np.where(positive, whole, 0)
+        np.minimum(whole, cap, out=whole)
+        np.multiply(whole, replicas, out=whole)
+        np.multiply(whole, loads, out=whole)
+        return whole
+
+    max_conc = whole_requests(budget[:, :, :, None])
+    recommended = whole_requests(budget[:, :, :, None] * (1 - base.headroom))
+    valid = np.broadcast_to(valid_gf[:, None, :, None], shape4)
     fits = valid & loads & (max_conc >= target.concurrency)
 
     # Roofline tokens/s at the target concurrency (speed.speed_bounds, same order of operations).
@@ -386,9 +403,9 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     pp_s = np.array([sh.pp for sh in shape_list], dtype=np.float64)[None, :, None, None]
     per_rep = per_replica.astype(np.float64)[None, :, None, None]
     kv_read = per_rep * np.transpose(request_read[:, :, shape_split], (2, 0, 1))[None]
-    round_bytes = pp_s * weights_read.T[None, :, :, None] + kv_read
-    step = round_bytes / (bandwidth[:, None, None, None] * eff.memory)
-    tokens = replicas * per_rep / step
+    round_bytes = pp_s * weights_read.T[None, :, :, None] + kv_read  # [1, S, F, K]
+    tokens = round_bytes / (bandwidth[:, None, None, None] * eff.memory)  # the decode step, [G, S, F, K]
+    np.divide(replicas * per_rep, tokens, out=tokens)
     return Sweep(gpus=list(gpus), shapes=shape_list, formats=list(formats), kv_dtypes=list(kv_dtypes),
                  valid=valid, budget=budget4, max_concurrency=max_conc, recommended=recommended, fits=fits,
                  tokens_per_second=tokens, kv_resolved=kv_resolved)
@@ -407,6 +424,36 @@ def _weights_read(spec: ModelSpec, weights_per_gpu: int, expert_bytes: int, shap
 
 
 # ------------------------------------------------------------------------------------------ the front
+
+
+def _fastest_per_cell(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> Any:
+    """Indexes (ascending) of the first fastest row of each (GPU type, GPU count) cell, or None when the
+    cells do not apply (types not small non-negative integers, or a price that varies inside a cell).
+
+    Rows of one cell have the same price and GPU count, so the fastest (the first of equal ones, as the
+    stable sort orders them) beats every other row of its cell, and whatever those rows would beat."""
+    import numpy as np
+
+    if gpu_type.dtype.kind not in "iu" or gpu_type.min() < 0 or gpus.min() < 1:
+        return None
+    width = int(gpus.max()) + 1
+    cells = int(gpu_type.max()) + 1
+    if cells * width > 1 << 24:
+        return None
+    cell = gpu_type.astype(np.int64) * width + gpus
+    key = np.where(np.isnan(price), -1.0, price)
+    low = np.full(cells * width, np.inf)
+    high = np.full(cells * width, -np.inf)
+    np.minimum.at(low, cell, key)
+    np.maximum.at(high, cell, key)
+    used = np.isfinite(low)
+    if not np.array_equal(low[used], high[used]):
+        return None
+    best = np.full(cells * width, -np.inf)
+    np.maximum.at(best, cell, speed)
+    candidates = np.flatnonzero(speed == best[cell])
+    _, first = np.unique(cell[candidates], return_index=True)
+    return np.sort(candidates[first])
 
 
 def _dense_rank(values: Any) -> Any:
@@ -440,10 +487,14 @@ def pareto_front(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> list[int]:
     gpus = np.asarray(gpus, dtype=np.int64)
     raw_speed = np.asarray(speed, dtype=np.float64)
     speed = np.where(np.isnan(raw_speed), 0.0, raw_speed)
-    priced = ~np.isnan(price)
     n = len(price)
     if n == 0:
         return []
+    types = np.asarray(gpu_type)
+    keep = _fastest_per_cell(price, gpus, speed, types)
+    if keep is not None and len(keep) < n:  # only the first fastest row of a (GPU type, count) can be on it
+        return [int(keep[i]) for i in pareto_front(price[keep], gpus[keep], speed[keep], types[keep])]
+    priced = ~np.isnan(price)
     speed_rank = _dense_rank(speed)
     price_rank = _dense_rank(np.where(priced, price, np.inf))
     low = int(gpus.min())
@@ -452,7 +503,7 @@ def pareto_front(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> list[int]:
     key = (price_rank * span + (gpus - low)) * (int(speed_rank.max()) + 1) + (int(speed_rank.max()) - speed_rank)
     order = np.argsort(key, kind="stable")
     rank = speed_rank[order]
-    types = np.asarray(gpu_type).astype(np.int64)
+    types = types.astype(np.int64)
     group = np.where(priced, -1, types)[order]
     count = gpus[order]
     # First pass: segments of equal (group, GPU count), positions kept in sorted order.
@@ -515,20 +566,24 @@ def plan(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForma
 
     base = base or ServingOptions(context_tokens=target.context_tokens)
     sw = sweep(spec, gpus, formats, kv_dtypes, target, base, progress)
-    serving = np.argwhere(sw.fits)
+    serving = np.flatnonzero(sw.fits)  # flat indexes in [G, S, F, K] order
     notes: list[str] = []
     rows: list[PlanRow] = []
     front: list[int] = []
     if len(serving):
+        shape4 = sw.fits.shape
+        gpu_of = serving // (shape4[1] * shape4[2] * shape4[3])
+        shape_of = (serving // (shape4[2] * shape4[3])) % shape4[1]
         price_gpu = np.array([g.price_per_hour if g.price_per_hour is not None else np.nan for g in gpus])
         counts = np.array([sh.gpu_count for sh in sw.shapes])
-        price = price_gpu[serving[:, 0]] * counts[serving[:, 1]]
-        speed = sw.tokens_per_second[tuple(serving.T)]
+        price = price_gpu[gpu_of] * counts[shape_of]
+        speed = sw.tokens_per_second.reshape(-1)[serving]
         # Ties on all three keys are broken towards fewer nodes, less PP, then the listed dtype order.
-        front = pareto_front(price, counts[serving[:, 1]], speed, serving[:, 0])
+        front = pareto_front(price, counts[shape_of], speed, gpu_of)
+        del gpu_of, shape_of, price, speed
         for rank, i in enumerate(front[:target.top], start=1):
-            rows.append(_row(rank, spec, sw, tuple(int(x) for x in serving[i]), target, base,  # type: ignore[arg-type]
-                             target.gpus_per_node))
+            index = tuple(int(x) for x in np.unravel_index(int(serving[i]), shape4))
+            rows.append(_row(rank, spec, sw, index, target, base, target.gpus_per_node))  # type: ignore[arg-type]
 
     # Reverse question: the smallest single GPU (least memory) that serves the target alone.
     single_rows = [i for i, sh in enumerate(sw.shapes) if sh.gpu_count == 1]

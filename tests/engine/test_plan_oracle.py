@@ -54,6 +54,9 @@ def test_vectorised_front_is_the_reference_front() -> None:
         price = unit_price[types] * counts
         speed = rng.choice([0.0, 10.0, 20.0, 30.0, np.nan, 15.0, 20.000000001], n)  # ties and near-ties
         assert pareto_front(price, counts, speed, types) == reference_front(price, counts, speed, types)
+        # Prices that vary inside a (type, count) cell: the front without the per-cell shortcut.
+        price = np.where(np.isnan(price), np.nan, rng.choice([1.0, 2.0, 3.0], n))
+        assert pareto_front(price, counts, speed, types) == reference_front(price, counts, speed, types)
 
 
 @pytest.mark.parametrize("model", ["llama-3.1-70b", "qwen3-30b-a3b", "deepseek-v2-lite", "gpt-oss-20b",
