@@ -110,7 +110,7 @@ def main() -> int:
     import typer
 
     print(f"median wall time over {args.runs} runs ({sys.executable}, Python {sys.version.split()[0]}, "
-          f"typer {typer.__version__})")
+          f"typer {typer.__version__}, load average {os.getloadavg()[0]:.1f})")
     ok = True
     for label, median in medians.items():
         line = f"  {label:<{width}}  {median * 1000:7.1f} ms  {median / floor:5.2f}x floor"

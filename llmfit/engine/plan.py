@@ -19,9 +19,11 @@ configuration and a pure-Python front.
 Engine terms (where an engine's rules enter the sweep; re-point these two when engines become types):
   - `engine_terms(engine, spec, gpu, fmt, tp, pp, base, memory_fraction) -> EngineTerms`: the memory
     the budget starts from, the runtime overhead, TRT-LLM's share of free memory, max_num_seqs and the
-    KV block size for one (GPU, format, shape); today engines.engine_rule. It is evaluated once per
-    (GPU, TP, PP, `_format_key(fmt)`): the key names how the engine's rules depend on the format
-    (activation width, MXFP4's kernel layout); widen it if an engine's rule reads more of the format.
+    KV block size for one (GPU, format, shape); today engines.engine_rule. It is evaluated once per GPU
+    and `_shape_key(spec, fmt, tp, pp)`: the key names what the engine's rules read of the format
+    (activation width, MXFP4's kernel layout) and of the shape (TP, PP > 1, MXFP4 layers per stage), so
+    a 128-GPU sweep evaluates as many rules as a 16-GPU one; widen it if an engine's rule reads more (a
+    test compares the terms across every key's shapes).
   - `kv_request_terms(spec, layout, context, tp, pp, block) -> (paged bytes, unpaged bytes)` per GPU:
     the KV cache rule (vLLM's paged blocks on the fullest stage); today kv.request_bytes.
 
@@ -87,16 +89,22 @@ class Shape:
 
 
 def shapes(spec: ModelSpec, max_gpus: int, gpus_per_node: int) -> list[Shape]:
-    """Every valid split of 1..max_gpus GPUs: TP within a node and valid for the heads, PP <= layers."""
+    """Every valid split of 1..max_gpus GPUs: TP within a node and valid for the heads, PP <= layers.
+    serving.validate_deployment decides; what it reads of a split besides TP and PP is that TP x PP
+    divides the count, true here by construction, so it is asked once per (TP, PP)."""
     out = []
+    valid: dict[tuple[int, int], bool] = {}
     for count in range(1, max_gpus + 1):
         for tp in (d for d in range(1, min(count, gpus_per_node) + 1) if count % d == 0):
             for pp in (d for d in range(1, count // tp + 1) if (count // tp) % d == 0):
-                try:
-                    validate_deployment(spec, Deployment(gpu_count=count, tp=tp, pp=pp))
-                except SpecError:
-                    continue
-                out.append(Shape(count, tp, pp))
+                if (tp, pp) not in valid:
+                    try:
+                        validate_deployment(spec, Deployment(gpu_count=count, tp=tp, pp=pp))
+                        valid[(tp, pp)] = True
+                    except SpecError:
+                        valid[(tp, pp)] = False
+                if valid[(tp, pp)]:
+                    out.append(Shape(count, tp, pp))
     return out
 
 
@@ -211,6 +219,15 @@ def engine_terms(engine: str, spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, 
                        rule.block_size)
 
 
+def _shape_key(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> tuple[Any, ...]:
+    """What of (format, shape) the engine rules read, so `engine_terms` is evaluated once per key and GPU:
+    runtime.overhead_lines reads TP, whether PP > 1 (non-torch memory), and for an MXFP4 MoE checkpoint
+    the layers on the fullest stage (the kernel layout). tests/engine/test_plan_oracle.py checks the
+    terms are equal across each key's shapes; widen the key when an engine's rule reads more."""
+    stage_layers = ceil_div(spec.num_hidden_layers, pp) if fmt.name.startswith("mxfp4") else None
+    return (_format_key(fmt), tp, pp > 1, stage_layers)
+
+
 def _format_key(fmt: WeightFormat) -> str:
     """What of the format the engine rules read: the activation width, and MXFP4's MoE kernel layout."""
     if fmt.name.startswith("mxfp4"):
@@ -320,10 +337,15 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     # Per (GPU, split, format key): the engine's terms; then spread over shapes and formats.
     n_p, n_q = len(splits), len(keys)
     first_format = [next(f for f in formats if _format_key(f) == key) for key in keys]
+    shape_keys = [[_shape_key(spec, fmt, tp, pp) for fmt in first_format] for tp, pp in splits]
     terms: list[EngineTerms] = []  # [G][P][Q] flattened
     for gi, gpu in enumerate(gpus):
-        terms += [engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
-                  for tp, pp in splits for fmt in first_format]
+        known: dict[tuple[Any, ...], EngineTerms] = {}
+        for (tp, pp), split_keys in zip(splits, shape_keys, strict=True):
+            for fmt, key in zip(first_format, split_keys, strict=True):
+                if key not in known:
+                    known[key] = engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
+                terms.append(known[key])
         if progress is not None:
             progress(gi + 1, n_g)
 
@@ -345,13 +367,14 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     block_values = sorted({int(b) for b in np.unique(blocks)})
     request = np.zeros((len(block_values), n_f, n_k, n_p), dtype=np.int64)
     request_read = np.zeros((n_f, n_k, n_p), dtype=np.float64)
-    cache: dict[tuple[str, int, int, int], tuple[int, int]] = {}
+    cache: dict[tuple[str, int, int, int], tuple[int, int]] = {}  # (KV dtype, TP, stage layers, block)
     layouts = {kv: kv_layout(spec, kv) for kv in {kv for row in kv_resolved for kv in row}}
     for bi, block in enumerate(block_values):
         for fi in range(n_f):
             for ki in range(n_k):
                 for pi, (tp, pp) in enumerate(splits):
-                    key = (kv_resolved[fi][ki], tp, pp, block)
+                    # kv_request_terms reads PP only as the layers on the fullest stage
+                    key = (kv_resolved[fi][ki], tp, ceil_div(spec.num_hidden_layers, pp), block)
                     if key not in cache:
                         cache[key] = kv_request_terms(spec, layouts[kv_resolved[fi][ki]], target.context_tokens, tp,
                                                       pp, block)

@@ -15,7 +15,16 @@ import pytest
 
 from llmfit.engine.engines import engine_fit
 from llmfit.engine.formats import get_format
-from llmfit.engine.plan import PlanTarget, _weights_by_split, pareto_front, plan, shapes, sweep
+from llmfit.engine.plan import (
+    PlanTarget,
+    _shape_key,
+    _weights_by_split,
+    engine_terms,
+    pareto_front,
+    plan,
+    shapes,
+    sweep,
+)
 from llmfit.engine.serving import Deployment, ServingOptions, _weights_per_gpu
 from llmfit.engine.speed import speed_bounds
 from llmfit.presets import Registry
@@ -130,3 +139,20 @@ def test_plan_is_the_plain_evaluation(registry: Registry, engine: str, model: st
     expected = [(gpus[g].name, every[s].gpu_count, every[s].tp, every[s].pp, formats[f].name)
                 for g, s, f, _ in oracle_front[:target.top]]
     assert shown == expected
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trt-llm"])
+def test_engine_terms_depend_only_on_the_shape_key(registry: Registry, engine: str) -> None:
+    # The sweep evaluates the engine's rules once per GPU and _shape_key: that must lose nothing.
+    base = ServingOptions(context_tokens=8192)
+    for model in ("70b", "gpt-oss-20b"):
+        spec = registry.model(model)
+        for gpu_name in ("h100-80", "a100-80", "l4"):
+            gpu = registry.gpu(gpu_name)
+            for name in ("bf16", "fp32", "mxfp4"):
+                fmt = get_format(name)
+                seen: dict[Any, Any] = {}
+                for tp in (1, 2, 4, 8):
+                    for pp in (1, 2, 3, 4, 5, 7, 8, 12, 16, 24, 32, 48, 64, 80):
+                        terms = engine_terms(engine, spec, gpu, fmt, tp, pp, base, None)
+                        assert seen.setdefault(_shape_key(spec, fmt, tp, pp), terms) == terms, (model, tp, pp)
