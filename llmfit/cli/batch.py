@@ -103,12 +103,12 @@ def _command(command: str) -> tuple[Callable[..., Any], dict[str, _Param], tuple
         raise SpecError(f"unknown command {command!r} for batch (allowed: {', '.join(BATCH_COMMANDS)})")
     module_name, function_name = BATCH_COMMANDS[command]
     func = getattr(importlib.import_module(f"llmfit.cli.{module_name}"), function_name)
-    hints = typing.get_type_hints(func, include_extras=True)
-    signature = inspect.signature(func)
+    # The signature Typer itself reads (a command object may add shared options to it), annotations evaluated.
+    signature = inspect.signature(func, eval_str=True)
     params: dict[str, _Param] = {}
     names: list[str] = []
     for name, parameter in signature.parameters.items():
-        hint = hints.get(name, str)
+        hint = parameter.annotation if parameter.annotation is not inspect.Parameter.empty else str
         decls: list[str] = []
         if typing.get_origin(hint) is Annotated:
             inner, *extras = typing.get_args(hint)
