@@ -30,6 +30,7 @@ from llmfit.readers.config import ModelFileError
 
 INDEX_NAME = "model.safetensors.index.json"
 MAX_HEADER_BYTES = 16 << 20  # ~160k tensors; real shards: 0.1-1 MiB (the library's own cap is 100 MB)
+MAX_INDEX_BYTES = 64 << 20  # an index lists tensor -> file; the largest real ones are a few MiB
 MAX_TENSOR_BYTES = 2**64 - 1  # the library computes sizes in u64/usize and refuses an overflow
 
 # Bytes per element of each safetensors dtype (safetensors' Dtype enum; F4 packs two per byte).
@@ -154,16 +155,30 @@ def read_file_headers(path: Path) -> list[TensorInfo]:
 
 
 def read_index(path: Path) -> tuple[list[str], int | None]:
-    """(shard file names, metadata.total_size) of a model.safetensors.index.json."""
+    """(shard file names, metadata.total_size) of a model.safetensors.index.json.
+
+    Bounded and kept inside the snapshot: the file at most MAX_INDEX_BYTES, its JSON an object, every
+    shard a plain file name (no folder part, not absolute, not `..`): an index never points outside
+    the folder it sits in."""
     try:
+        size = path.stat().st_size
+        if size > MAX_INDEX_BYTES:
+            raise ModelFileError(f"{path}: {size:,} bytes is not a safetensors index (over {MAX_INDEX_BYTES:,})")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: not a safetensors index (JSON nested too deep)") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise ModelFileError(f"{path}: no weight_map of tensor -> file")
-    total = (data.get("metadata") or {}).get("total_size")
-    return sorted(set(weight_map.values())), total if isinstance(total, int) and total > 0 else None
+    shards = sorted(set(weight_map.values()))
+    for shard in shards:
+        if not shard or shard in (".", "..") or "/" in shard or "\\" in shard or "\0" in shard:
+            raise ModelFileError(f"{path}: weight_map names {shard!r}, not a file in the snapshot folder")
+    metadata = data.get("metadata")
+    total = metadata.get("total_size") if isinstance(metadata, dict) else None
+    return shards, total if type(total) is int and total > 0 else None
 
 
 def folder_headers(folder: Path) -> tuple[list[TensorInfo] | None, int | None, str]:

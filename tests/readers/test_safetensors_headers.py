@@ -149,3 +149,35 @@ def test_reading_a_header_does_not_import_numpy(tmp_path: Path) -> None:
             f"assert read_file_headers(Path({str(path)!r}))[0].shape == (2,); "
             "assert 'numpy' not in sys.modules and 'safetensors' not in sys.modules, sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize(("index", "match"), [
+    ({"weight_map": {"a": "../outside.safetensors"}}, "not a file in the snapshot folder"),
+    ({"weight_map": {"a": "/etc/passwd"}}, "not a file in the snapshot folder"),
+    ({"weight_map": {"a": "sub\\\\x.safetensors"}}, "not a file in the snapshot folder"),
+    ({"weight_map": {"a": ".."}}, "not a file in the snapshot folder"),
+    ({"weight_map": ["a"]}, "no weight_map"),
+    ([1, 2], "no weight_map"),
+])
+def test_index_files_stay_inside_their_folder(tmp_path: Path, index: Any, match: str) -> None:
+    from llmfit.readers.safetensors_headers import read_index
+
+    path = tmp_path / "model.safetensors.index.json"
+    path.write_text(json.dumps(index))
+    with pytest.raises(ModelFileError, match=match):
+        read_index(path)
+
+
+def test_index_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from llmfit.readers.safetensors_headers import read_index
+
+    path = tmp_path / "model.safetensors.index.json"
+    path.write_text('{"metadata": [1], "weight_map": {"a": "model.safetensors"}}')
+    assert read_index(path) == (["model.safetensors"], None)  # a metadata list is no total_size
+    path.write_text('{"a":' * 5000 + "1" + "}" * 5000)
+    with pytest.raises(ModelFileError, match="nested too deep"):
+        read_index(path)
+    monkeypatch.setattr("llmfit.readers.safetensors_headers.MAX_INDEX_BYTES", 10)
+    path.write_text('{"weight_map": {"a": "model.safetensors"}}')
+    with pytest.raises(ModelFileError, match="is not a safetensors index"):
+        read_index(path)
