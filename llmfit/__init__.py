@@ -8,10 +8,17 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (`llmfit --version` reads this module)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from llmfit.api import Answer, batch, decide, finetune, fit, kv, plan, run
+
 _API = ("Answer", "batch", "decide", "finetune", "fit", "kv", "plan", "run")
+__all__ = ["Answer", "__version__", "batch", "decide", "finetune", "fit", "kv", "plan", "run"]
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:
     if name in _API:
         from llmfit import api
 

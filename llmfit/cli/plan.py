@@ -23,27 +23,28 @@ def progress_bar(label: str, *, after_seconds: float = 1.0) -> Iterator[Callable
         return
     import time
 
+    from rich.progress import Progress, TaskID
+
     start = time.monotonic()
-    state: dict[str, object] = {}
+    shown: list[tuple[Progress, TaskID]] = []  # the bar, once it is drawn
 
     def update(done: int, total: int) -> None:
-        if "bar" not in state:
+        if not shown:
             if time.monotonic() - start < after_seconds or done >= total:
                 return
             from rich.console import Console
-            from rich.progress import Progress
 
             bar = Progress(console=Console(stderr=True), transient=True)
             bar.start()
-            state["bar"], state["task"] = bar, bar.add_task(label, total=total)
-        bar = state["bar"]
-        bar.update(state["task"], completed=done, total=total)  # type: ignore[attr-defined]
+            shown.append((bar, bar.add_task(label, total=total)))
+        bar, task = shown[0]
+        bar.update(task, completed=done, total=total)
 
     try:
         yield update
     finally:
-        if "bar" in state:
-            state["bar"].stop()  # type: ignore[attr-defined]
+        if shown:
+            shown[0][0].stop()
 
 
 def _split(text: str) -> list[str]:
