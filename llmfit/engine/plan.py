@@ -615,10 +615,11 @@ def plan(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForma
         si = single_rows[0]
         best: tuple[int, tuple[int, int, int, int]] | None = None
         for gi, gpu in enumerate(gpus):
-            hits = np.argwhere(sw.fits[gi, si])
-            if len(hits):
-                speeds = [float(np.nan_to_num(sw.tokens_per_second[gi, si, f, k])) for f, k in hits]
-                f, k = hits[int(np.argmax(speeds))]
+            hits = sw.fits[gi, si]  # [F, K]
+            if hits.any():
+                # The fastest serving (format, KV dtype), the first of equals in row order (nan speed = 0).
+                speeds = np.where(hits, np.nan_to_num(sw.tokens_per_second[gi, si]), -np.inf)
+                f, k = np.unravel_index(int(np.argmax(speeds)), speeds.shape)
                 if best is None or gpu.usable_memory_bytes < gpus[best[1][0]].usable_memory_bytes:
                     best = (gpu.usable_memory_bytes, (gi, si, int(f), int(k)))
         if best is not None:

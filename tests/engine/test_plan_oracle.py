@@ -139,6 +139,11 @@ def test_plan_is_the_plain_evaluation(registry: Registry, engine: str, model: st
     expected = [(gpus[g].name, every[s].gpu_count, every[s].tp, every[s].pp, formats[f].name)
                 for g, s, f, _ in oracle_front[:target.top]]
     assert shown == expected
+    # The reverse question: the least-memory GPU with a serving single-GPU configuration.
+    single = next(i for i, shape in enumerate(every) if shape.gpu_count == 1)
+    serving_alone = [gpus[g] for g, s_, _, _ in (i for i, row in oracle.items() if row[2]) if s_ == single]
+    smallest = min(serving_alone, key=lambda g: g.usable_memory_bytes).name if serving_alone else None
+    assert result.smallest_single_gpu == smallest
 
 
 @pytest.mark.parametrize("engine", ["vllm", "sglang", "trt-llm"])
