@@ -550,7 +550,19 @@ def pareto_front(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> list[int]:
     for label in np.unique(group[alive]):
         members = alive[group[alive] == label]
         m_count, m_rank = count[members], rank[members]
-        for threshold in np.unique(m_count)[1:]:
+        thresholds = np.unique(m_count)[1:]
+        if not len(thresholds):
+            continue  # one GPU count in the group: the first pass decided
+        if len(thresholds) * len(members) <= 1 << 22:  # every threshold in one [T, m] running maximum
+            eligible = np.where(m_count[None, :] < thresholds[:, None], m_rank[None, :], -1)
+            running = np.maximum.accumulate(eligible, axis=1)
+            before = np.concatenate((np.full((len(thresholds), 1), -1), running[:, :-1]), axis=1)
+            row = np.searchsorted(thresholds, m_count)  # the row of a member's own count (if it has one)
+            has = (row < len(thresholds)) & (thresholds[np.minimum(row, len(thresholds) - 1)] == m_count)
+            best = np.where(has, before[np.minimum(row, len(thresholds) - 1), np.arange(len(members))], -1)
+            dominated[members] |= best >= m_rank
+            continue
+        for threshold in thresholds:
             eligible = np.where(m_count < threshold, m_rank, -1)
             best = np.concatenate(([-1], np.maximum.accumulate(eligible)[:-1]))
             here = m_count == threshold
