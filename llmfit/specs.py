@@ -235,8 +235,16 @@ class GpuSpec(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     vendor: Literal["nvidia", "amd", "apple", "intel", "google", "other"] = "nvidia"
     display_name: str | None = None
-    memory: ByteSize = Field(description="memory as the device reports it (nvidia-smi total), e.g. '81920 MiB'")
+    memory: ByteSize = Field(description="total memory CUDA / ROCm / Metal reports to the engine (what vLLM and torch "
+                             "see: torch.cuda.mem_get_info()[1]), e.g. '79.19 GiB'")
     memory_source: str | None = None
+    nvidia_smi_memory: ByteSize | None = Field(
+        default=None, description="nvidia-smi memory.total, kept beside `memory`: SGLang sizes its defaults from it "
+        "(sglang/srt/utils get_device_memory_capacity reads nvidia-smi)")
+    # How GPUs of one node talk: the TP all-reduce path, and with it the engine's non-torch memory at TP > 1
+    # (vLLM's custom all-reduce buffers on NVLink; NCCL over PCIe).
+    interconnect: Literal["nvlink", "pcie", "infinity-fabric", "none"] | None = None
+    interconnect_source: str | None = None
     memory_bandwidth_bytes_per_s: Annotated[int, Field(gt=0)] | None = Field(
         default=None, description="peak memory bandwidth, bytes per second"
     )
