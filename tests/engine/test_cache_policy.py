@@ -53,3 +53,24 @@ def test_paged_policy_matches_the_serving_arithmetic(name: str) -> None:
         layout = kv_layout(spec, "bf16")
         share = Fraction(ceil_div(spec.num_hidden_layers, 2), spec.num_hidden_layers)
         assert plan.kv_bytes_per_token_per_gpu == bytes_per_token(layout, layer_share=share)
+
+
+def test_gemma3_27b_vllm_hybrid_pool_follows_vllms_grouping_and_sliding_admission() -> None:
+    """vllm/v1/core/kv_cache_utils.py _get_kv_cache_groups_uniform_page_size: 10 full + 52 sliding layers,
+    group_size = 10 (the fewer kind; 52 >= 1.5 x 10) -> 1 + cdiv(52, 10) = 7 groups, 8 padding layers.
+    Page = 16 tokens x 2 x 16 KV heads x 128 x 2 B = 131,072 B; get_num_blocks: 20 GiB // page // 10 = 16,384;
+    _report_kv_cache_config: 16,384 // 7 groups x 16 = 37,440 tokens. Concurrency at 32K
+    (get_max_concurrency_for_kv_cache_config): full group cdiv(32768, 16) = 2048 pages, each sliding group
+    SlidingWindowSpec: cdiv(min(1024 - 1 + 8192, 32768), 16) + 1 = 577 pages -> 2048 + 6 x 577 = 5510 pages per
+    request; 16,384 / 5510 = 2.97."""
+    from llmfit.engine.cache_policy import VllmHybridPolicy
+
+    spec = MODELS["gemma-3-27b-pt"]
+    plan = VllmHybridPolicy().plan(_request(spec, 1, 1, 32768, 20 * 2**30))
+    assert plan.block_size == 16
+    assert plan.kv_tokens == 16_384 // 7 * 16 == 37_440
+    assert round(plan.engine_max_concurrency, 2) == 2.97 and plan.max_requests == 2
+    assert any("7 groups of 10" in note and "8 padding" in note for note in plan.notes)
+    # The sliding layers' own bytes stay capped at the window in the per-kind lines (no padding there).
+    sliding = next(line for line in plan.lines if line.kind == "sliding_attention")
+    assert sliding.layers == 52 and sliding.tokens_held_per_request == 1024
