@@ -166,6 +166,22 @@ class Sweep:
         return self.gpus[g], self.shapes[s], self.formats[f], self.kv_dtypes[k]
 
 
+def _stage_delta(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, sh: Shape, base: ServingOptions,
+                 rule: EngineRule, fullest_weights: int) -> int:
+    """fit's pool is the smallest PP stage's (serving.stage_plan); the sweep's budget uses the fullest stage's
+    weights: add the difference, under the options the engine's fit runs serving.fit with."""
+    from llmfit.engine.serving import stage_plan
+
+    options = base.model_copy(update={"max_num_seqs": rule.max_num_seqs})
+    if rule.engine != "vllm":  # SGLang and TRT-LLM run serving.fit with their overhead as one given figure
+        options = options.model_copy(update={"overhead_override_bytes": sum(
+            line.bytes_per_gpu for line in rule.overhead_lines)})
+    stages = stage_plan(spec, gpu, fmt, sh.tp, sh.pp, options)
+    overhead = sum(line.bytes_per_gpu for line in stages.overheads[stages.limiting])
+    rule_overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
+    return stages.weights[stages.limiting] + overhead - fullest_weights - rule_overhead
+
+
 def _options(target: PlanTarget, base: ServingOptions, kv: str) -> ServingOptions:
     return base.model_copy(update={"context_tokens": target.context_tokens, "kv_dtype": kv,
                                    "min_concurrency": target.concurrency})
@@ -237,6 +253,8 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                 if key not in rules:
                     rules[key] = engine_rule(target.engine, spec, gpu, fmt, sh.tp, sh.pp, base, target.memory_fraction)
                 overhead[gi, si, fi] = sum(line.bytes_per_gpu for line in rules[key].overhead_lines)
+                if sh.pp > 1:  # fit plans per PP stage (serving.stage_plan): its pool's stage, not the fullest
+                    overhead[gi, si, fi] += _stage_delta(spec, gpu, fmt, sh, base, rules[key], int(weights[fi, si]))
                 fraction[gi, si] = rules[key].memory_fraction
                 caps[gi, si] = rules[key].max_num_seqs
             if target.engine == "trt-llm":
