@@ -466,7 +466,7 @@ class _StateKind(LayerKind):
         return self.state_bytes(tp)
 
     def explain(self) -> str:
-        return f"no per-token cache; fixed state per sequence: {self.state_formula()}"
+        return f"{type(self).__name__}: no per-token cache; fixed state per sequence: {self.state_formula()}"
 
 
 def _prod(shape: tuple[int, ...]) -> int:
@@ -536,7 +536,7 @@ class KimiDeltaAttention(_StateKind):
     f_a_proj (hidden -> head_dim), f_b_proj (head_dim -> heads x head_dim), b_proj (hidden -> heads),
     A_log (heads), dt_bias (heads x head_dim), g_a_proj, g_b_proj, o_norm (head_dim), o_proj."""
 
-    name: ClassVar[str] = "kda"
+    name: ClassVar[str] = "linear_attention"
 
     num_heads: int
     head_dim: int

@@ -105,7 +105,9 @@ def tensor_groups(spec: ModelSpec) -> list[TensorGroup]:
         groups.append(TensorGroup(name="lm_head", kind="lm_head", rows=spec.vocab_size, cols=h, count=1,
                                   per_layer=False))
     for name, params in spec.extra_params.items():
-        groups.append(TensorGroup(name=name, kind="extra", rows=1, cols=params, count=1, per_layer=False))
+        # A vision tower or an MTP module does not run for a generated text token: not active.
+        groups.append(TensorGroup(name=name, kind="extra", rows=1, cols=params, count=1, per_layer=False,
+                                  active_count=0))
     return groups
 
 
