@@ -245,6 +245,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
             # Formats whose kernels need hardware the GPU lacks are left out (fp8 on Ampere runs, via Marlin).
             valid_gf[gi, fi] = not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
         rules: dict[tuple[int, int, str], EngineRule] = {}
+        deltas: dict[tuple[int, int, int], int] = {}
         for si, sh in enumerate(shape_list):
             for fi, fmt in enumerate(formats):
                 # The runtime lines depend on the activation width, and MXFP4 MoE on its kernel layout.
@@ -254,7 +255,10 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                     rules[key] = engine_rule(target.engine, spec, gpu, fmt, sh.tp, sh.pp, base, target.memory_fraction)
                 overhead[gi, si, fi] = sum(line.bytes_per_gpu for line in rules[key].overhead_lines)
                 if sh.pp > 1:  # fit plans per PP stage (serving.stage_plan): its pool's stage, not the fullest
-                    overhead[gi, si, fi] += _stage_delta(spec, gpu, fmt, sh, base, rules[key], int(weights[fi, si]))
+                    split = (sh.tp, sh.pp, fi)
+                    if split not in deltas:
+                        deltas[split] = _stage_delta(spec, gpu, fmt, sh, base, rules[key], int(weights[fi, si]))
+                    overhead[gi, si, fi] += deltas[split]
                 fraction[gi, si] = rules[key].memory_fraction
                 caps[gi, si] = rules[key].max_num_seqs
             if target.engine == "trt-llm":

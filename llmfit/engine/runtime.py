@@ -42,6 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 
@@ -97,8 +98,12 @@ class _Profiles(Mapping[str, EngineProfile]):
     """vLLM's version profiles by name, read from configs/engines/vllm.yaml on first use. Any release number
     ('0.9.2', 'v0.21.1') maps to the profile covering it (`resolve_engine_version`)."""
 
+    _cache: dict[str, EngineProfile] | None = None
+
     def _all(self) -> dict[str, EngineProfile]:
-        return {data.name: _profile(data) for data in vllm_profiles().profiles}
+        if self._cache is None:
+            self._cache = {data.name: _profile(data) for data in vllm_profiles().profiles}
+        return self._cache
 
     def __getitem__(self, key: str) -> EngineProfile:
         profiles = self._all()
@@ -122,6 +127,7 @@ class _Profiles(Mapping[str, EngineProfile]):
         return True
 
 
+@lru_cache(maxsize=256)
 def resolve_engine_version(version: str | None) -> str:
     """The vLLM profile name covering a release number: '0.9.2' -> '0.8', '0.21.1' -> '0.21', None -> newest."""
     return str(pick_profile(vllm_profiles().profiles, version, "vLLM").name)

@@ -193,7 +193,24 @@ def _weights_per_gpu_by_line(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: in
     return max(_stage_weights(spec, fmt, tp, pp), key=lambda lines: sum(lines.values()))
 
 
+_STAGE_CACHE: dict[tuple[int, str, int, int], tuple[ModelSpec, list[dict[str, int]]]] = {}
+
+
 def _stage_weights(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> list[dict[str, int]]:
+    """_stage_weights_uncached, memoised per (spec object, format, TP, PP): the plan sweep asks for each split
+    once per GPU type."""
+    key = (id(spec), fmt.name, tp, pp)
+    hit = _STAGE_CACHE.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    if len(_STAGE_CACHE) > 4096:
+        _STAGE_CACHE.clear()
+    value = _stage_weights_uncached(spec, fmt, tp, pp)
+    _STAGE_CACHE[key] = (spec, value)
+    return value
+
+
+def _stage_weights_uncached(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> list[dict[str, int]]:
     """Weights on one GPU of each pipeline stage, by weight line: linear layers and the vocabulary sharded over
     TP, KV projections replicated when TP exceeds the KV heads, norms replicated, layers split over PP stages
     as vLLM splits them (stage 0 holds the embeddings, the last stage the lm_head)."""
@@ -260,6 +277,9 @@ def stage_plan(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int,
         if options.overhead_override_bytes is not None:
             stage_overheads.append([OverheadLine(name="runtime overhead (given)",
                                                  bytes_per_gpu=options.overhead_override_bytes, formula="--overhead")])
+            continue
+        if 0 < stage < pp - 1:  # middle stages: the same lines as the first (no embeddings term, no sampler)
+            stage_overheads.append(stage_overheads[0])
             continue
         stage_overheads.append(overhead_lines(
             spec, engine_version=options.engine_version, tp=tp, pp=pp, gpu_memory_bytes=gpu.usable_memory_bytes,
