@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "quantize-demo": "quantize_demo",
     "decide": "decide",
     "presets": "presets_cmd",
+    "check-log": "check_log",
 }
 
 
