@@ -488,7 +488,7 @@ def _qwen3_next_mtp_layer_params(out: dict[str, Any]) -> int:
             params += 3 * h * out["shared_expert_intermediate_size"] + h
     else:
         params += 3 * h * out["intermediate_size"]
-    return params + 2 * h * h + 2 * h + 3 * h
+    return int(params + 2 * h * h + 2 * h + 3 * h)
 
 
 def _nemotron_h_fields(f: _Fields, config: dict[str, Any], model_type: str) -> dict[str, Any]:
@@ -654,7 +654,7 @@ def deepseek_mtp_layer_params(out: dict[str, Any]) -> int:
     expert = 3 * h * (out.get("moe_intermediate_size") or 0)
     params += experts * expert + out.get("num_shared_experts", 0) * expert + experts * h
     params += experts if out.get("router_correction_bias") else 0
-    return params + 2 * h + 2 * h * h + 3 * h + 2 * vocab * h
+    return int(params + 2 * h + 2 * h * h + 3 * h + 2 * vocab * h)
 
 
 def _llama4_text_fields(f: _Fields, config: dict[str, Any], model_type: str) -> dict[str, Any]:
