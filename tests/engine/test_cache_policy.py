@@ -74,3 +74,39 @@ def test_gemma3_27b_vllm_hybrid_pool_follows_vllms_grouping_and_sliding_admissio
     # The sliding layers' own bytes stay capped at the window in the per-kind lines (no padding there).
     sliding = next(line for line in plan.lines if line.kind == "sliding_attention")
     assert sliding.layers == 52 and sliding.tokens_held_per_request == 1024
+
+
+def test_sglang_keeps_a_separate_state_pool() -> None:
+    """sglang model_runner: mamba budget = rest x ratio / (1 + ratio) (mamba_full_memory_ratio 0.9), states =
+    budget // state bytes per request; the rest is the attention token pool (page size 1)."""
+    from llmfit.engine.cache_policy import SglangPolicy
+
+    spec = MODELS["qwen3-next-80b-a3b-instruct"]
+    budget = 20 * 2**30
+    plan = SglangPolicy().plan(_request(spec, 1, 1, 32768, budget))
+    state = 36 * 1_097_728
+    states = int(budget * 0.9 / 1.9) // state
+    assert plan.kv_tokens == (budget - states * state) // (12 * 2048)
+    assert plan.max_requests == min(states, (budget - states * state) // (12 * 2048 * 32768))
+
+
+def test_llamacpp_keeps_recurrent_state_in_f32() -> None:
+    """llama.cpp: one recurrent cell per sequence, r and s tensors in f32 (llama-model.cpp create_memory): the
+    Qwen3-Next GDN state of 1,097,728 B in bf16 is 2,195,456 B per layer there."""
+    from llmfit.engine.cache_policy import LlamaCppPolicy
+
+    spec = MODELS["qwen3-next-80b-a3b-instruct"]
+    plan = LlamaCppPolicy().plan(_request(spec, 1, 1, 8192, 20 * 2**30, block=1))
+    assert plan.state_bytes_per_request == 36 * 2 * 1_097_728
+    assert plan.kv_bytes_per_request == 12 * 2048 * 8192 + 36 * 2 * 1_097_728
+
+
+def test_vllm_hybrid_equals_paged_for_a_uniform_full_attention_model() -> None:
+    """One group of every layer: num_blocks = budget // page // layers, the paged pool to the block."""
+    from llmfit.engine.cache_policy import VllmHybridPolicy
+
+    spec = MODELS["llama-3.1-8b"]
+    request = _request(spec, 1, 1, 8192, 30 * 2**30)
+    hybrid, paged = VllmHybridPolicy().plan(request), VllmPagedPolicy().plan(request)
+    assert hybrid.kv_tokens == paged.kv_tokens and hybrid.max_requests == paged.max_requests
+    assert hybrid.kv_bytes_per_request == paged.kv_bytes_per_request
