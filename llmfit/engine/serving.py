@@ -78,6 +78,8 @@ class ServingOptions(BaseModel):
     # vLLM v0.21+ subtracts the CUDA-graph pool from the budget; None = the version's default, False =
     # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0.
     cuda_graph_profiling: bool | None = None
+    # Another engine's own release (SGLang '0.4.6'): its profile in configs/engines/<engine>.yaml; None = newest.
+    engine_release: str | None = None
     # vLLM --kv-cache-memory-bytes: the pool is this figure, whatever gpu_memory_utilization says.
     kv_cache_memory_bytes: int | None = Field(default=None, gt=0)
     min_concurrency: int = Field(default=1, ge=0)

@@ -82,7 +82,7 @@ class SglangEngine(Engine):
 
     def rule(self, spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int,
              options: ServingOptions, memory_fraction: float | None, version: str | None = None) -> EngineRule:
-        profile = self._profile(version)
+        profile = self._profile(version or options.engine_release)
         if memory_fraction is None:
             fraction, why = mem_fraction_static(profile, _capacity_mib(gpu), tp, pp)
         else:
@@ -107,7 +107,8 @@ class SglangEngine(Engine):
     def fit(self, spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Deployment,
             options: ServingOptions, *, memory_fraction: float | None = None,
             params: int | None = None) -> FitResult:
-        rule = self.rule(spec, gpu, fmt, deployment.tp, deployment.pp, options, memory_fraction)
+        rule = self.rule(spec, gpu, fmt, deployment.tp, deployment.pp, options, memory_fraction,
+                         version=options.engine_release)
         overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
         opts = options.model_copy(update={"max_num_seqs": rule.max_num_seqs, "gpu_util": rule.memory_fraction,
                                           "block_size": 1, "overhead_override_bytes": overhead,
