@@ -193,6 +193,8 @@ class ModelSpec(BaseModel):
     mamba_n_groups: Positive | None = None
     mamba_conv_bias: bool = True
     mamba_proj_bias: bool = False
+    mamba_out_bias: bool | None = Field(default=None, description="Falcon-H1 projectors_bias; None = mamba_proj_bias")
+    mamba_gated_norm: bool = Field(default=True, description="gated RMSNorm before out_proj (Falcon-H1 mamba_rms_norm)")
     mamba_inner_norms: bool = Field(default=False, description="Jamba's dt/B/C RMSNorms inside the mixer")
     mamba_ssm_cache_dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
         default=None, description="dtype of the SSM state (vLLM mamba_ssm_cache_dtype); None = the model dtype")

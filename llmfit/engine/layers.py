@@ -642,6 +642,8 @@ class Mamba2(_StateKind):
     n_groups: int
     conv_bias: bool = True
     proj_bias: bool = False
+    out_bias: bool | None = None  # Falcon-H1: out_proj bias = projectors_bias (None: as proj_bias)
+    gated_norm: bool = True  # Falcon-H1 mamba_rms_norm false: no gated RMSNorm
 
     def state_shapes(self, tp: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
         groups = self.n_groups if self.n_groups % tp == 0 else tp  # extra_groups_for_head_shards
@@ -656,8 +658,10 @@ class Mamba2(_StateKind):
         conv_dim = inter + 2 * gs
         vector(groups, "mamba.conv1d", conv_dim * self.conv_kernel + (conv_dim if self.conv_bias else 0), count)
         vector(groups, "mamba.dt_bias+A_log+D", 3 * self.num_heads, count)
-        vector(groups, "mamba.norm", inter, count)
-        linear(groups, "mamba.out_proj", hidden, inter, count, self.proj_bias)
+        if self.gated_norm:
+            vector(groups, "mamba.norm", inter, count)
+        out_bias = self.proj_bias if self.out_bias is None else self.out_bias
+        linear(groups, "mamba.out_proj", hidden, inter, count, out_bias)
         return groups
 
     def prefill_flops(self, prompt_tokens: int) -> int:
@@ -815,7 +819,7 @@ def _mamba2(spec: ModelSpec) -> LayerKind:
         "mamba_head_dim", "mamba_n_groups")
     return Mamba2(intermediate=inter, state_size=state, conv_kernel=kernel, num_heads=heads, head_dim=head_dim,
                   n_groups=groups, conv_bias=spec.mamba_conv_bias, proj_bias=spec.mamba_proj_bias,
-                  **_state_bits(spec))
+                  out_bias=spec.mamba_out_bias, gated_norm=spec.mamba_gated_norm, **_state_bits(spec))
 
 
 def _short_conv(spec: ModelSpec) -> LayerKind:

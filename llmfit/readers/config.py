@@ -695,6 +695,27 @@ def _mllama_text_fields(f: _Fields, config: dict[str, Any], model_type: str) -> 
     return out
 
 
+def _falcon_h1_fields(f: _Fields, config: dict[str, Any], model_type: str) -> dict[str, Any]:
+    """Falcon-H1 (modeling_falcon_h1.py): every layer runs attention and a Mamba-2 mixer in parallel
+    (FalconH1DecoderLayer: self_attn + mamba, then feed_forward), two RMSNorms per layer. FalconH1Mixer:
+    in_proj (mamba_proj_bias), conv1d (mamba_conv_bias), dt_bias / A_log / D, a gated RMSNorm only with
+    mamba_rms_norm, out_proj with projectors_bias; d_ssm = mamba_d_ssm or mamba_expand x hidden."""
+    out = _common(f, config, model_type, "FalconH1ForCausalLM")
+    layers, hidden = out["num_hidden_layers"], out["hidden_size"]
+    heads = f.int("mamba_n_heads")
+    d_ssm = f.int("mamba_d_ssm", default=f.int("mamba_expand", default=2) * hidden)
+    head = f.data.get("mamba_d_head")
+    head_dim = head if isinstance(head, int) and not isinstance(head, bool) else d_ssm // heads
+    out |= {"layer_types": ["full_attention"] * layers, "parallel_mamba": True,
+            "attention_bias": f.bool("attention_bias", False), "mlp_bias": f.bool("mlp_bias", False),
+            "mamba_intermediate_size": d_ssm, "mamba_n_heads": heads, "mamba_head_dim": head_dim,
+            "mamba_d_state": f.int("mamba_d_state"), "mamba_d_conv": f.int("mamba_d_conv"),
+            "mamba_n_groups": f.int("mamba_n_groups", default=1), "mamba_conv_bias": f.bool("mamba_conv_bias", True),
+            "mamba_proj_bias": f.bool("mamba_proj_bias", False), "mamba_out_bias": f.bool("projectors_bias", False),
+            "mamba_gated_norm": f.bool("mamba_rms_norm", False)}
+    return out
+
+
 # model_type -> (architecture reader). Multimodal wrappers name their text_config's model_type.
 HYBRID_READERS: dict[str, Any] = {
     "qwen3_next": _qwen3_next_fields,
@@ -708,6 +729,7 @@ HYBRID_READERS: dict[str, Any] = {
     "deepseek_v32": _deepseek_v32_fields,
     "llama4_text": _llama4_text_fields,
     "mllama_text_model": _mllama_text_fields,
+    "falcon_h1": _falcon_h1_fields,
 }
 # Multimodal wrapper -> the model_type of its text_config when the file omits it.
 _TEXT_MODEL_TYPES = {"llama4": "llama4_text", "mllama": "mllama_text_model", "qwen3_5": "qwen3_5_text",

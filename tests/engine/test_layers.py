@@ -115,3 +115,15 @@ def test_vllm_raises_the_attention_block_so_a_page_holds_a_gdn_state() -> None:
     # one request: cdiv(32768, 544) = 61 attention pages + one state page in each of the 3 GDN groups
     assert round(plan.engine_max_concurrency, 4) == round(blocks / (61 + 3), 4)
     assert plan.state_bytes_per_request == 36 * 1_097_728
+
+
+def test_falcon_h1_runs_attention_and_mamba2_in_every_layer() -> None:
+    """Falcon-H1-1.5B: every layer index in both groups; mamba2_state_shape with d_ssm 3072, 1 group, state 256:
+    conv (3072 + 2 x 256, 3), temporal (48, 64, 256); the attention layers cache 2 x 2 x 128 x 2 B per token."""
+    spec = REGISTRY.model("falcon-h1-1.5b-instruct")
+    groups = {g.kind.name: g for g in spec.layer_groups}
+    assert groups["full_attention"].layer_indices == groups["mamba2"].layer_indices == tuple(range(24))
+    assert groups["mamba2"].kind.state_shapes(1) == ((3584, 3), (48, 64, 256))  # type: ignore[attr-defined]
+    result = kv_cache(spec, kv_dtype="bf16", context_tokens=4096, block_size=1)
+    assert result.kv_bytes_per_token == 24 * 2 * 2 * 128 * 2
+    assert result.state_bytes_per_request == 24 * (3584 * 3 * 2 + 48 * 64 * 256 * 2)

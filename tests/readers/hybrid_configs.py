@@ -148,3 +148,16 @@ DEEPSEEK_V32_EXP: dict[str, Any] = {
     "index_n_heads": 64, "index_head_dim": 128, "index_topk": 2048, "torch_dtype": "bfloat16",
     "rope_scaling": {"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096},
 }
+
+# tiiuae/Falcon-H1-1.5B(-Instruct) config.json: the widths as quoted in public planners' test fixtures (24 layers,
+# hidden 2048, intermediate 4608, 8 q / 2 kv heads of 128, vocab 65537; Mamba-2 d_ssm 3072 = 48 heads x 64, 1 group,
+# state 256, conv 4) and the transformers Falcon-H1 table (H1 1.5B: depth 24, dim 2048, 8 / 2 heads, 48 Mamba
+# heads, d_state 256); bias and norm flags are FalconH1Config's defaults (mamba_rms_norm false, projectors_bias
+# false, mamba_conv_bias true, mamba_proj_bias false), not read from the published file.
+FALCON_H1_15B: dict[str, Any] = {
+    "architectures": ["FalconH1ForCausalLM"], "model_type": "falcon_h1", "num_hidden_layers": 24,
+    "hidden_size": 2048, "intermediate_size": 4608, "num_attention_heads": 8, "num_key_value_heads": 2,
+    "head_dim": 128, "vocab_size": 65537, "mamba_d_state": 256, "mamba_d_conv": 4, "mamba_n_groups": 1,
+    "mamba_n_heads": 48, "mamba_d_head": 64, "mamba_d_ssm": 3072, "max_position_embeddings": 131072,
+    "tie_word_embeddings": False, "torch_dtype": "bfloat16",
+}
