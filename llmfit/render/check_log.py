@@ -29,5 +29,5 @@ def check_log_document(result: CheckLogResult, units: DisplayUnits) -> Document:
         sections=[Section(title="measured vs predicted", columns=["fit key", "log", "llmfit", "error", "why"],
                           rows=rows, numeric=(1, 2, 3))],
         verdict=verdict, verdict_ok=result.ok,
-        blocks=[f"log: {line.log_line}" for line in result.lines if line.log_line],
+        blocks=["the log lines read:\n" + "\n".join(f"  {line.log_line}" for line in result.lines if line.log_line)],
         notes=[f"memory in {'binary GiB' if units is DisplayUnits.gib else 'decimal GB'}", *result.notes])
