@@ -17,7 +17,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
 
-from llmfit.engine.layers import LayerGroup
+from llmfit.engine.layers import (
+    ChunkedAttention,
+    CrossAttention,
+    LatentAttention,
+    LayerGroup,
+    SlidingAttention,
+)
 from llmfit.errors import SpecError
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
@@ -258,8 +264,11 @@ def _vllm_specs(request: CacheRequest) -> list[_Spec]:
             continue
         if not kind.caches_tokens:
             continue
-        cap_kind = {"sliding_attention": "sliding", "chunked_attention": "chunked",
-                    "cross_attention": "cross"}.get(kind.name, "full")
+        # vLLM's KVCacheSpec per kind: SlidingWindowSpec, ChunkedLocalAttentionSpec, CrossAttentionSpec, else
+        # FullAttentionSpec / MLAAttentionSpec (vllm/v1/kv_cache_interface.py).
+        cap_kind = ("sliding" if isinstance(kind, SlidingAttention) else "chunked" if isinstance(kind, ChunkedAttention)
+                    else "cross" if isinstance(kind, CrossAttention) else "mla" if isinstance(kind, LatentAttention)
+                    else "full")
         for comp in kind.cache_components(bits, tp):
             specs.append(_Spec((comp.name, kind.window), group.layer_indices, comp.bytes_per_token, 0, cap_kind,
                                kind.window))
@@ -303,7 +312,7 @@ class VllmHybridPolicy(CachePolicy):
         steps: list[tuple[str, str, str, int | float, str]] = []
         block = request.block_size
         if state and attn:
-            has_mla = any(s.key[0] == "mla" for s in attn)
+            has_mla = any(s.cap_kind == "mla" for s in attn)
             align = max(self.mla_kernel_block_alignment if has_mla else self.kernel_block_alignment, block)
             per_token_1 = _ceil(attn[0].bytes_per_token)
             state_page = max(s.state_bytes for s in state)

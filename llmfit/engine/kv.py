@@ -22,6 +22,7 @@ from fractions import Fraction
 from pydantic import BaseModel, ConfigDict
 
 from llmfit.engine.cache_policy import KV_DTYPE_BITS, CacheRequest, StageBudget, cache_lines
+from llmfit.engine.layers import FullAttention, LatentAttention, SlidingAttention
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
 
@@ -201,19 +202,18 @@ def _heads_name(heads: int, kv_heads: int) -> str:
 def attention_name(spec: ModelSpec) -> str:
     """MHA / GQA / MQA / MLA with the window, or each kind of a hybrid with its layer count."""
     groups = spec.layer_groups
-    has_mla = any(g.kind.name == "mla" for g in groups)
-    plain = {"full_attention", "sliding_attention"}
-    if all(g.kind.name in plain for g in groups) or (has_mla and len(groups) == 1):
-        if has_mla:
-            return "MLA"
+    kinds = [g.kind for g in groups]
+    if len(kinds) == 1 and isinstance(kinds[0], LatentAttention):
+        return "MLA"
+    if all(type(k) in (FullAttention, SlidingAttention) for k in kinds):
         base = _heads_name(spec.num_attention_heads, spec.kv_heads)
-        if any(g.kind.name == "sliding_attention" for g in groups):
+        if any(isinstance(k, SlidingAttention) for k in kinds):
             base += f" + sliding window {spec.sliding_window}"
         return base
     parts = []
     for group in groups:
         label = group.kind.name
-        if group.kind.name in ("full_attention", "sliding_attention", "chunked_attention", "cross_attention"):
+        if isinstance(group.kind, FullAttention):
             label += f" {_heads_name(spec.num_attention_heads, spec.kv_heads)}"
         if group.kind.window is not None:
             label += f" ({group.kind.window} tokens)"
@@ -250,7 +250,8 @@ def kv_cache(spec: ModelSpec, *, kv_dtype: str, context_tokens: int, batch: int 
         waste_contig = contiguous - exact
         waste_paged = typical - exact
     variants = []
-    if not any(g.kind.name == "mla" for g in spec.layer_groups) and _first_cache_kind(spec) is not None:
+    if (not any(isinstance(g.kind, LatentAttention) for g in spec.layer_groups)
+            and _first_cache_kind(spec) is not None):
         mha_bytes = None
         for name, heads in (("MHA", spec.num_attention_heads), ("GQA-8", 8), ("MQA", 1)):
             if heads > spec.num_attention_heads or spec.num_attention_heads % heads:

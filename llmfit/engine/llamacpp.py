@@ -124,6 +124,7 @@ def kv_layer_bytes(spec: ModelSpec, options: LlamaCppOptions) -> list[int]:
     hold one f32 cell per sequence (src/llama-memory-recurrent.cpp, cache_policy.recurrent_cell_bytes);
     MLP-only blocks nothing."""
     from llmfit.engine.cache_policy import recurrent_cell_bytes
+    from llmfit.engine.layers import CrossAttention, LatentAttention
 
     k_bytes, v_bytes = kv_type_bytes(options.cache_type_k), kv_type_bytes(options.cache_type_v)
     streams = 1 if options.kv_unified else options.parallel
@@ -134,13 +135,13 @@ def kv_layer_bytes(spec: ModelSpec, options: LlamaCppOptions) -> list[int]:
         if kind.has_state:
             size = recurrent_cell_bytes(group) * max(1, options.parallel)
         elif kind.caches_tokens:
-            if kind.name == "mla":
+            if isinstance(kind, LatentAttention):
                 per_cell = Fraction(getattr(kind, "kv_values_per_token", 0)) * k_bytes
             else:
                 width = Fraction(getattr(kind, "kv_heads", 1) * getattr(kind, "head_dim", 0))
                 per_cell = width * k_bytes + width * v_bytes
             window = kind.window
-            if kind.name == "cross_attention" and window:
+            if isinstance(kind, CrossAttention) and window:
                 cells = window * options.parallel
             elif window is not None:
                 cells = swa_cells(spec, options, window) * streams
@@ -217,8 +218,11 @@ def llamacpp_fit(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, options: Llam
     weights_ram = layers_total - weights_gpu
     ram_total = (weights_ram + embed + (0 if out_gpu else output) + kv_ram + compute_ram + output_buffer
                  + RAM_FOOTPRINT_BYTES)
+    from llmfit.engine.layers import CrossAttention
+
     window = next((g.kind.window for g in spec.layer_groups
-                   if g.kind.caches_tokens and g.kind.window is not None and g.kind.name != "cross_attention"), None)
+                   if g.kind.caches_tokens and g.kind.window is not None and not isinstance(g.kind, CrossAttention)),
+                  None)
     swa = swa_cells(spec, options, window) if window is not None else None
     vram_lines = [
         MemoryLine(name=f"weights of {on_gpu} layers", bytes=weights_gpu, note=f"~{per_layer:,} B per layer"),
