@@ -167,7 +167,8 @@ class Sweep:
 
 
 def _stage_delta(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, sh: Shape, base: ServingOptions,
-                 rule: EngineRule, fullest_weights: int) -> int:
+                 rule: EngineRule, fullest_weights: int,
+                 lines_cache: dict[tuple[int, int, str], list[list[Any]]], key: tuple[int, int, str]) -> int:
     """fit's pool is the smallest PP stage's (serving.stage_plan); the sweep's budget uses the fullest stage's
     weights: add the difference, under the options the engine's fit runs serving.fit with."""
     from llmfit.engine.serving import stage_plan
@@ -176,7 +177,8 @@ def _stage_delta(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, sh: Shape, ba
     if rule.engine != "vllm":  # SGLang and TRT-LLM run serving.fit with their overhead as one given figure
         options = options.model_copy(update={"overhead_override_bytes": sum(
             line.bytes_per_gpu for line in rule.overhead_lines)})
-    stages = stage_plan(spec, gpu, fmt, sh.tp, sh.pp, options)
+    stages = stage_plan(spec, gpu, fmt, sh.tp, sh.pp, options, overheads=lines_cache.get(key))
+    lines_cache.setdefault(key, stages.overheads)
     overhead = sum(line.bytes_per_gpu for line in stages.overheads[stages.limiting])
     rule_overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
     return stages.weights[stages.limiting] + overhead - fullest_weights - rule_overhead
@@ -246,6 +248,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
             valid_gf[gi, fi] = not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
         rules: dict[tuple[int, int, str], EngineRule] = {}
         deltas: dict[tuple[int, int, int], int] = {}
+        stage_lines: dict[tuple[int, int, str], list[list[Any]]] = {}
         for si, sh in enumerate(shape_list):
             for fi, fmt in enumerate(formats):
                 # The runtime lines depend on the activation width, and MXFP4 MoE on its kernel layout.
@@ -257,7 +260,8 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                 if sh.pp > 1:  # fit plans per PP stage (serving.stage_plan): its pool's stage, not the fullest
                     split = (sh.tp, sh.pp, fi)
                     if split not in deltas:
-                        deltas[split] = _stage_delta(spec, gpu, fmt, sh, base, rules[key], int(weights[fi, si]))
+                        deltas[split] = _stage_delta(spec, gpu, fmt, sh, base, rules[key], int(weights[fi, si]),
+                                                     stage_lines, key)
                     overhead[gi, si, fi] += deltas[split]
                 fraction[gi, si] = rules[key].memory_fraction
                 caps[gi, si] = rules[key].max_num_seqs

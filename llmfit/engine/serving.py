@@ -261,7 +261,8 @@ class StagePlan(BaseModel):
 
 
 def stage_plan(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int, options: ServingOptions,
-               *, weights_per_gpu: int | None = None) -> StagePlan:
+               *, weights_per_gpu: int | None = None,
+               overheads: list[list[OverheadLine]] | None = None) -> StagePlan:
     """The engine's budget rule per PP stage (vLLM: gpu_memory x gpu_util - weights - overhead on each worker;
     the pool is the smallest stage's). `weights_per_gpu` stands in for every stage when the weights are given
     (--weights) or there is no architecture. The plan sweep calls this once per (GPU, format, shape)."""
@@ -275,7 +276,7 @@ def stage_plan(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int,
         assert weights_per_gpu is not None
         stage_weights = [weights_per_gpu] * pp
     stage_overheads: list[list[OverheadLine]] = []
-    for stage in range(pp):
+    for stage in range(pp if overheads is None else 0):
         if options.overhead_override_bytes is not None:
             stage_overheads.append([OverheadLine(name="runtime overhead (given)",
                                                  bytes_per_gpu=options.overhead_override_bytes, formula="--overhead")])
@@ -290,6 +291,8 @@ def stage_plan(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int,
             compute_capability=gpu.compute_capability, context_tokens=options.context_tokens,
             weight_format=fmt.name, interconnect=gpu.interconnect, samples=stage == pp - 1,
             cuda_graphs=options.cuda_graph_profiling))
+    if overheads is not None:  # the same lines computed before (they depend on the GPU and shape, not the format)
+        stage_overheads = overheads
     usable = int(gpu.usable_memory_bytes * options.gpu_util)
     budgets = [usable - w - sum(line.bytes_per_gpu for line in lines)
                for w, lines in zip(stage_weights, stage_overheads, strict=True)]
