@@ -444,6 +444,47 @@ def check_finetune(report: Report) -> None:
             report.add(category, f"{row.entry}: {row.what}", row.predicted, row.measured, row.unit)
 
 
+def check_hybrid_kv(report: Report, registry: Registry) -> None:
+    """Hybrid-layer cache rows of validation/vllm_kv.yaml (issue 13): llama.cpp's iSWA caches, the full-attention
+    part and the sliding-window part each against the MiB the log prints. The SWA cells depend on n_ubatch
+    (size_swa = pad(n_swa x (unified ? n_seq : 1) + n_ubatch, 256)), which the quoted log does not state: the row
+    is replayed at llama.cpp's default 512 and at 1024 (the value the printed 1280 cells imply)."""
+    from llmfit.engine.layers import SlidingAttention
+    from llmfit.engine.llamacpp import LlamaCppOptions, kv_layer_bytes
+
+    TARGETS.setdefault("hybrid_kv", None)  # informative: one log, n_ubatch unstated
+    data = load("vllm_kv.yaml")
+    for entry in [*data.get("entries", []), *data.get("other_engines", [])]:
+        quotes = " ".join(str(q) for q in entry.get("quotes") or [])
+        if not str(entry.get("engine", "")).startswith("llama.cpp") or "llama_kv_cache_iswa" not in quotes:
+            continue
+        name = str(entry.get("model", "")).split(" ")[0]
+        try:
+            spec = registry.model(name)
+        except LookupError:
+            report.add("hybrid_kv", entry["id"], None, None, "MiB", skipped=f"no preset {name}")
+            continue
+        seqs = re.search(r"n_seq_max = (\d+)", quotes)
+        ctx = re.search(r"n_ctx = (\d+)", quotes)
+        full_mib = re.search(r"llama_kv_cache: size = ([0-9.]+) MiB", quotes)
+        swa_mib = re.search(r"KV buffer size = +([0-9.]+) MiB", quotes)
+        if not (seqs and ctx and full_mib and swa_mib):
+            report.add("hybrid_kv", entry["id"], None, None, "MiB", skipped="log lines not parsed")
+            continue
+        swa_layers = {i for g in spec.layer_groups if isinstance(g.kind, SlidingAttention) for i in g.layer_indices}
+        for ubatch in (512, 1024):
+            options = LlamaCppOptions(ctx_size=int(ctx.group(1)), parallel=int(seqs.group(1)),
+                                      kv_unified="kv_unified = false" not in quotes, ubatch=ubatch)
+            per_layer = kv_layer_bytes(spec, options)
+            full = sum(b for i, b in enumerate(per_layer) if i not in swa_layers) / 2**20
+            swa = sum(b for i, b in enumerate(per_layer) if i in swa_layers) / 2**20
+            if ubatch == 512:
+                report.add("hybrid_kv", f"{entry['id']}: full-attention cache", full, float(full_mib.group(1)),
+                           "MiB")
+            report.add("hybrid_kv", f"{entry['id']}: SWA cache (n_ubatch {ubatch})", swa, float(swa_mib.group(1)),
+                       "MiB", note="n_ubatch not in the log")
+
+
 def run() -> Report:
     registry = load_registry()
     report = Report()
@@ -451,6 +492,7 @@ def run() -> Report:
     check_vllm(report, registry)
     check_quant(report, registry)
     check_finetune(report)
+    check_hybrid_kv(report, registry)
     return report
 
 
