@@ -306,6 +306,8 @@ class VllmHybridPolicy(CachePolicy):
 
     def plan(self, request: CacheRequest) -> CachePlan:
         specs = _vllm_specs(request)
+        if not specs:  # attention-free and state-free: nothing to page
+            return VllmPagedPolicy().plan(request)
         attn = [s for s in specs if s.cap_kind != "state"]
         state = [s for s in specs if s.cap_kind == "state"]
         notes: list[str] = []
@@ -364,12 +366,14 @@ class VllmHybridPolicy(CachePolicy):
                       f"{num_blocks:,} // {len(groups)} x {min_block}", kv_tokens, "tokens"))
         steps.append(("maximum concurrency", "num_blocks / pages per request (all groups)",
                       f"{num_blocks:,} / {pages_per_request}", round(max_concurrency, 2), "requests"))
-        totals = _replica_totals(_figures(request), request, block)
+        figures = _figures(request)
+        totals = _replica_totals(figures, request, block)
         request_gpu = pages_per_request * page * group_size
+        per_token_gpu = max(_stage_figures(figures, stage, context, block)[0] for stage in request.stages)
         return CachePlan(
             block_size=block,
             kv_bytes_per_token=totals.kv_per_token,
-            kv_bytes_per_token_per_gpu=_ceil(sum((len(s.layers) * s.bytes_per_token for s in attn), Fraction(0))),
+            kv_bytes_per_token_per_gpu=per_token_gpu,
             state_bytes_per_request=totals.state,
             kv_bytes_per_request=request_gpu * request.tp if len(request.stages) == 1 else totals.request,
             request_bytes_per_gpu=request_gpu,
