@@ -4,9 +4,12 @@ The model is described as a list of tensor groups (name, shape, how many, what k
 total count, the active count of a mixture of experts, quantization (which tensors a format packs and
 how many groups of 128 each has) and tensor-parallel sharding all read the same list.
 
-Shapes follow the Hugging Face modeling code: Llama/Mistral/Qwen2/Gemma (q, k, v, o; gate, up, down),
-Falcon (fused query_key_value, parallel attention), Mixtral/Qwen-MoE/DeepSeek (experts, shared
-experts, router), DeepSeek-V2/V3 multi-head latent attention (q_a/q_b, kv_a_proj_with_mqa, kv_b).
+Each layer kind (llmfit/engine/layers.py: attention in its forms, MLA and its sparse indexer, Gated
+DeltaNet, KDA, Mamba, Mamba-2, short convolutions) gives its own token-mixer tensors; this module adds
+the embeddings, the MLP of each layer (dense, MoE with shared experts and router, or none), the norms,
+the lm_head and the extra lines (vision towers, MTP layers). Shapes follow the Hugging Face modeling
+code: Llama/Mistral/Qwen2/Gemma (gate, up, down), Mixtral/Qwen-MoE/DeepSeek/Llama-4/Jamba/Granite
+(experts, shared experts, router).
 """
 
 from __future__ import annotations
