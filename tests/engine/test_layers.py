@@ -127,3 +127,12 @@ def test_falcon_h1_runs_attention_and_mamba2_in_every_layer() -> None:
     result = kv_cache(spec, kv_dtype="bf16", context_tokens=4096, block_size=1)
     assert result.kv_bytes_per_token == 24 * 2 * 2 * 128 * 2
     assert result.state_bytes_per_request == 24 * (3584 * 3 * 2 + 48 * 64 * 256 * 2)
+
+
+def test_every_preset_layer_is_in_a_group_and_kinds_are_known() -> None:
+    """layer_groups cover every decoder layer (a parallel hybrid's layers twice: attention and Mamba-2)."""
+    for spec in REGISTRY.all_models():
+        covered = sorted(i for g in spec.layer_groups for i in g.layer_indices)
+        assert set(covered) == set(range(spec.num_hidden_layers)), spec.name
+        if not spec.parallel_mamba:
+            assert len(covered) == spec.num_hidden_layers, spec.name
