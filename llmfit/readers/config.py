@@ -10,6 +10,7 @@ model, with the vision tower and projector counted as their own `extra_params` l
 
 from __future__ import annotations
 
+import builtins
 import json
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ class _Fields:
             return default
         raise ModelFileError(f"{self.where}: missing {key}, which {self.data.get('model_type', 'this model')} needs")
 
-    def opt_int(self, key: str, *alternatives: str, minimum: int = 1) -> int | None:
+    def opt_int(self, key: str, *alternatives: str, minimum: builtins.int = 1) -> builtins.int | None:
         if not any(self.has(name) for name in (key, *alternatives)):
             return None
         return self.int(key, *alternatives, minimum=minimum)
@@ -152,7 +153,7 @@ def max_context(fields: _Fields) -> int:
             if rope_type == "yarn" and isinstance(scaling.get("original_max_position_embeddings"), int):
                 length = scaling["original_max_position_embeddings"]
             length = int(length * factor)
-    return length
+    return int(length)
 
 
 def _layer_types(fields: _Fields, layers: int, names: dict[str, str] | None = None) -> list[str] | None:
