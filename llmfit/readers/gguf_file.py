@@ -23,7 +23,7 @@ GGUF_ARCHES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen2moe":
                "deepseek2": "deepseek_v2", "gpt-oss": "gpt_oss", "falcon": "falcon",
                # hybrids (llama.cpp src/llama-arch.cpp names); per-layer head_count_kv 0 marks a recurrent layer
                "qwen3next": "qwen3_next", "nemotron_h": "nemotron_h", "granitehybrid": "granitemoehybrid",
-               "lfm2": "lfm2", "jamba": "jamba"}
+               "lfm2": "lfm2", "jamba": "jamba", "llama4": "llama4_text"}
 _HYBRID_GGUF = {"qwen3_next", "nemotron_h", "granitemoehybrid", "lfm2", "jamba"}
 _SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")
 
@@ -80,6 +80,8 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
     kv = kv[0] if isinstance(kv, list) else kv
     model_type = GGUF_ARCHES[arch]
     experts = key("expert_count") or 0
+    if model_type == "llama4_text":
+        return _llama4_config(key, tensors, embd, heads, kv, experts)
     if model_type == "llama" and experts:
         model_type = "mixtral"
     config: dict[str, Any] = {
@@ -129,6 +131,22 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         config.pop("num_key_value_heads")
         config["intermediate_size"] = config["intermediate_size"] or None
         config["ffn_hidden_size"] = key("feed_forward_length")
+    return {k: v for k, v in config.items() if v is not None}
+
+
+def _llama4_config(key: Any, tensors: dict[str, Any], embd: Any, heads: Any, kv: Any, experts: int) -> dict[str, Any]:
+    """Llama-4 text (llama.cpp llama-model.cpp LLM_ARCH_LLAMA4): expert_feed_forward_length,
+    interleave_moe_layer_step; the chunk is llama.cpp's constant n_swa = 8192 with swa pattern 4 (3 chunked,
+    1 full); the vision tower lives in a separate mmproj file, so a GGUF counts the text model only."""
+    config: dict[str, Any] = {
+        "model_type": "llama4_text", "hidden_size": key("embedding_length"), "num_hidden_layers": key("block_count"),
+        "num_attention_heads": heads, "num_key_value_heads": kv or heads, "head_dim": key("attention.key_length"),
+        "intermediate_size": key("expert_feed_forward_length"), "intermediate_size_mlp": key("feed_forward_length"),
+        "num_local_experts": experts, "num_experts_per_tok": key("expert_used_count"),
+        "interleave_moe_layer_step": key("interleave_moe_layer_step") or 1, "attention_chunk_size": 8192,
+        "no_rope_layer_interval": 4, "vocab_size": int(embd.shape[1]) if len(embd.shape) > 1 else None,
+        "max_position_embeddings": key("context_length"), "tie_word_embeddings": "output.weight" not in tensors,
+    }
     return {k: v for k, v in config.items() if v is not None}
 
 

@@ -81,3 +81,18 @@ def test_lfm2_gguf_metadata() -> None:
     })
     spec = _spec(config_from_metadata(reader, {"token_embd.weight": _Tensor(2048, 65536)}, "x.gguf"))
     assert count_params(spec).total_params == 1_170_340_608
+
+
+def test_llama4_gguf_metadata_counts_the_text_model() -> None:
+    """Llama-4 Scout GGUF (text only: the vision tower is a separate mmproj): 108,641,793,536 - 871,932,416."""
+    reader = _Reader({
+        "general.architecture": "llama4", "llama4.block_count": 48, "llama4.embedding_length": 5120,
+        "llama4.context_length": 10485760, "llama4.attention.head_count": 40, "llama4.attention.head_count_kv": 8,
+        "llama4.attention.key_length": 128, "llama4.feed_forward_length": 16384,
+        "llama4.expert_feed_forward_length": 8192, "llama4.expert_count": 16, "llama4.expert_used_count": 1,
+        "llama4.interleave_moe_layer_step": 1,
+    })
+    tensors = {"token_embd.weight": _Tensor(5120, 202048), "output.weight": _Tensor(5120, 202048)}
+    spec = _spec(config_from_metadata(reader, tensors, "x.gguf"))
+    assert count_params(spec).total_params == 108_641_793_536 - 871_932_416
+    assert {g.kind.name: g.layers for g in spec.layer_groups} == {"chunked_attention": 36, "full_attention": 12}
