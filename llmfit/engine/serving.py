@@ -18,6 +18,7 @@ from fractions import Fraction
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmfit.engine.cache_policy import CachePolicy, CacheRequest, StageBudget
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import bytes_per_token, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
 from llmfit.engine.params import count_params
@@ -309,7 +310,7 @@ def stage_plan(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int,
 
 
 def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Deployment, options: ServingOptions,
-        *, params: int | None = None) -> FitResult:
+        *, params: int | None = None, cache_policy: CachePolicy | None = None) -> FitResult:
     """Plan one deployment. `spec` None means a bare parameter count (`--params`): weights only, no KV."""
     validate_deployment(spec, deployment)
     if options.max_num_seqs is None:
@@ -407,6 +408,30 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
                           f"{ceil_div(options.context_tokens, block) * block:,} tokens"
                           + (" (windowed layers capped)" if any(g.window_tokens for g in layout.groups) else ""),
                           result=kv_per_request, unit="bytes"))
+        cache = None
+        if cache_policy is not None:
+            # The engine's cache policy (engine/cache_policy.py) over the stages' pools: paging, grouping and
+            # admission per layer kind, as the engine does them.
+            starts = [sum(per_stage_layers[:s]) for s in range(pp)]
+            seqs = options.max_num_seqs
+            tokens_step = options.max_num_batched_tokens or engine_batch_defaults(
+                options.engine_version, gpu_memory_bytes=gpu.usable_memory_bytes, gpu_name=gpu.name,
+                context_tokens=options.context_tokens)[0]
+            # With PP, the smallest pool is held against the stage with the most layers (see stage_plan): a lower
+            # bound of vLLM's fewest-blocks-over-workers, the figure plan's sweep computes too.
+            widest = max(range(pp), key=lambda s: (per_stage_layers[s], -s))
+            cache_stages = (StageBudget(layer_start=starts[widest],
+                                        layer_end=starts[widest] + per_stage_layers[widest],
+                                        budget_bytes_per_gpu=max(0, budget_per_gpu)),)
+            cache = cache_policy.plan(CacheRequest(
+                spec=spec, kv_dtype=kv_dtype, tp=tp, context_tokens=options.context_tokens, block_size=block,
+                stages=cache_stages,
+                max_num_batched_tokens=tokens_step, max_num_seqs=seqs))
+            kv_per_token, kv_per_token_gpu = cache.kv_bytes_per_token, cache.kv_bytes_per_token_per_gpu
+            kv_per_request = cache.kv_bytes_per_request
+            if pp == 1:  # CachePlan.request_bytes_per_gpu counts every layer (B_needs.md); per stage: ours
+                request_per_gpu = cache.request_bytes_per_gpu
+            notes.extend(cache.notes)
         if loads:
             per_block_gpu = bytes_per_token(layout, layer_share=layer_share, head_share=head_share) * block
             kv_blocks = budget_per_gpu // per_block_gpu
@@ -414,6 +439,11 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
             # Whole requests: the pool divided by one request's paged footprint on the fullest GPU.
             whole = budget_per_gpu // request_per_gpu if request_per_gpu else 0
             vllm_conc = kv_tokens / options.context_tokens
+            if cache is not None:
+                block, per_block_gpu = cache.block_size, cache.kv_bytes_per_token_per_gpu * cache.block_size
+                kv_tokens, whole = cache.kv_tokens, cache.max_requests
+                kv_blocks = kv_tokens // block
+                vllm_conc = cache.engine_max_concurrency
             per_replica = min(whole, options.max_num_seqs)
             capped = whole > options.max_num_seqs
             max_conc = replicas * per_replica

@@ -29,9 +29,6 @@ class LlamaCppEngine(Engine):
         raise SpecError("llama.cpp plans layers and buffers, not a paged pool: use `fit --engine llama.cpp`")
 
     def cache_policy(self, version: str | None = None) -> Any:
-        try:
-            from llmfit.engine import cache_policy
-        except ImportError:
-            return None
-        policy = getattr(cache_policy, "LlamaCppPolicy", None)
-        return policy() if policy is not None else None
+        from llmfit.engine.cache_policy import LlamaCppPolicy
+
+        return LlamaCppPolicy()

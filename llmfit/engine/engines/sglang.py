@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmfit.engine import serving
+from llmfit.engine.cache_policy import CachePolicy, SglangPolicy
 from llmfit.engine.engine_data import SglangProfileData, pick_profile, sglang_profiles
 from llmfit.engine.engines.base import Engine, EngineRule, ProfileSummary
 from llmfit.engine.formats import WeightFormat
@@ -72,13 +73,9 @@ class SglangEngine(Engine):
     def default_memory_fraction(self, gpu: GpuSpec, tp: int, pp: int = 1, version: str | None = None) -> float:
         return mem_fraction_static(self._profile(version), _capacity_mib(gpu), tp, pp)[0]
 
-    def cache_policy(self, version: str | None = None) -> Any:
-        try:
-            from llmfit.engine import cache_policy
-        except ImportError:
-            return None
-        policy = getattr(cache_policy, "SglangPolicy", None)
-        return policy() if policy is not None else None
+    def cache_policy(self, version: str | None = None) -> CachePolicy:
+        """Page 1 token, recurrent state in its own pool (engine/cache_policy.py SglangPolicy)."""
+        return SglangPolicy()
 
     def rule(self, spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int,
              options: ServingOptions, memory_fraction: float | None, version: str | None = None) -> EngineRule:
@@ -113,7 +110,7 @@ class SglangEngine(Engine):
         opts = options.model_copy(update={"max_num_seqs": rule.max_num_seqs, "gpu_util": rule.memory_fraction,
                                           "block_size": 1, "overhead_override_bytes": overhead,
                                           "kv_cache_memory_bytes": None})
-        result = serving.fit(spec, gpu, fmt, deployment, opts, params=params)
+        result = serving.fit(spec, gpu, fmt, deployment, opts, params=params, cache_policy=self.cache_policy())
         return relabel(result, "SGLang", rule.overhead_lines,
                        f"pool = (memory - in use at start-up) x mem_fraction_static {rule.memory_fraction} - loaded "
                        "weights (SGLang profile_max_num_token); activations and CUDA graphs use the rest",

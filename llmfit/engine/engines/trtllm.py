@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmfit.engine import serving
+from llmfit.engine.cache_policy import CachePolicy, TrtLlmPolicy
 from llmfit.engine.engines.base import Engine, EngineRule
 from llmfit.engine.engines.sglang import relabel
 from llmfit.engine.engines.vllm import VllmEngine
@@ -49,11 +50,15 @@ class TrtLlmEngine(Engine):
             name="kept free (1 - free_gpu_memory_fraction)", bytes_per_gpu=reserve,
             formula=f"(memory - weights - runtime) x (1 - {rule.memory_fraction})")]
         result = serving.fit(spec, gpu, fmt, deployment, options.model_copy(update={
-            "gpu_util": 1.0, "overhead_override_bytes": overhead + reserve}), params=params)
+            "gpu_util": 1.0, "overhead_override_bytes": overhead + reserve}), params=params,
+            cache_policy=self.cache_policy())
         loaded = [line for line in rule.overhead_lines if "loaded with the weights" in line.name]
         return relabel(result, self.display, lines,
                        f"pool = {rule.memory_fraction} x (memory - weights - runtime) (TensorRT-LLM "
                        "free_gpu_memory_fraction: a share of FREE memory)", loaded_lines=loaded)
+
+    def cache_policy(self, version: str | None = None) -> CachePolicy:
+        return TrtLlmPolicy()
 
     def launch_command(self, result: FitResult, model_id: str, *, memory_fraction: float | None = None,
                        pin_kv_pool: bool = False) -> LaunchCommand:

@@ -8,10 +8,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmfit.engine import serving
+from llmfit.engine.cache_policy import CachePolicy, VllmHybridPolicy, VllmPagedPolicy
 from llmfit.engine.engine_data import vllm_profiles
 from llmfit.engine.engines.base import Engine, EngineRule, ProfileSummary
 from llmfit.engine.formats import WeightFormat
-from llmfit.engine.runtime import engine_batch_defaults, resolve_engine_version
+from llmfit.engine.runtime import ENGINE_PROFILES, engine_batch_defaults, resolve_engine_version
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions
 from llmfit.specs import GpuSpec, ModelSpec
 from llmfit.units import GIB
@@ -36,13 +37,12 @@ class VllmEngine(Engine):
         # vllm/config/cache.py CacheConfig.gpu_memory_utilization = 0.9 (every profile's defaults)
         return float(vllm_profiles().profiles[-1].defaults.get("gpu_memory_utilization", 0.9))
 
-    def cache_policy(self, version: str | None = None) -> Any:
-        try:
-            from llmfit.engine import cache_policy
-        except ImportError:
-            return None
-        policy = getattr(cache_policy, "VllmHybridPolicy", None) or getattr(cache_policy, "VllmPagedPolicy", None)
-        return policy() if policy is not None else None
+    def cache_policy(self, version: str | None = None) -> CachePolicy:
+        """v1 (0.8+): the hybrid KV cache manager (grouping, padding, sliding/chunked admission); V0: one block
+        size for every layer, windows capped (engine/cache_policy.py)."""
+        if ENGINE_PROFILES[version or "latest"].v1:
+            return VllmHybridPolicy()
+        return VllmPagedPolicy()
 
     def rule(self, spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int,
              options: ServingOptions, memory_fraction: float | None) -> EngineRule:
@@ -61,7 +61,8 @@ class VllmEngine(Engine):
             params: int | None = None) -> FitResult:
         if memory_fraction is not None:
             options = options.model_copy(update={"gpu_util": memory_fraction})
-        return serving.fit(spec, gpu, fmt, deployment, options, params=params)
+        return serving.fit(spec, gpu, fmt, deployment, options, params=params,
+                           cache_policy=self.cache_policy(options.engine_version))
 
     def launch_command(self, result: FitResult, model_id: str, *, memory_fraction: float | None = None,
                        pin_kv_pool: bool = False) -> LaunchCommand:
