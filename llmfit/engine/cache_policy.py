@@ -349,8 +349,10 @@ class VllmHybridPolicy(CachePolicy):
             steps.append(("KV cache groups", "per kind cdiv(layers, group_size), group_size = fewest layers of a kind",
                           " + ".join(f"cdiv({len(s.layers)}, {group_size})" for s in specs), len(groups), "groups"))
         num_blocks = None
+        stage_sizes: list[int] = []  # per PP stage: the layers per group it holds (its KV tensors)
         for stage in request.stages:
             size_s = max(sum(1 for i in members if stage.layer_start <= i < stage.layer_end) for _, members in groups)
+            stage_sizes.append(size_s)
             if size_s == 0 or page == 0:
                 continue
             blocks_s = max(0, stage.budget_bytes_per_gpu) // page // size_s
@@ -368,14 +370,15 @@ class VllmHybridPolicy(CachePolicy):
                       f"{num_blocks:,} / {pages_per_request}", round(max_concurrency, 2), "requests"))
         figures = _figures(request)
         totals = _replica_totals(figures, request, block)
-        request_gpu = pages_per_request * page * group_size
+        # One request holds pages_per_request pages in each of a stage's size_s tensors (padding included).
+        request_gpu = pages_per_request * page * max(stage_sizes, default=group_size)
         per_token_gpu = max(_stage_figures(figures, stage, context, block)[0] for stage in request.stages)
         return CachePlan(
             block_size=block,
             kv_bytes_per_token=totals.kv_per_token,
             kv_bytes_per_token_per_gpu=per_token_gpu,
             state_bytes_per_request=totals.state,
-            kv_bytes_per_request=request_gpu * request.tp if len(request.stages) == 1 else totals.request,
+            kv_bytes_per_request=pages_per_request * page * sum(stage_sizes) * request.tp,
             request_bytes_per_gpu=request_gpu,
             kv_tokens=kv_tokens,
             max_requests=int(max_concurrency),

@@ -110,3 +110,16 @@ def test_vllm_hybrid_equals_paged_for_a_uniform_full_attention_model() -> None:
     hybrid, paged = VllmHybridPolicy().plan(request), VllmPagedPolicy().plan(request)
     assert hybrid.kv_tokens == paged.kv_tokens and hybrid.max_requests == paged.max_requests
     assert hybrid.kv_bytes_per_request == paged.kv_bytes_per_request
+
+
+def test_vllm_hybrid_projects_groups_onto_pp_stages() -> None:
+    """kv_cache_utils.py: groups take layers[i::num_groups] so every PP stage holds about half of each group;
+    each worker's tensors hold its share (group size on the stage), num_blocks the smallest over workers."""
+    from llmfit.engine.cache_policy import VllmHybridPolicy
+
+    spec = MODELS["gemma-3-27b-pt"]
+    one = VllmHybridPolicy().plan(_request(spec, 1, 1, 32768, 20 * 2**30))
+    two = VllmHybridPolicy().plan(_request(spec, 1, 2, 32768, 20 * 2**30))
+    assert two.kv_tokens >= 2 * one.kv_tokens * 9 // 10  # each stage holds about half the layers
+    assert two.request_bytes_per_gpu < one.request_bytes_per_gpu
+    assert two.kv_bytes_per_request >= one.kv_bytes_per_request  # the same request, spread over the stages
