@@ -194,6 +194,13 @@ def fit_command(
         results = [label_measured(r, spec, native_fmt, measured) for r in results]
     for message in results[0].warnings:
         warn(message)
+    if engine_name != "llama.cpp" and len(formats) == 1 and engine_runs_on(engine_name, gpu_spec):
+        from llmfit.engine.support import support_status
+
+        status, source = support_status(engine_name, gpu_spec, formats[0], results[0].kv_dtype)
+        if status == "unsupported":
+            warn(f"{engine_name} does not run {formats[0].name} weights / {results[0].kv_dtype} KV on "
+                 f"{gpu_spec.display_name or gpu_spec.name} ({source}); the figures assume it did")
     from llmfit.render.fit import fit_table_document
 
     if len(results) == 1:

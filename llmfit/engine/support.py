@@ -62,7 +62,7 @@ def dtype_support_warnings(fmt: WeightFormat, kv_dtype: str, gpu: GpuSpec) -> li
         fallback = "fp16 (vLLM: --dtype half)" if "fp16" in native else "fp32"
         warnings.append(f"{name} has no bf16 support: the engine would run the weights as {fallback}; "
                         "same memory at fp16, double at fp32")
-    if fmt.needs_native == "fp8" and "fp8" not in native:
+    if fmt.needs_native == "fp8" and "fp8" not in native and support_status("vllm", gpu, fmt)[0] == "weight-only":
         warnings.append(f"{name} has no FP8 tensor cores: vLLM would run these fp8 weights with weight-only "
                         "FP8 Marlin kernels (dequantized to 16 bits in the matmul); memory as shown, 16-bit speed")
     if fmt.needs_native == "fp4" and "fp4" not in native:
