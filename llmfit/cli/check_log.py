@@ -151,6 +151,9 @@ def _predict(facts: Any, model: str | None, gpu: str | None, reg: Any, overrides
         return _predict_llamacpp(facts, spec, gpu_spec, notes)
     engine = get_engine(facts.engine)
     version = overrides["engine_version"] or facts.version
+    if version is None and flags.get("log_format") == "V0":
+        version = "0.6"
+        notes.append("vLLM V0 log format (worker.py lines): read as the V0 profile (0.6); pass --engine-version")
     profile = engine.resolve_version(version)
     if version is None:
         notes.append(f"assumed {engine.display} {profile} (newest profile): the log does not print its version; "

@@ -67,8 +67,9 @@ def detect_engine(text: str) -> str | None:
         return "llama.cpp"
     if re.search(r"ServerArgs\(|KV Cache is allocated|sglang", text):
         return "sglang"
-    if re.search(r"vllm|vLLM|GPU KV cache size|Available KV cache memory|# GPU blocks|Model loading took|"
-                 r"Loading model weights took|Maximum concurrency for", text):
+    if re.search(r"vllm|vLLM|GPU KV cache size|Available KV cache memory|GPU blocks: |Model loading took|"
+                 r"Loading model weights took|Maximum concurrency for|available KV cache memory|"
+                 r"tokens that can be stored in KV cache", text):
         return "vllm"
     return None
 
@@ -149,19 +150,30 @@ def _parse_vllm(text: str) -> LogFacts:
         extras["non_torch_bytes"] = _num(m.group(3)) * GIB
     if m := _first(r"Available KV cache memory: " + NUM + r" ?GiB", text):
         put("kv_budget_bytes_per_gpu", _num(m.group(1)) * GIB, m)
+    # The start-up errors of a pool too small for one request (vllm/v1/core/kv_cache_utils.py
+    # check_enough_kv_cache_memory; V0 _verify_args / raise_if_cache_size_invalid).
+    if m := _first(r"larger than the available KV cache memory \(" + NUM + r" GiB\)", text):
+        put("kv_budget_bytes_per_gpu", _num(m.group(1)) * GIB, m)
+    if m := _first(r"max seq len \(" + NUM + r"\)", text):
+        flags.setdefault("max_model_len", int(_num(m.group(1))))
+    if m := _first(r"maximum number of tokens that can be stored in KV cache \(" + NUM + r"\)", text):
+        put("kv_tokens", _num(m.group(1)), m)
     if m := _first(r"GPU KV cache size: " + NUM + r" tokens", text):
         put("kv_tokens", _num(m.group(1)), m)
     if m := _first(r"Maximum concurrency for " + NUM + r" tokens per request: " + NUM + "x", text):
         put("vllm_max_concurrency", _num(m.group(2)), m)
         flags.setdefault("max_model_len", int(_num(m.group(1))))
     blocks = None
-    if m := _first(r"# GPU blocks: " + NUM, text) or _first(r"num_gpu_blocks is: " + NUM, text):
+    if m := _first(r"(?<![A-Za-z])GPU blocks: " + NUM, text) or _first(r"num_gpu_blocks is: " + NUM, text):
         blocks = int(_num(m.group(1)))
         put("kv_tokens", blocks * int(flags.get("block_size", 16)), m)
     if blocks and "kv_tokens" in measured and "block_size" not in flags and measured["kv_tokens"] % blocks == 0:
         flags["block_size"] = int(measured["kv_tokens"] // blocks)
     if m := _first(r"CUDA graph pool memory: " + NUM + r" GiB \(actual\)", text):
         extras["cuda_graph_bytes"] = _num(m.group(1)) * GIB
+    if _first(r"Memory profiling results: total_gpu_memory=|GPU blocks: [0-9,]+, # CPU blocks|Loading model weights "
+              r"took", text):
+        flags["log_format"] = "V0"  # vllm/worker/worker.py: the V0 engine's lines
     if _first(r"CUDA graph memory profiling is enabled", text):
         flags["cuda_graph_profiling"] = True
     elif _first(r"CUDA graph memory profiling is disabled", text):

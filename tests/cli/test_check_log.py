@@ -120,3 +120,39 @@ def test_sglang_format(cli: Any, tmp_path: Path) -> None:
     data = run.json()
     assert data["engine"] == "sglang" and data["model"] == "llama-3.1-8b"
     assert data["lines"][0]["error"] == 0
+
+
+def _validation() -> Path | None:
+    import os
+
+    root = Path(os.environ.get("LLMFIT_VALIDATION_DIR", Path(__file__).resolve().parents[3] / "shared" / "validation"))
+    return root if (root / "vllm_kv.yaml").is_file() else None
+
+
+def test_every_quoted_log_of_the_validation_data_is_read(cli: Any, tmp_path: Path) -> None:
+    """check-log reads each entry's quoted lines (../shared/validation/vllm_kv.yaml): a verdict (0/1) where the
+    entry names a model llmfit has and a GPU, a one-line 'pass --model/--gpu' (2) otherwise, never a crash."""
+    import yaml
+
+    root = _validation()
+    if root is None:
+        import pytest
+
+        pytest.skip("../shared/validation not present")
+    data = yaml.safe_load((root / "vllm_kv.yaml").read_text())
+    entries = [*data["entries"], *data.get("other_engines", [])]
+    gpus = {"H100": "h100-80", "RTX 3090": "rtx-3090", "ROCm0": "mi300x"}
+    for entry in entries:
+        quotes = [q for q in entry.get("quotes", []) if isinstance(q, str)]
+        if not quotes:
+            continue
+        args = ["check-log", _log(tmp_path, quotes), "--format", "json"]
+        gpu = next((preset for key, preset in gpus.items() if key in str(entry.get("gpu", ""))), None)
+        if gpu:
+            args += ["--gpu", gpu]
+        if entry.get("vllm_version"):
+            args += ["--engine-version", str(entry["vllm_version"]).split()[0]]
+        run = cli(*args)
+        assert run.exit_code in (0, 1, 2), (entry["id"], run.stderr)
+        if run.exit_code == 2:
+            assert run.stderr.count("\n") == 1, (entry["id"], run.stderr)
