@@ -21,24 +21,56 @@ def finetune_command(
                                             "GPU: memory only, no verdict.", show_default=False)] = None,
     gpus: Annotated[int | None, typer.Option("--gpus", help="Data-parallel GPUs (default: the count in --gpu, "
                                              "else 1).", show_default=False)] = None,
-    zero: Annotated[int, typer.Option("--zero", help="DeepSpeed ZeRO / FSDP sharding stage: 0 none, 1 optimizer "
-                                      "states, 2 + gradients, 3 + parameters.")] = 0,
+    recipe: Annotated[str, typer.Option("--recipe", help="Trainer whose defaults to plan with: hf (Trainer + PEFT), "
+                                        "trl, torchtune, unsloth, axolotl, deepspeed, qlora-paper.")] = "hf",
+    zero: Annotated[int | None, typer.Option("--zero", help="DeepSpeed ZeRO / FSDP sharding stage: 0 none, 1 "
+                                             "optimizer states, 2 + gradients, 3 + parameters. Default: the recipe's "
+                                             "multi-GPU sharding (hf DDP 0, torchtune FSDP 3, deepspeed 2).",
+                                             show_default=False)] = None,
     seq: Annotated[str, typer.Option("--seq", "-s", help="Training sequence length: 2048, 4k.")] = "2048",
-    batch: Annotated[int, typer.Option("--batch", "-b", help="Micro-batch per GPU.")] = 1,
-    grad_accum: Annotated[int, typer.Option("--grad-accum", help="Gradient accumulation steps (>1 keeps gradients "
-                                            "alive through the forward pass).")] = 1,
-    optimizer: Annotated[str, typer.Option("--optimizer", help="adamw, adamw-8bit, paged-adamw-8bit, sgd, "
-                                           "adafactor.")] = "adamw",
-    precision: Annotated[str, typer.Option("--precision", help="bf16-mixed (bf16 compute, fp32 master), bf16 "
-                                           "(pure), fp32.")] = "bf16-mixed",
-    grad_checkpointing: Annotated[bool, typer.Option("--grad-checkpointing/--no-grad-checkpointing",
-                                                     help="Recompute activations in backward (keeps layer "
-                                                     "inputs only).")] = False,
+    batch: Annotated[int | None, typer.Option("--batch", "-b", help="Micro-batch per GPU (default: the recipe's, "
+                                              "else 1).", show_default=False)] = None,
+    grad_accum: Annotated[int | None, typer.Option("--grad-accum", help="Gradient accumulation steps (>1 keeps "
+                                                   "gradients alive through the forward pass).",
+                                                   show_default=False)] = None,
+    optimizer: Annotated[str | None, typer.Option("--optimizer", help="adamw, adamw-8bit, paged-adamw-8bit, "
+                                                  "paged-adamw-32bit, sgd, adafactor (default: the recipe's).",
+                                                  show_default=False)] = None,
+    precision: Annotated[str | None, typer.Option("--precision", help="bf16-mixed (bf16 compute, fp32 master), "
+                                                  "bf16 (pure), fp32 (default: the recipe's).",
+                                                  show_default=False)] = None,
+    grad_checkpointing: Annotated[bool | None, typer.Option(
+        "--grad-checkpointing/--no-grad-checkpointing", help="Recompute activations in backward (keeps layer inputs "
+        "only). Default: the recipe's (hf: on for QLoRA, as its paper and prepare_model_for_kbit_training).",
+        show_default=False)] = None,
+    activation_offload: Annotated[bool | None, typer.Option(
+        "--activation-offload/--no-activation-offload", help="Move saved activations to CPU RAM as they are "
+        "produced (torchtune enable_activation_offloading, Unsloth 'unsloth' checkpointing).",
+        show_default=False)] = None,
+    compile_model: Annotated[bool | None, typer.Option(
+        "--compile/--no-compile", help="torch.compile of model and loss: pointwise results recomputed in backward, "
+        "the loss keeps less (torchtune compile: True).", show_default=False)] = None,
+    optimizer_in_backward: Annotated[bool | None, typer.Option(
+        "--optimizer-in-backward/--no-optimizer-in-backward", help="Full fine-tune: step each parameter inside "
+        "backward and free its gradient (torchtune optimizer_in_bwd; needs --grad-accum 1).",
+        show_default=False)] = None,
+    adapter_dtype: Annotated[str | None, typer.Option("--adapter-dtype", help="PEFT methods: fp32 (PEFT's "
+                                                      "autocast_adapter_dtype) or bf16 (torchtune, the QLoRA repo).",
+                                                      show_default=False)] = None,
+    cpu_offload: Annotated[str | None, typer.Option("--cpu-offload", help="none, optimizer (ZeRO-Offload: master "
+                                                    "weights, optimizer states and gradients in CPU RAM), params "
+                                                    "(ZeRO-Infinity / FSDP CPU offload; needs --zero 3).",
+                                                    show_default=False)] = None,
     attention: Annotated[str, typer.Option("--attention", help="sdpa (memory-efficient, no s^2 term) or "
                                            "eager.")] = "sdpa",
     lora_rank: Annotated[int, typer.Option("--lora-rank", "-r", help="LoRA rank r.")] = 16,
-    lora_targets: Annotated[str, typer.Option("--lora-targets", help="q,k,v,o,gate,up,down (or module names), "
-                                              "or all-linear.")] = "q,v",
+    lora_targets: Annotated[str | None, typer.Option(
+        "--lora-targets", help="Roles q,k,v,o,gate,up,down,router (resolved to the model's own module names), "
+        "module names (qkv_proj, w1, ...), or all-linear. Default: PEFT's default for the model type.",
+        show_default=False)] = None,
+    transformers_major: Annotated[int, typer.Option(
+        "--transformers", help="transformers major version whose module layout to plan: 5 (MoE experts are 3-D "
+        "parameters) or 4 (one nn.Linear per expert).")] = 5,
     virtual_tokens: Annotated[int, typer.Option("--virtual-tokens", help="Prompt / prefix tuning virtual "
                                                 "tokens.")] = 20,
     reduction_factor: Annotated[int, typer.Option("--reduction-factor", help="Bottleneck adapter: hidden / "
@@ -64,12 +96,29 @@ def finetune_command(
     explain: ExplainOpt = False,
     presets: PresetsOpt = None,
 ) -> None:
-    """Memory of fine-tuning MODEL, term by term, and whether it fits. Exit 0 fits, 1 not, 2 bad input."""
+    """Memory of fine-tuning MODEL, term by term, and whether it fits. Exit 0 fits, 1 not, 2 bad input.
+
+    The trainer recipe (--recipe) supplies every setting not given: checkpointing, optimizer, loss chunking,
+    adapter dtype, offloading, sharding. The output says which settings came from the recipe.
+
+    Examples:
+
+      llmfit finetune 7b --method qlora --gpu rtx-4090 --seq 2048 --batch 4
+
+      llmfit finetune llama-3.1-8b --method lora --recipe torchtune --gpu rtx-4090
+
+      llmfit finetune mixtral-8x7b-v0.1 --method lora --lora-targets all-linear --transformers 4
+
+      llmfit finetune llama-3.1-70b --method full --recipe torchtune --gpu a100-80x8 --cpu-offload params
+
+      llmfit finetune llama-3.1-8b --method qlora --emit peft --format json | jq .emitted.config
+    """
     from llmfit.cli import resolve
     from llmfit.engine.emit import TRAINING_EMIT_TARGETS, emit_training
     from llmfit.engine.finetune import METHODS, OPTIMIZERS, PRECISIONS, FinetuneOptions, finetune
     from llmfit.errors import SpecError
     from llmfit.render.finetune import finetune_document
+    from llmfit.training_recipes import get_recipe
     from llmfit.units import parse_bytes, parse_count, parse_fraction, parse_tokens
 
     reg = resolve.registry(presets)
@@ -82,24 +131,32 @@ def finetune_command(
         return key
 
     method_name = choice("--method", method, METHODS)
-    optimizer_name = choice("--optimizer", optimizer, list(OPTIMIZERS))
-    precision_name = choice("--precision", precision, PRECISIONS)
+    optimizer_name = choice("--optimizer", optimizer, list(OPTIMIZERS)) if optimizer is not None else None
+    precision_name = choice("--precision", precision, PRECISIONS) if precision is not None else None
+    adapter_name_dtype = choice("--adapter-dtype", adapter_dtype, ("fp32", "bf16")) if adapter_dtype else None
+    offload_name = choice("--cpu-offload", cpu_offload, ("none", "optimizer", "params")) if cpu_offload else None
+    recipe_spec = get_recipe(recipe)
     attention_name = choice("--attention", attention, ("sdpa", "eager"))
     adapter_name = choice("--adapter-config", adapter_config, ("seq_bn", "double_seq_bn"))
     emit_name = choice("--emit", emit_to, TRAINING_EMIT_TARGETS) if emit_to is not None else None
     quant_name = choice("--qlora-quant", qlora_quant, ("nf4", "nf4-nodq")) if qlora_quant is not None else "nf4"
     if qlora_quant is not None and method_name != "qlora":
         raise SpecError(f"--qlora-quant is for --method qlora (the {method_name} base is not quantized)")
-    for flag, value, high in (("--batch", batch, 1 << 20), ("--grad-accum", grad_accum, 1 << 20),
+    for flag, value, high in (("--batch", 1 if batch is None else batch, 1 << 20),
+                              ("--grad-accum", 1 if grad_accum is None else grad_accum, 1 << 20),
                               ("--lora-rank", lora_rank, 1 << 16), ("--virtual-tokens", virtual_tokens, 1 << 20),
                               ("--reduction-factor", reduction_factor, 1 << 16)):
         if value <= 0 or value > high:
             raise SpecError(f"{flag} must be a positive integer up to {high:,}, got {value}")
-    if zero not in (0, 1, 2, 3):
+    if zero is not None and zero not in (0, 1, 2, 3):
         raise SpecError(f"--zero must be 0, 1, 2 or 3, got {zero}")
-    targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
-    if not targets:
-        raise SpecError("--lora-targets is empty; give e.g. q,v or all-linear")
+    targets = None
+    if lora_targets is not None:
+        targets = tuple(t.strip() for t in lora_targets.split(",") if t.strip())
+        if not targets:
+            raise SpecError("--lora-targets is empty; give e.g. q,v or all-linear")
+    if transformers_major not in (4, 5):
+        raise SpecError(f"--transformers must be 4 or 5, got {transformers_major}")
 
     gpu_spec = None
     preset_count = 1
@@ -113,21 +170,28 @@ def finetune_command(
 
     options = FinetuneOptions(
         method=method_name,  # type: ignore[arg-type]
+        recipe=recipe_spec,
+        activation_offload=activation_offload,  # type: ignore[arg-type]
+        compile=compile_model,  # type: ignore[arg-type]
+        optimizer_in_backward=optimizer_in_backward,  # type: ignore[arg-type]
+        adapter_dtype=adapter_name_dtype,  # type: ignore[arg-type]
+        cpu_offload=offload_name,  # type: ignore[arg-type]
         seq_tokens=parse_tokens(seq, what="--seq"),
-        micro_batch=batch,
-        grad_accum=grad_accum,
-        optimizer=optimizer_name,
+        micro_batch=batch,  # type: ignore[arg-type]
+        grad_accum=grad_accum,  # type: ignore[arg-type]
+        optimizer=optimizer_name,  # type: ignore[arg-type]
         precision=precision_name,  # type: ignore[arg-type]
-        grad_checkpointing=grad_checkpointing,
+        grad_checkpointing=grad_checkpointing,  # type: ignore[arg-type]
         attention=attention_name,  # type: ignore[arg-type]
         lora_rank=lora_rank,
         lora_targets=targets,
+        transformers=transformers_major,
         virtual_tokens=virtual_tokens,
         adapter_reduction_factor=reduction_factor,
         adapter_config=adapter_name,  # type: ignore[arg-type]
         qlora_format=quant_name,  # type: ignore[arg-type]
         gpus=n_gpus,
-        zero=zero,
+        zero=zero,  # type: ignore[arg-type]
         dataset_tokens=parse_count(dataset_tokens, what="--dataset-tokens") if dataset_tokens else None,
         mfu=parse_fraction(mfu, what="--mfu"),
         overhead_override_bytes=parse_bytes(overhead, what="--overhead") if overhead else None,

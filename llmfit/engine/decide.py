@@ -30,7 +30,7 @@ class Problem(str, Enum):
     """What is wrong with the model's answers (guide 6.2: prompt, RAG and fine-tuning are different tools)."""
 
     knowledge = "knowledge"  # it does not know (or no longer knows) the facts
-    format = "format"  # it knows, but the output shape/style is wrong (JSON schema, tone)
+    format = "format"  # type: ignore[assignment]  # it knows, but the output shape/style is wrong (JSON schema, tone)
     behavior = "behavior"  # a domain behaviour that must repeat across many requests
     capability = "capability"  # a deep capability shift (a new domain, language, skill)
 
@@ -104,6 +104,11 @@ THIN_MARGIN_RATIO = 0.10
 # Retrieved context that RAG adds to each request: LlamaIndex's defaults (chunk_size=1024,
 # similarity_top_k=2) = 2,048 tokens. Used for the latency check only.
 RAG_CONTEXT_TOKENS = 2048
+
+# decide plans every fine-tuning method with gradient checkpointing on: the QLoRA paper's recipe
+# (artidoro/qlora qlora.py gradient_checkpointing default True, "You want to use this") and PEFT's
+# prepare_model_for_kbit_training default, applied to all methods alike so they are compared fairly.
+COMPARE_WITH_CHECKPOINTING = True
 
 
 # --- the situation ----------------------------------------------------------------------------------
@@ -283,8 +288,8 @@ HARDWARE_RULES: tuple[Rule[MethodFacts], ...] = (
          "Limited hardware: a frozen 4-bit base + small adapters is the method this GPU can actually support."),
     Rule("lora-thin", "6.4 C 'LoRA on fp16 might work with careful settings'",
          "only LoRA fits, with a thin margin", lambda f: f.fits[Lever.lora], Lever.lora, "recommend",
-         "LoRA fits only with a thin margin and nothing leaner fits: use gradient checkpointing or a shorter "
-         "sequence to gain room."),
+         "LoRA fits only with a thin margin and nothing leaner fits: use a shorter sequence or a smaller "
+         "micro-batch to gain room."),
 )
 
 
@@ -305,41 +310,37 @@ class MethodEstimate(BaseModel):
     margin_bytes_per_gpu: int = Field(description="usable - total per GPU; negative when it does not fit")
     margin_ratio: float = Field(description="margin / usable")
     fits: bool
-    grad_checkpointing: bool = Field(default=False, description="the estimate needed gradient checkpointing to fit")
+    grad_checkpointing: bool = Field(default=True, description="planned with gradient checkpointing (all methods "
+                                     "alike)")
 
 
 def estimate_methods(hardware: Hardware) -> list[MethodEstimate]:
-    """Full, LoRA and QLoRA memory from the finetune engine (issue 4) with its defaults, on `hardware`.
+    """Full, LoRA and QLoRA memory from the finetune engine on `hardware`, under the same settings.
 
-    This is the one place decide depends on the finetune engine. Defaults: sequence 2048, micro-batch 1,
-    AdamW, bf16 mixed precision, LoRA r=16 on q,v. On several GPUs the model states are sharded with
-    ZeRO-3 (FSDP), which is how a multi-GPU fine-tune is run; on one GPU there is nothing to shard.
+    This is the one place decide depends on the finetune engine. Every method is planned with the same
+    settings, so the comparison is between methods, never between configurations: sequence 2048, micro-batch 1,
+    the plain HF Trainer + PEFT recipe (AdamW, bf16), LoRA/QLoRA on PEFT's default targets, and gradient
+    checkpointing on for all three (the QLoRA paper's recipe, and what prepare_model_for_kbit_training turns
+    on). Since each method's memory then grows with the model, the choice is monotonic in model size: a
+    larger model never gets a heavier method. On several GPUs the model states are sharded with ZeRO-3
+    (FSDP), which is how a multi-GPU fine-tune is run; on one GPU there is nothing to shard.
     """
     from llmfit.engine.finetune import FinetuneOptions, finetune
 
     zero = 3 if hardware.gpu_count > 1 else 0
-
-    def estimate(lever: Lever, checkpointing: bool) -> MethodEstimate:
-        options = FinetuneOptions(method=lever.value, gpus=hardware.gpu_count, zero=zero,
-                                  grad_checkpointing=checkpointing)
+    estimates = []
+    for lever in FINETUNE_LEVERS:
+        options = FinetuneOptions(method=lever.value, gpus=hardware.gpu_count, zero=zero,  # type: ignore[arg-type]
+                                  grad_checkpointing=COMPARE_WITH_CHECKPOINTING)
         result = finetune(hardware.model, hardware.gpu, options)
         usable = result.gpu_memory_bytes_per_gpu or hardware.gpu.usable_memory_bytes
         margin = usable - result.total_bytes_per_gpu
-        return MethodEstimate(
+        estimates.append(MethodEstimate(
             method=lever, trainable_params=result.trainable_params, zero=zero, total_bytes=result.total_bytes,
             total_bytes_per_gpu=result.total_bytes_per_gpu, usable_bytes_per_gpu=usable,
             margin_bytes_per_gpu=margin, margin_ratio=margin / usable, fits=margin >= 0,
-            grad_checkpointing=checkpointing,
-        )
-
-    estimates = []
-    for lever in FINETUNE_LEVERS:
-        # transformers' default (no checkpointing) first; a method that does not fit then gets the standard
-        # remedy, full activation recomputation, as QLoRA's own 65B-on-one-48GB-GPU recipe uses. A method
-        # that fits neither way is reported at the defaults, the figure `llmfit finetune` prints.
-        default = estimate(lever, False)
-        recomputed = estimate(lever, True) if not default.fits else default
-        estimates.append(recomputed if recomputed.fits else default)
+            grad_checkpointing=result.grad_checkpointing,
+        ))
     return estimates
 
 

@@ -35,10 +35,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from llmfit.engine import peft_targets
 from llmfit.engine.formats import get_format
 from llmfit.engine.params import TensorGroup, count_params, tensor_groups
+from llmfit.engine.peft_targets import DEFAULT_TRANSFORMERS, TargetModule
+from llmfit.engine.recipes import PLAIN, CpuOffload, LossModel, Recipe
 from llmfit.engine.weights import weight_bytes
 from llmfit.errors import SpecError
 from llmfit.specs import GpuSpec, ModelSpec
@@ -52,11 +55,6 @@ Precision = Literal["bf16-mixed", "bf16", "fp32"]
 PRECISIONS: tuple[str, ...] = ("bf16-mixed", "bf16", "fp32")
 Attention = Literal["sdpa", "eager"]
 
-# LoRA target short names -> the module name in the tensor groups (PEFT matches module names by suffix).
-LORA_TARGET_NAMES = {"q": "q_proj", "k": "k_proj", "v": "v_proj", "o": "o_proj", "gate": "gate_proj",
-                     "up": "up_proj", "down": "down_proj"}
-DEFAULT_LORA_TARGETS = ("q", "v")  # PEFT's default for Llama (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING)
-
 # Constants with sources.
 CUDA_CONTEXT_BYTES = 512 * MIB  # CUDA context + cuBLAS/cuDNN workspaces: 300 MiB - 2 GiB in practice; --overhead
 FRAGMENTATION = Fraction(5, 100)  # Megatron-LM theoretical_memory_usage.py: overhead_factor = 1.05
@@ -65,7 +63,6 @@ BNB_MIN_8BIT_SIZE = 4096  # bitsandbytes 8-bit optimizers: tensors under min_8bi
 DEEPSPEED_REDUCE_BUCKET = 500_000_000  # DeepSpeed ZeRO reduce_bucket_size default 5e8 elements
 DEEPSPEED_PREFETCH_BUCKET = 50_000_000  # DeepSpeed ZeRO-3 stage3_prefetch_bucket_size default 5e7
 DEFAULT_MFU = 0.35  # model FLOPs utilisation: 0.30-0.35 (ftune), 42-54 % for Megatron at scale (Korthikanti 2022)
-LOGITS_BYTES = 12  # per token and vocab entry: fp32 log-softmax saved (4) + its gradient (4) + the logits' (4)
 
 
 @dataclass(frozen=True)
@@ -76,19 +73,28 @@ class OptimizerSpec:
     eight_bit: bool = False
     paged: bool = False
     factored: bool = False
+    bnb: bool = False  # bitsandbytes: 32-bit states are fp32 whatever the parameter dtype
+    fused: bool = False  # one in-place kernel: no step temporaries
     source: str = ""
 
 
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     o.name: o
     for o in (
-        OptimizerSpec("adamw", "AdamW (torch): momentum and variance", 2,
+        OptimizerSpec("adamw", "AdamW (torch, foreach): momentum and variance", 2,
                       source="Loshchilov & Hutter 2019; torch.optim.AdamW"),
+        OptimizerSpec("adamw-fused", "AdamW (torch, fused=True): momentum and variance, one in-place kernel", 2,
+                      fused=True, source="torch.optim.AdamW(fused=True) (_fused_adamw_); transformers "
+                      "TrainingArguments optim default 'adamw_torch_fused' on torch >= 2.8"),
         OptimizerSpec("adamw-8bit", "bitsandbytes AdamW8bit: 8-bit momentum and variance, fp32 absmax per 256", 2,
-                      eight_bit=True, source="Dettmers et al. 2022 (8-bit optimizers); bitsandbytes optimizer.py"),
+                      eight_bit=True, bnb=True,
+                      source="Dettmers et al. 2022 (8-bit optimizers); bitsandbytes optimizer.py"),
         OptimizerSpec("paged-adamw-8bit", "bitsandbytes PagedAdamW8bit: as adamw-8bit, states in paged unified "
-                      "memory (evicted to CPU under pressure)", 2, eight_bit=True, paged=True,
+                      "memory (evicted to CPU under pressure)", 2, eight_bit=True, paged=True, bnb=True,
                       source="QLoRA paper section 3 (paged optimizers); bitsandbytes"),
+        OptimizerSpec("paged-adamw-32bit", "bitsandbytes PagedAdamW32bit: fp32 momentum and variance in paged "
+                      "unified memory (the QLoRA paper's optimizer)", 2, paged=True, bnb=True,
+                      source="artidoro/qlora qlora.py optim 'paged_adamw_32bit'; bitsandbytes optim/adamw.py"),
         OptimizerSpec("sgd", "SGD with momentum: one buffer (none with momentum=0)", 1, source="torch.optim.SGD"),
         OptimizerSpec("adafactor", "Adafactor: factored second moment (rows + cols per matrix), no momentum", 1,
                       factored=True, source="Shazeer & Stern 2018; transformers.optimization.Adafactor beta1=None"),
@@ -102,15 +108,25 @@ class FinetuneOptions(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     method: Method = "lora"
+    # The trainer recipe: fills every setting below that is not given (None) with that trainer's default.
+    recipe: Recipe = PLAIN
     seq_tokens: int = Field(default=2048, gt=0)
     micro_batch: int = Field(default=1, gt=0)
     grad_accum: int = Field(default=1, gt=0)
     optimizer: str = "adamw"
     precision: Precision = "bf16-mixed"
     grad_checkpointing: bool = False
+    activation_offload: bool = False  # saved activations (checkpoints) moved to CPU as they are produced
+    compile: bool = False  # torch.compile of the model and loss (COMPILED_CONVENTIONS; the loss keeps bf16 logits)
+    optimizer_in_backward: bool = False  # full: each parameter steps and frees its gradient inside backward
+    adapter_dtype: Literal["fp32", "bf16"] = "fp32"  # PEFT methods: dtype of the trained parameters
+    kbit_upcast_fp32: bool = False  # QLoRA: non-quantized parameters cast to fp32 (prepare_model_for_kbit_training)
+    cpu_offload: CpuOffload = "none"  # "optimizer": ZeRO-Offload; "params": ZeRO-Infinity / FSDP CPU offload
+    recipe_defaults: tuple[str, ...] = ()  # the settings the recipe filled in (said in the output)
     attention: Attention = "sdpa"
     lora_rank: int = Field(default=16, gt=0)
-    lora_targets: tuple[str, ...] = DEFAULT_LORA_TARGETS
+    lora_targets: tuple[str, ...] | None = None  # None: PEFT's default for the model type
+    transformers: int = Field(default=DEFAULT_TRANSFORMERS, ge=4, le=5)  # module layout of MoE experts
     virtual_tokens: int = Field(default=20, gt=0)
     adapter_reduction_factor: int = Field(default=16, gt=0)
     adapter_config: Literal["seq_bn", "double_seq_bn"] = "seq_bn"
@@ -120,6 +136,43 @@ class FinetuneOptions(BaseModel):
     dataset_tokens: int | None = Field(default=None, gt=0)
     mfu: float = Field(default=DEFAULT_MFU, gt=0, le=1)
     overhead_override_bytes: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_defaults(cls, data: object) -> object:
+        """Settings left out (or None) take the recipe's default for the method; ZeRO defaults to the recipe's
+        multi-GPU sharding on several GPUs (DDP = 0, FSDP = 3), none on one."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        recipe = data.get("recipe")
+        if recipe is None:
+            recipe = PLAIN
+        elif isinstance(recipe, dict):
+            recipe = Recipe.model_validate(recipe)
+        data["recipe"] = recipe
+        method = str(data.get("method") or "lora")
+        defaults = recipe.defaults(method)
+        filled: list[str] = []
+        for key in ("grad_checkpointing", "activation_offload", "compile", "optimizer", "optimizer_in_backward",
+                    "precision", "adapter_dtype", "kbit_upcast_fp32", "cpu_offload", "micro_batch", "grad_accum"):
+            if data.get(key) is not None:
+                continue
+            value = getattr(defaults, key)
+            if key == "optimizer_in_backward" and (method != "full" or (data.get("grad_accum") or 1) > 1):
+                value = False  # torchtune: "Requires gradient_accumulation_steps=1"
+            if key == "kbit_upcast_fp32" and method != "qlora":
+                value = False
+            if value is None:
+                data.pop(key, None)
+                continue
+            data[key] = value
+            if value != cls.model_fields[key].default:
+                filled.append(key)
+        if data.get("zero") is None:
+            data["zero"] = recipe.multi_gpu_zero if (data.get("gpus") or 1) > 1 else 0
+        data["recipe_defaults"] = tuple(filled)
+        return data
 
 
 class TrainableTensor(BaseModel):
@@ -145,7 +198,8 @@ class MemoryLine(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     name: str
-    category: Literal["weights", "gradients", "master_weights", "optimizer", "activations", "logits", "overhead"]
+    category: Literal["weights", "gradients", "master_weights", "optimizer", "activations", "logits", "overhead",
+                      "offloaded"]
     bytes_per_gpu: int
     bytes: int
     at_peak: bool = True
@@ -215,7 +269,12 @@ class FinetuneResult(BaseModel):
     attention: str
     lora_rank: int | None
     lora_targets: list[str] | None
-    lora_target_modules: list[str] | None
+    lora_target_modules: list[str] | None  # the real module names LoRA wraps
+    model_type: str | None = None  # config.json model_type (PEFT's mapping key)
+    transformers: int = DEFAULT_TRANSFORMERS  # transformers major version whose module layout was planned
+    peft_target_modules: list[str] | None = None  # LoraConfig / IA3Config target_modules ("all-linear" as given)
+    peft_target_parameters: list[str] | None = None  # LoraConfig target_parameters (3-D expert parameters)
+    peft_feedforward_modules: list[str] | None = None  # IA3Config feedforward_modules
     virtual_tokens: int | None
     base_format: str | None = None  # weight format of the frozen base (PEFT methods); None for full
     total_params: int
@@ -243,6 +302,25 @@ class FinetuneResult(BaseModel):
     overhead_bytes_per_gpu: int
     total_bytes: int
     total_bytes_per_gpu: int
+    # The torch allocator's peak (torch.cuda.max_memory_allocated) and what the caching allocator reserves
+    # (max_memory_reserved: fragmentation, the load-time peak); total = reserved + CUDA context.
+    peak_allocated_bytes: int = 0
+    peak_allocated_bytes_per_gpu: int = 0
+    peak_reserved_bytes: int = 0
+    peak_reserved_bytes_per_gpu: int = 0
+    recipe: str = "hf"
+    recipe_title: str = ""
+    trainer_peak_figure: str = "allocated"  # which of the two the recipe's trainer prints
+    trainer_peak_label: str = ""
+    trainer_peak_bytes_per_gpu: int = 0
+    activation_offload: bool = False
+    optimizer_in_backward: bool = False
+    adapter_dtype: str | None = None
+    cpu_offload: str = "none"
+    cpu_offload_bytes: int = 0  # host RAM (ZeRO-Offload, ZeRO-Infinity, FSDP CPU offload)
+    cpu_offload_bytes_per_gpu: int = 0
+    paged_optimizer_bytes: int = 0  # bitsandbytes paged states: unified memory, evicted to CPU under pressure
+    paged_optimizer_bytes_per_gpu: int = 0
     peak_phase: Literal["forward", "optimizer-step"]
     gpu_memory_bytes_per_gpu: int | None
     margin_bytes_per_gpu: int | None  # device memory - total per GPU (negative: short by that much)
@@ -259,42 +337,9 @@ class FinetuneResult(BaseModel):
 # ------------------------------------------------------------------------------------------ trainable counts
 
 
-def _module(group: TensorGroup) -> str:
-    return group.name.rsplit(".", 1)[-1]
-
-
 def _matrix_groups(spec: ModelSpec) -> list[TensorGroup]:
     """Linear layers a PEFT method can wrap: attention, MLP, experts, routers (never embeddings, lm_head)."""
     return [g for g in tensor_groups(spec) if g.kind in ("linear", "expert", "router") and not g.name.endswith(".bias")]
-
-
-def resolve_lora_targets(spec: ModelSpec, targets: tuple[str, ...]) -> tuple[list[TensorGroup], list[str]]:
-    """The tensor groups LoRA wraps for `targets` (q,k,v,o,gate,up,down, full module names, or all-linear),
-    and the targets that matched nothing. Fused and latent projections answer for q/k/v: Falcon's
-    query_key_value; DeepSeek MLA's q_a/q_b (q) and kv_a_proj_with_mqa/kv_b (k, v)."""
-    groups = _matrix_groups(spec)
-    if any(t.strip().lower() == "all-linear" for t in targets):
-        # PEFT "all-linear": every nn.Linear except the output layer.
-        return groups, []
-    modules = {_module(g) for g in groups}
-    wanted: set[str] = set()
-    unmatched: list[str] = []
-    for raw in targets:
-        token = raw.strip().lower()
-        name = LORA_TARGET_NAMES.get(token, token)
-        candidates = {name}
-        if name in ("q_proj", "k_proj", "v_proj") and "query_key_value" in modules:
-            candidates = {"query_key_value"}
-        elif spec.is_mla and name == "q_proj" and "q_proj" not in modules:
-            candidates = {"q_a_proj", "q_b_proj"}
-        elif spec.is_mla and name in ("k_proj", "v_proj"):
-            candidates = {"kv_a_proj_with_mqa", "kv_b_proj"}
-        hit = candidates & modules
-        if hit:
-            wanted |= hit
-        else:
-            unmatched.append(raw)
-    return [g for g in groups if _module(g) in wanted], unmatched
 
 
 def lora_params(rows: int, cols: int, rank: int) -> int:
@@ -302,25 +347,13 @@ def lora_params(rows: int, cols: int, rank: int) -> int:
     return rank * (rows + cols)
 
 
-def _lora_tensors(groups: list[TensorGroup], rank: int) -> list[TrainableTensor]:
+def _lora_tensors(modules: tuple[TargetModule, ...], rank: int) -> list[TrainableTensor]:
+    """PEFT lora.Linear: lora_A Linear(in, r), lora_B Linear(r, out); on a 3-D expert parameter ParamWrapper
+    stacks the experts: lora_A Linear(in, r x E), lora_B Linear(r x E, out) (peft/tuners/lora/layer.py)."""
     out = []
-    for g in groups:
-        out.append(TrainableTensor(name=f"{g.name}.lora_A", rows=rank, cols=g.cols, count=g.count))
-        out.append(TrainableTensor(name=f"{g.name}.lora_B", rows=g.rows, cols=rank, count=g.count))
-    return out
-
-
-def _ia3_tensors(spec: ModelSpec) -> list[TrainableTensor]:
-    """PEFT IA3 (Liu et al. 2022): a vector scaling the outputs of k and v (shape out x 1) and the input
-    of the MLP down projection (1 x in, a feed-forward module); PEFT's mapping for Llama/Mistral/Qwen:
-    k_proj, v_proj, down_proj; Falcon: query_key_value, dense_4h_to_h. Experts: one vector per expert."""
-    out = []
-    for g in _matrix_groups(spec):
-        module = _module(g)
-        if module in ("k_proj", "v_proj", "query_key_value", "kv_b_proj"):
-            out.append(TrainableTensor(name=f"{g.name}.ia3_l", rows=g.rows, cols=1, count=g.count))
-        elif module == "down_proj":
-            out.append(TrainableTensor(name=f"{g.name}.ia3_l", rows=1, cols=g.cols, count=g.count))
+    for m in modules:
+        out.append(TrainableTensor(name=f"{m.path}.lora_A", rows=rank * m.experts, cols=m.cols, count=m.count))
+        out.append(TrainableTensor(name=f"{m.path}.lora_B", rows=m.rows, cols=rank * m.experts, count=m.count))
     return out
 
 
@@ -342,44 +375,75 @@ def _adapter_tensors(spec: ModelSpec, reduction_factor: int, config: str) -> lis
     ]
 
 
-def prefix_kv_width(spec: ModelSpec) -> int:
-    """Values per layer and virtual token of one of K or V, as PEFT sizes its prefix: token_dim //
-    num_attention_heads x num_key_value_heads (PEFT shrinks token_dim for grouped-query attention)."""
-    return spec.hidden_size // spec.num_attention_heads * spec.kv_heads
+@dataclass(frozen=True)
+class TrainablePlan:
+    """What trains, tensor by tensor, and the PEFT names that reproduce it."""
+
+    tensors: list[TrainableTensor]
+    wrapped_sources: list[str]  # params.py tensor groups a LoRA/IA3 module wraps (for the activation inventory)
+    target_modules: list[str] | None  # PEFT target_modules as --emit peft writes it
+    target_parameters: list[str] | None  # LoRA target_parameters (3-D expert parameters)
+    feedforward_modules: list[str] | None  # IA3
+    modules: list[str]  # the real module names wrapped
+    model_type: str
+    notes: list[str]
 
 
-def trainable_tensors(spec: ModelSpec, options: FinetuneOptions) -> tuple[list[TrainableTensor], list[str], list[str]]:
-    """What trains, tensor by tensor; plus the LoRA module names and warnings."""
-    warnings: list[str] = []
-    modules: list[str] = []
+def trainable_plan(spec: ModelSpec, options: FinetuneOptions) -> TrainablePlan:
+    """What trains under `options.method`, by the model's real module names (peft_targets.py)."""
     method = options.method
+    mtype = peft_targets.model_type(spec)
+    notes: list[str] = []
+    sources: list[str] = []
+    target_modules: list[str] | None = None
+    target_parameters: list[str] | None = None
+    feedforward: list[str] | None = None
+    modules: list[str] = []
     if method == "full":
         tensors = [TrainableTensor(name=g.name, rows=g.rows, cols=g.cols, count=g.count,
                                    ndim=1 if g.kind == "vector" else 2) for g in tensor_groups(spec)]
     elif method in LORA_METHODS:
-        groups, unmatched = resolve_lora_targets(spec, options.lora_targets)
-        if not groups:
-            raise SpecError(f"--lora-targets {','.join(options.lora_targets)}: no such linear layer in {spec.name} "
-                            f"(modules: {', '.join(sorted({_module(g) for g in _matrix_groups(spec)}))})")
-        if unmatched:
-            warnings.append(f"LoRA targets not in {spec.name}: {', '.join(unmatched)} (ignored)")
-        modules = sorted({_module(g) for g in groups})
-        tensors = _lora_tensors(groups, options.lora_rank)
+        res = peft_targets.resolve(spec, options.lora_targets, transformers=options.transformers, method=method)
+        tensors = _lora_tensors(res.modules, options.lora_rank)
+        sources = sorted({src for m in res.modules for src in m.sources})
+        modules = list(dict.fromkeys(m.name for m in res.modules))
+        target_modules = list(res.target_modules)
+        target_parameters = list(res.target_parameters)
+        notes += res.notes
+        fused = sorted({m.name for m in peft_targets.layout(spec, options.transformers).modules
+                        if not m.linear and m.experts > 1})
+        if method == "qlora" and fused:
+            notes.append(f"the base is planned fully in NF4, but bitsandbytes quantizes nn.Linear layers: the 3-D "
+                         f"expert parameters ({', '.join(fused)}) of transformers {options.transformers} stay in 16 "
+                         "bits unless the loader quantizes them (check your versions, or plan --transformers 4)")
     elif method == "ia3":
-        tensors = _ia3_tensors(spec)
+        plan = peft_targets.ia3(spec, transformers=options.transformers)
+        tensors = [TrainableTensor(name=f"{v.module.path}.ia3_l", rows=1 if v.feedforward else v.module.rows,
+                                   cols=v.module.cols if v.feedforward else 1, count=v.module.matrices)
+                   for v in plan.vectors]
+        sources = sorted({src for v in plan.vectors for src in v.module.sources})
+        modules = list(plan.target_modules)
+        target_modules, feedforward = list(plan.target_modules), list(plan.feedforward_modules)
+        notes += plan.notes
     elif method == "prompt-tuning":
-        # PEFT PromptEmbedding: num_virtual_tokens x token_dim (hidden size), one transformer submodule.
         tensors = [TrainableTensor(name="prompt_embeddings", rows=options.virtual_tokens, cols=spec.hidden_size,
                                    count=1)]
     elif method == "prefix-tuning":
-        # PEFT PrefixEncoder without projection: Embedding(num_virtual_tokens, num_layers x 2 x token_dim).
-        width = spec.num_hidden_layers * 2 * prefix_kv_width(spec)
+        width = spec.num_hidden_layers * 2 * peft_targets.prefix_token_dim(spec)
         tensors = [TrainableTensor(name="prefix_embeddings", rows=options.virtual_tokens, cols=width, count=1)]
     elif method == "adapter":
         tensors = _adapter_tensors(spec, options.adapter_reduction_factor, options.adapter_config)
     else:  # pragma: no cover - Literal-checked
         raise SpecError(f"unknown method {method!r}")
-    return tensors, modules, warnings
+    return TrainablePlan(tensors=tensors, wrapped_sources=sources, target_modules=target_modules,
+                         target_parameters=target_parameters, feedforward_modules=feedforward, modules=modules,
+                         model_type=mtype, notes=notes)
+
+
+def trainable_tensors(spec: ModelSpec, options: FinetuneOptions) -> tuple[list[TrainableTensor], list[str], list[str]]:
+    """What trains, tensor by tensor; the real module names wrapped; notes."""
+    plan = trainable_plan(spec, options)
+    return plan.tensors, plan.modules, plan.notes
 
 
 # ------------------------------------------------------------------------------------------ activations
@@ -394,12 +458,23 @@ class ActivationConventions:
     softmax_bytes: int  # eager attention: bytes saved per score (HF: fp32 softmax 4 + bf16 copy 2)
     dropout_masks: bool  # 1-byte masks after attention, after the MLP, and on the attention probabilities
     source: str
+    fused_pointwise: bool = False  # torch.compile: pointwise results (SiLU, the gate product) recomputed in backward
 
 
 HF_CONVENTIONS = ActivationConventions(
     norm_saves_fp32_input=True, norm_saves_normalized=True, softmax_bytes=6, dropout_masks=False,
     source="transformers modeling_llama.py (LlamaRMSNorm upcast; eager_attention_forward softmax in fp32 then "
     ".to(query.dtype)); attention_dropout 0.0 and no hidden dropout in Llama/Mistral/Qwen/Gemma/Falcon configs",
+)
+# torch.compile (AOTAutograd's min-cut rematerialization partitioner, torch/_functorch/partitioners.py) recomputes
+# pointwise ops in backward instead of saving their outputs, and keeps what matmuls need: RMSNorm keeps its bf16
+# input (and a per-token rstd) instead of the fp32 upcast; the gated MLP keeps the gate and up outputs and
+# recomputes SiLU (the product, down_proj's input, is kept for its weight gradient); the loss is the recipe's
+# compiled loss (LossModel.compiled).
+COMPILED_CONVENTIONS = ActivationConventions(
+    norm_saves_fp32_input=False, norm_saves_normalized=True, softmax_bytes=6, dropout_masks=False,
+    fused_pointwise=True,
+    source="torch.compile min-cut partitioner: pointwise ops recomputed, matmul outputs and inputs saved",
 )
 KORTHIKANTI_CONVENTIONS = ActivationConventions(
     norm_saves_fp32_input=False, norm_saves_normalized=False, softmax_bytes=5, dropout_masks=True,
@@ -420,7 +495,7 @@ class _Saves:
 
 def _mlp_items(prefix: str, h: int, inter: int, gated: bool, saves: _Saves, act: int, layers: int,
                kind: Literal["all", "dense", "moe"], multiplicity: int = 1,
-               gathered: bool = False) -> list[ActivationItem]:
+               gathered: bool = False, fused: bool = False) -> list[ActivationItem]:
     """One MLP (or `multiplicity` experts per token): SiLU/GeLU and the gate product keep their inputs."""
     items = []
     k = multiplicity
@@ -431,7 +506,11 @@ def _mlp_items(prefix: str, h: int, inter: int, gated: bool, saves: _Saves, act:
 
     if gathered and saves.any("gate_proj", "up_proj"):
         add("tokens gathered per expert", act * h * k)
-    if gated:
+    if fused:
+        # Compiled: the matmul outputs are kept, the activation and the product recomputed from them.
+        add("gate and up outputs (activation recomputed)" if gated else "up output (activation recomputed)",
+            (2 if gated else 1) * act * inter * k, "torch.compile min-cut partitioner")
+    elif gated:
         add("activation input (gate output)", act * inter * k, "SiLU backward needs its input")
         add("act(gate) and up (the product's operands)", 2 * act * inter * k)
     else:
@@ -516,19 +595,21 @@ def activation_items(spec: ModelSpec, options: FinetuneOptions, *, lora_modules:
         add("MLP input (gate/up input)", act * h)
     if dense_layers and spec.intermediate_size:
         items += _mlp_items("MLP", h, spec.intermediate_size, gated, saves, act, dense_layers,
-                            "dense" if moe_layers else "all")
+                            "dense" if moe_layers else "all", fused=conventions.fused_pointwise)
     if moe_layers:
         expert_inter = spec.moe_intermediate_size or spec.intermediate_size
         add("router probabilities (fp32 softmax)", 4 * spec.num_experts, n=moe_layers, kind="moe")
         items += _mlp_items(f"experts (top-{spec.num_experts_per_tok})", h, expert_inter, gated, saves, act,
-                            moe_layers, "moe", multiplicity=spec.num_experts_per_tok, gathered=True)
+                            moe_layers, "moe", multiplicity=spec.num_experts_per_tok, gathered=True,
+                            fused=conventions.fused_pointwise)
         if spec.num_shared_experts:
             shared = spec.shared_expert_intermediate_size or expert_inter * spec.num_shared_experts
-            items += _mlp_items("shared experts", h, shared, gated, saves, act, moe_layers, "moe")
+            items += _mlp_items("shared experts", h, shared, gated, saves, act, moe_layers, "moe",
+                                fused=conventions.fused_pointwise)
 
     # Added modules.
     if method in LORA_METHODS:
-        wrapped = sum(1 for m in modules if m in {_module(g) for g in _matrix_groups(spec)})
+        wrapped = len(modules & {g.name.rsplit(".", 1)[-1] for g in _matrix_groups(spec)})
         add("LoRA A outputs (rank wide, saved by B)", act * options.lora_rank * max(wrapped, 1))
     if method == "adapter":
         per_layer = 2 if options.adapter_config == "double_seq_bn" else 1
@@ -558,6 +639,7 @@ class _Coefficients:
     checkpoint_per_query: int  # layer inputs kept with checkpointing, all layers
     outside_per_query: int  # final norm and lm_head input
     vocab: int
+    layers: int
     q_extra: int  # virtual tokens added to the query length (prompt tuning)
     kv_extra: int  # virtual tokens added to the key/value length (prefix tuning)
 
@@ -579,22 +661,33 @@ def _coefficients(spec: ModelSpec, options: FinetuneOptions, items: list[Activat
         layer_max_query=one_layer(lambda i: not i.per_kv and not i.per_token_pair),
         layer_max_kv=one_layer(lambda i: i.per_kv), layer_max_pair=one_layer(lambda i: i.per_token_pair),
         checkpoint_per_query=act * spec.hidden_size * spec.num_hidden_layers,
-        outside_per_query=outside, vocab=spec.vocab_size,
+        outside_per_query=outside, vocab=spec.vocab_size, layers=spec.num_hidden_layers,
         q_extra=options.virtual_tokens if options.method == "prompt-tuning" else 0,
         kv_extra=options.virtual_tokens if options.method == "prefix-tuning" else 0,
     )
 
 
-def _activation_bytes(c: _Coefficients, b: int, s: int, checkpointing: bool) -> tuple[int, int]:
+# Activation offloading keeps the layers whose tensors are still being copied or already prefetched back on
+# the GPU: torchtune/training/_activation_offloading.py OffloadActivations (a side stream copies each saved
+# tensor to pinned CPU memory; the last layers' are kept, the next layer's are brought back during backward).
+OFFLOAD_LAYERS_ON_GPU = 2
+
+
+def _activation_bytes(c: _Coefficients, b: int, s: int, checkpointing: bool, loss: LossModel = PLAIN.loss,
+                      offload: bool = False) -> tuple[int, int]:
     """(layer activations, logits and their gradient) for micro-batch b at sequence s, one GPU."""
     s_q, s_kv = s + c.q_extra, s + c.q_extra + c.kv_extra
+    kept = min(c.layers, OFFLOAD_LAYERS_ON_GPU) if offload else c.layers
     if checkpointing:
-        layers = b * (s_q * (c.checkpoint_per_query + c.layer_max_query) + s_kv * c.layer_max_kv
+        checkpoints = c.checkpoint_per_query * kept // c.layers
+        layers = b * (s_q * (checkpoints + c.layer_max_query) + s_kv * c.layer_max_kv
                       + s_q * s_kv * c.layer_max_pair)
+    elif offload:
+        layers = b * kept * (s_q * c.layer_max_query + s_kv * c.layer_max_kv + s_q * s_kv * c.layer_max_pair)
     else:
         layers = b * (s_q * c.per_query + s_kv * c.per_kv + s_q * s_kv * c.per_pair)
     layers += b * s_q * c.outside_per_query
-    logits = b * s_q * c.vocab * LOGITS_BYTES
+    logits = loss.bytes(b * s_q, c.vocab)
     return layers, logits
 
 
@@ -625,9 +718,18 @@ def _step_temporary_bytes(tensors: list[TrainableTensor], opt: OptimizerSpec, st
     _foreach_sqrt(exp_avg_sq)); bitsandbytes' fused 8-bit kernels update in place; Adafactor builds one
     update of the gradient's size."""
     params = sum(t.params for t in tensors)
-    if opt.eight_bit:
+    if opt.eight_bit or opt.fused:
         return 0
     return params * state_bytes
+
+
+def _largest_layer_params(spec: ModelSpec) -> int:
+    """Parameters of the largest decoder layer (an FSDP unit): the per-layer tensor groups, per layer
+    (MoE layers hold every expert), or the embedding / output when those are larger (sharded separately)."""
+    layers = spec.num_hidden_layers
+    per_layer = sum(g.params for g in tensor_groups(spec) if g.per_layer) // layers
+    outside = max(g.params for g in tensor_groups(spec) if not g.per_layer)
+    return max(per_layer, outside)
 
 
 def _largest_tensor(spec: ModelSpec | None) -> int:
@@ -646,16 +748,21 @@ class _Plan:
     coefficients: _Coefficients | None
     checkpointing: bool
     fixed_overhead: int
+    loss: LossModel = PLAIN.loss
+    offload: bool = False
+    load_peak: int = 0  # allocated at load time (QLoRA: 4-bit base + the bf16 matrix being quantized)
 
     def peak(self, b: int, s: int) -> tuple[int, int, int, str]:
-        """(total per GPU, layer activations, logits, phase) for micro-batch b and sequence s."""
+        """(total per GPU = reserved + context, layer activations, logits, phase) for micro-batch b, sequence s.
+        Reserved = the larger of the training-step peak and the load-time peak, plus fragmentation."""
         layers, logits = (0, 0) if self.coefficients is None else \
-            _activation_bytes(self.coefficients, b, s, self.checkpointing)
+            _activation_bytes(self.coefficients, b, s, self.checkpointing, self.loss, self.offload)
         forward = self.static_forward + layers + logits
         step = self.static_step
         allocated, phase = (forward, "forward") if forward >= step else (step, "optimizer-step")
-        fragmentation = ceil_div(allocated * FRAGMENTATION.numerator, FRAGMENTATION.denominator)
-        return allocated + fragmentation + self.fixed_overhead, layers, logits, phase
+        held = max(allocated, self.load_peak)
+        fragmentation = ceil_div(held * FRAGMENTATION.numerator, FRAGMENTATION.denominator)
+        return held + fragmentation + self.fixed_overhead, layers, logits, phase
 
 
 def search_max(fits: Callable[[int], bool], start: int, limit: int) -> tuple[int, int]:
@@ -713,27 +820,43 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     if spec is not None:
         counts = count_params(spec)
         total_params = counts.total_params
-        tensors, lora_modules, target_warnings = trainable_tensors(spec, options)
-        warnings += target_warnings
+        trainable_info = trainable_plan(spec, options)
+        tensors = trainable_info.tensors
+        lora_modules = trainable_info.wrapped_sources
+        notes += trainable_info.notes
     else:
         assert params is not None
         total_params = params
         tensors = [TrainableTensor(name="weights", rows=1, cols=params, count=1)]
         lora_modules = []
+        trainable_info = None
     trainable = sum(t.params for t in tensors)
     all_params = total_params + (0 if full else trainable)
 
     # Bytes per value.
+    recipe = options.recipe
     precision = options.precision
     base_bytes = 4 if precision == "fp32" else 2
+    adapter_b = 4 if options.adapter_dtype == "fp32" or precision == "fp32" else 2
     if full:
         weight_b, grad_b = base_bytes, base_bytes
         master_b = 4 if precision == "bf16-mixed" else 0
         state_b = 2 if precision == "bf16" else 4
     else:
-        weight_b, grad_b, master_b, state_b = 4, 4, 0, 4  # PEFT keeps added parameters in fp32
+        # PEFT: autocast_adapter_dtype keeps adapters in fp32 (torchtune and the QLoRA repo: bf16); a torch
+        # optimizer keeps its states in the parameter's dtype.
+        weight_b, grad_b, master_b, state_b = adapter_b, adapter_b, 0, adapter_b
+    if opt.bnb and not opt.eight_bit:
+        state_b = 4  # bitsandbytes 32-bit optimizers hold fp32 states for 16-bit parameters too
+    if options.optimizer_in_backward and (not full or options.grad_accum > 1):
+        raise SpecError("optimizer-in-backward steps each parameter as its gradient is ready: it needs a full "
+                        "fine-tune and --grad-accum 1 (torchtune: 'Requires gradient_accumulation_steps=1')")
+    offload = options.cpu_offload
+    if offload == "params" and zero != 3:
+        raise SpecError("--cpu-offload params (ZeRO-Infinity / FSDP CPU offload) shards the parameters: use --zero 3")
 
     # Weights: frozen base + trainable parameters.
+    upcast_bytes = 0
     if full:
         frozen_bytes = 0
         frozen_note = ""
@@ -746,13 +869,26 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
         frozen_bytes = frozen.weights_bytes
         frozen_note = "; ".join(f"{line.name} {line.bytes:,} B" for line in frozen.lines)
         trainable_weight_bytes = trainable * weight_b
+        if method == "qlora" and options.kbit_upcast_fp32:
+            # prepare_model_for_kbit_training casts every 16-bit parameter (embeddings, lm_head, norms) to fp32.
+            unquantized = counts.embedding_params + counts.lm_head_params + counts.vector_params
+            upcast_bytes = 2 * unquantized
+            frozen_bytes += upcast_bytes
     weights_bytes = frozen_bytes + trainable_weight_bytes
     gradients = trainable * grad_b
     master = trainable * master_b
     optimizer = _optimizer_state_bytes(tensors, opt, state_b)
     temporaries = _step_temporary_bytes(tensors, opt, state_b)
+    largest_trainable = max(t.rows * t.cols for t in tensors)
+    # DeepSpeed ZeRO-1/2 keep an fp32 copy of their gradient partition (stage_1_and_2.py estimator: "18 =
+    # 2_grads_16bit + 4_grads_32bit + 4_params_32bit + 8_optimizer_states_32bit"); stage 3 counts the fp32 grads
+    # instead of the 16-bit ones (stage3.py: 18 = 2 B params + 16 B fp32 params, grads, momentum, variance).
+    fp32_grads = trainable * 4 if full and recipe.deepspeed_fp32_grad_partition and zero >= 1 and precision != "fp32" \
+        else 0
+    if fp32_grads and zero == 3:
+        gradients = 0
 
-    # ZeRO sharding (data-parallel degree = every GPU).
+    # Sharding (data-parallel degree = every GPU) and CPU offload.
     shard_opt = n_gpus if zero >= 1 else 1
     shard_grad = n_gpus if zero >= 2 else 1
     shard_param = n_gpus if zero >= 3 else 1
@@ -761,7 +897,29 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     master_gpu = _shard(master, shard_opt)
     optimizer_gpu = _shard(optimizer, shard_opt)
     temporaries_gpu = _shard(temporaries, shard_opt)
-    states_gpu = weights_gpu + gradients_gpu + master_gpu + optimizer_gpu
+    fp32_grads_gpu = _shard(fp32_grads, shard_opt)
+    if options.optimizer_in_backward:
+        # Each parameter's gradient is stepped and freed as soon as backward produces it.
+        gradients_gpu = largest_trainable * grad_b
+        temporaries_gpu = largest_trainable * state_b if temporaries else 0
+    cpu_lines: list[MemoryLine] = []
+    offloaded = 0
+    if offload != "none":
+        # ZeRO-Offload: fp32 master, optimizer states and fp32 gradients live in CPU RAM and step there; the
+        # GPU keeps the 16-bit parameters, and gradients only pass through the reduce bucket (DeepSpeed
+        # estimator, offload_optimizer=cpu: GPU 2 x params). ZeRO-Infinity / FSDP CPU offload moves the
+        # parameters too: the GPU holds the gathered units only (stage3.py: largest_layer_memory).
+        offloaded = master_gpu + optimizer_gpu + fp32_grads_gpu + gradients_gpu
+        master_gpu = optimizer_gpu = fp32_grads_gpu = gradients_gpu = temporaries_gpu = 0
+        if offload == "params":
+            offloaded += weights_gpu
+            weights_gpu = 0
+    paged_gpu = 0
+    if opt.paged:
+        # bitsandbytes paged optimizers allocate their states with cudaMallocManaged: unified memory the torch
+        # allocator does not see, evicted page by page to CPU RAM when the GPU runs out (QLoRA paper, 3).
+        paged_gpu, optimizer_gpu = optimizer_gpu, 0
+    states_gpu = weights_gpu + gradients_gpu + master_gpu + optimizer_gpu + fp32_grads_gpu
 
     # Working buffers that depend on the sharding.
     buffer_lines: list[MemoryLine] = []
@@ -775,15 +933,30 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
         buffer_lines.append(MemoryLine(
             name="ZeRO reduce bucket", category="gradients", bytes_per_gpu=bucket, bytes=bucket * n_gpus,
             formula=f"min(5e8, {trainable:,}) x {grad_b} B", note="DeepSpeed reduce_bucket_size default 5e8"))
-    elif n_gpus > 1 and zero == 3:
-        largest = _largest_tensor(spec)
-        gathered = 4 * largest + min(DEEPSPEED_PREFETCH_BUCKET, total_params) * base_bytes
-        buffer_lines.append(MemoryLine(
-            name="ZeRO-3 gathered parameters", category="weights", bytes_per_gpu=gathered, bytes=gathered * n_gpus,
-            formula=f"4 B x largest layer {largest:,} + min(5e7, params) x {base_bytes} B prefetch",
-            note="DeepSpeed estimate_zero3: largest_layer_memory = 4 x largest_layer_params; "
-            "stage3_prefetch_bucket_size 5e7"))
+    elif (n_gpus > 1 or offload == "params") and zero == 3:
+        if recipe.sharding_unit == "layer" and spec is not None:
+            # FSDP all-gathers a unit's parameters before use (the unit computing and the next one prefetched);
+            # in backward a full fine-tune also materializes the unit's unsharded gradient before the
+            # reduce-scatter (torch.distributed.fsdp fully_shard: unsharded grads, then reduce_scatter).
+            layer = _largest_layer_params(spec)
+            units = 3 if full else 2
+            gathered = units * layer * base_bytes
+            what = "computing + prefetched" + (" + its unsharded gradient" if full else "")
+            buffer_lines.append(MemoryLine(
+                name="FSDP gathered layers", category="weights", bytes_per_gpu=gathered, bytes=gathered * n_gpus,
+                formula=f"{units} x largest unit {layer:,} params x {base_bytes} B ({what})",
+                note=f"{recipe.name}: one FSDP unit per decoder layer, all-gathered before use"))
+        else:
+            largest = _largest_tensor(spec)
+            gathered = 4 * largest + min(DEEPSPEED_PREFETCH_BUCKET, total_params) * base_bytes
+            buffer_lines.append(MemoryLine(
+                name="ZeRO-3 gathered parameters", category="weights", bytes_per_gpu=gathered,
+                bytes=gathered * n_gpus,
+                formula=f"4 B x largest layer {largest:,} + min(5e7, params) x {base_bytes} B prefetch",
+                note="DeepSpeed estimate_zero3: largest_layer_memory = 4 x largest_layer_params; "
+                "stage3_prefetch_bucket_size 5e7"))
     dequant = 0
+    largest_linear = 0
     if method == "qlora" and spec is not None:
         largest_linear = max(g.rows * g.cols for g in _matrix_groups(spec))
         dequant = largest_linear * 2
@@ -792,14 +965,16 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     # Gradients live through the forward pass when they accumulate (grad_accum > 1) or sit in persistent
     # communication buffers (DDP / ZeRO partitions on several GPUs); otherwise zero_grad(set_to_none=True)
     # frees them before the next forward and backward allocates them as it frees activations.
-    grads_in_forward = options.grad_accum > 1 or n_gpus > 1
-    static_forward = weights_gpu + master_gpu + optimizer_gpu + buffers_gpu + (gradients_gpu if grads_in_forward else 0)
-    static_step = weights_gpu + master_gpu + optimizer_gpu + gradients_gpu + temporaries_gpu + buffers_gpu
+    grads_in_forward = (options.grad_accum > 1 or n_gpus > 1) and not options.optimizer_in_backward
+    resident = weights_gpu + master_gpu + optimizer_gpu + fp32_grads_gpu + buffers_gpu
+    static_forward = resident + (gradients_gpu if grads_in_forward else 0)
+    static_step = resident + gradients_gpu + temporaries_gpu
 
     items: list[ActivationItem] = []
     coefficients = None
     if spec is not None:
-        items = activation_items(spec, options, lora_modules=lora_modules)
+        items = activation_items(spec, options, lora_modules=lora_modules,
+                                 conventions=COMPILED_CONVENTIONS if options.compile else HF_CONVENTIONS)
         coefficients = _coefficients(spec, options, items)
     else:
         notes.append("--params: model states only; activations and logits need an architecture "
@@ -807,12 +982,18 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
 
     fixed_overhead = options.overhead_override_bytes if options.overhead_override_bytes is not None \
         else CUDA_CONTEXT_BYTES
+    # Load time: bitsandbytes / torchtune quantize each bf16 weight on the GPU as it arrives, so the 4-bit
+    # base plus the largest bf16 matrix is allocated once; the caching allocator keeps that peak reserved.
+    load_peak = weights_gpu + 2 * largest_linear if method == "qlora" else 0
+    loss_model = recipe.loss.compiled() if options.compile else recipe.loss
     plan = _Plan(static_forward=static_forward, static_step=static_step, coefficients=coefficients,
-                 checkpointing=options.grad_checkpointing, fixed_overhead=fixed_overhead)
+                 checkpointing=options.grad_checkpointing, fixed_overhead=fixed_overhead, loss=loss_model,
+                 offload=options.activation_offload, load_peak=load_peak)
     b, s = options.micro_batch, options.seq_tokens
     total_gpu, layers_gpu, logits_gpu, phase = plan.peak(b, s)
     allocated = static_forward + layers_gpu + logits_gpu if phase == "forward" else static_step
-    fragmentation = total_gpu - allocated - fixed_overhead
+    reserved = total_gpu - fixed_overhead
+    fragmentation = reserved - max(allocated, load_peak)
     overhead_gpu = fixed_overhead + fragmentation
 
     at_forward = phase == "forward"
@@ -831,31 +1012,64 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
         nf4_kind = "double quant" if options.qlora_format == "nf4" else "no double quant"
         base_name = f"frozen base weights (NF4, {nf4_kind})" if method == "qlora" else \
             f"frozen base weights ({'fp32' if precision == 'fp32' else 'bf16'})"
-        frozen_gpu = _shard(frozen_bytes, shard_param)
-        line(base_name, "weights", frozen_gpu, f"{total_params:,} params{sharded(frozen_bytes, shard_param)}",
+        frozen_whole = frozen_bytes - upcast_bytes
+        frozen_gpu = 0 if offload == "params" else _shard(frozen_whole, shard_param)
+        line(base_name, "weights", frozen_gpu, f"{total_params:,} params{sharded(frozen_whole, shard_param)}",
              frozen_note, whole=frozen_gpu * n_gpus)
-        adapter_gpu = weights_gpu - frozen_gpu
-        line(f"trainable parameters ({method}, fp32)", "weights", adapter_gpu,
-             f"{trainable:,} x 4 B{sharded(trainable_weight_bytes, shard_param)}",
-             "PEFT autocast_adapter_dtype keeps adapters in fp32")
+        if upcast_bytes:
+            up_gpu = 0 if offload == "params" else _shard(upcast_bytes, shard_param)
+            line("fp32 upcast of the unquantized parameters", "weights", up_gpu,
+                 f"(embeddings + lm_head + norms) x 2 B more{sharded(upcast_bytes, shard_param)}",
+                 "peft prepare_model_for_kbit_training casts every non-4-bit parameter to fp32")
+        adapter_gpu = weights_gpu - frozen_gpu - (0 if not upcast_bytes or offload == "params"
+                                                  else _shard(upcast_bytes, shard_param))
+        dtype = "fp32" if weight_b == 4 else "bf16"
+        line(f"trainable parameters ({method}, {dtype})", "weights", adapter_gpu,
+             f"{trainable:,} x {weight_b} B{sharded(trainable_weight_bytes, shard_param)}",
+             "PEFT autocast_adapter_dtype keeps adapters in fp32" if weight_b == 4 else
+             f"{recipe.name}: adapters in the model's bf16")
     else:
         line(f"weights ({'fp32' if precision == 'fp32' else 'bf16'})", "weights", weights_gpu,
              f"{trainable:,} x {weight_b} B{sharded(weights_bytes, shard_param)}")
-    line("gradients", "gradients", gradients_gpu, f"{trainable:,} x {grad_b} B{sharded(gradients, shard_grad)}",
-         "" if grads_in_forward else "allocated during backward as activations are freed",
-         at_peak=grads_in_forward or not at_forward)
+    if options.optimizer_in_backward:
+        line("gradients (optimizer in backward)", "gradients", gradients_gpu,
+             f"largest tensor {largest_trainable:,} x {grad_b} B",
+             "each parameter steps and frees its gradient inside backward (torchtune optimizer_in_bwd)",
+             at_peak=not at_forward)
+    elif gradients or offload == "none":
+        line("gradients", "gradients", gradients_gpu, f"{trainable:,} x {grad_b} B{sharded(gradients, shard_grad)}",
+             "" if grads_in_forward else "allocated during backward as activations are freed",
+             at_peak=grads_in_forward or not at_forward)
+    if fp32_grads:
+        line("fp32 gradient partition", "gradients", fp32_grads_gpu,
+             f"{trainable:,} x 4 B{sharded(fp32_grads, shard_opt)}",
+             "DeepSpeed keeps the reduced gradients in fp32 for the optimizer (estimator: 4_grads_32bit)")
     if master:
         line("fp32 master weights", "master_weights", master_gpu, f"{trainable:,} x 4 B{sharded(master, shard_opt)}",
              "mixed precision: the optimizer updates an fp32 copy (ZeRO counts it in K)")
     state_desc = f"{opt.states} x {state_b} B" if not (opt.eight_bit or opt.factored) else \
         ("2 x (1 B + 4 B / 256)" if opt.eight_bit else f"(rows + cols) x {state_b} B per matrix")
-    line(f"optimizer states ({opt.name})", "optimizer", optimizer_gpu,
-         f"{trainable:,} x {state_desc}{sharded(optimizer, shard_opt)}", opt.description
-         + ("; counted on the GPU, paged to CPU only under pressure" if opt.paged else ""))
-    if temporaries:
-        line("optimizer step temporaries", "optimizer", temporaries_gpu,
-             f"{trainable:,} x {state_b} B{sharded(temporaries, shard_opt)}",
+    if opt.paged:
+        line(f"optimizer states ({opt.name}, paged)", "optimizer", paged_gpu,
+             f"{trainable:,} x {state_desc}{sharded(optimizer, shard_opt)}",
+             f"{opt.description}; unified memory outside the torch allocator, evicted to CPU under pressure: "
+             "not counted against the GPU", at_peak=False)
+    elif offload == "none":
+        line(f"optimizer states ({opt.name})", "optimizer", optimizer_gpu,
+             f"{trainable:,} x {state_desc}{sharded(optimizer, shard_opt)}", opt.description)
+    if temporaries_gpu:
+        what_steps = f"largest tensor {largest_trainable:,} x {state_b} B" if options.optimizer_in_backward else \
+            f"{trainable:,} x {state_b} B{sharded(temporaries, shard_opt)}"
+        line("optimizer step temporaries", "optimizer", temporaries_gpu, what_steps,
              "foreach AdamW/SGD: one state-sized temporary during step()", at_peak=not at_forward)
+    if offloaded:
+        what = "parameters, gradients, master weights, optimizer states" if offload == "params" else \
+            "fp32 master weights, optimizer states, gradients"
+        scheme = "ZeRO-Infinity / FSDP CPU offload" if offload == "params" else "ZeRO-Offload"
+        cpu_lines.append(MemoryLine(name=f"in CPU RAM ({scheme})", category="offloaded", bytes_per_gpu=offloaded,
+                                    bytes=offloaded * n_gpus, at_peak=False, formula=what,
+                                    note="host memory per GPU; the optimizer steps on the CPU"))
+        lines.extend(cpu_lines)
     for buffer in buffer_lines:
         lines.append(buffer)
     if dequant:
@@ -864,16 +1078,23 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     if spec is not None and coefficients is not None:
         tokens = f"{b} x {s + coefficients.q_extra:,} tokens"
         how = "layer inputs + one layer recomputed" if options.grad_checkpointing else "every saved tensor, all layers"
+        if options.activation_offload:
+            how += f"; offloaded to CPU but {OFFLOAD_LAYERS_ON_GPU} layers in flight"
         line("activations", "activations", layers_gpu, f"{tokens}: {how}",
              "Korthikanti 2022 inventory from the architecture; see --explain", at_peak=at_forward)
+        loss = loss_model
+        chunk = loss.chunk(b * (s + coefficients.q_extra))
         line("logits and their gradient", "logits", logits_gpu,
-             f"{tokens} x {spec.vocab_size:,} vocab x {LOGITS_BYTES} B",
-             "fp32 log-softmax saved for the loss + gradients of log-probs and logits", at_peak=at_forward)
+             f"{tokens} x {spec.vocab_size:,} vocab x {loss.saved_bytes_per_logit} B saved + {chunk:,} tokens "
+             f"x {loss.transient_bytes_per_logit} B per chunk", f"{recipe.name} loss: {loss.name}",
+             at_peak=at_forward)
     line("CUDA context, cuBLAS workspace", "overhead", fixed_overhead,
          "--overhead" if options.overhead_override_bytes is not None else "512 MiB",
          "outside torch.cuda.max_memory_allocated")
-    line("allocator fragmentation", "overhead", fragmentation, f"5 % of {allocated:,} B allocated at the peak",
-         "Megatron-LM theoretical memory: overhead_factor 1.05")
+    line("allocator fragmentation", "overhead", fragmentation,
+         f"5 % of {max(allocated, load_peak):,} B reserved at the peak",
+         "Megatron-LM theoretical memory: overhead_factor 1.05; reserved = allocated + fragmentation")
+
 
     margin = None
     fits = None
@@ -907,7 +1128,8 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     if zero_note:
         notes.append(zero_note)
     if opt.paged:
-        notes.append("paged optimizer: its states can move to CPU RAM when the GPU runs out, at a speed cost")
+        notes.append(f"paged optimizer: its {paged_gpu:,} B of states sit in unified memory outside the torch "
+                     "allocator and move to CPU RAM when the GPU runs out (slower, never an OOM): not counted")
     if method == "prompt-tuning":
         notes.append(f"prompt tuning lengthens every sequence by {options.virtual_tokens} virtual tokens")
     if method == "prefix-tuning":
@@ -916,8 +1138,34 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
     training = _training_time(spec, gpu, options, total_params, trainable)
     explain += _explain(spec, options, items, coefficients, lines, total_gpu, phase, opt)
 
+    if recipe.packing:
+        notes.append(f"{recipe.name} packs samples (sample packing): every micro-batch row is the full {s:,} tokens")
+    else:
+        notes.append(f"no sample packing in the {recipe.name} recipe: --seq is the longest sample the batch is "
+                     "padded to; packed data (or padding_free) keeps every row at --seq")
+    recipe_notes = _recipe_notes(options)
+    notes = recipe_notes + notes
+    allocated_gpu = allocated
+    trainer_peak = reserved if recipe.peak_figure == "reserved" else allocated_gpu
     activations_gpu = layers_gpu
     return FinetuneResult(
+        peak_allocated_bytes=allocated_gpu * n_gpus,
+        peak_allocated_bytes_per_gpu=allocated_gpu,
+        peak_reserved_bytes=reserved * n_gpus,
+        peak_reserved_bytes_per_gpu=reserved,
+        recipe=recipe.name,
+        recipe_title=recipe.title,
+        trainer_peak_figure=recipe.peak_figure,
+        trainer_peak_label=recipe.peak_label,
+        trainer_peak_bytes_per_gpu=trainer_peak,
+        activation_offload=options.activation_offload,
+        optimizer_in_backward=options.optimizer_in_backward,
+        adapter_dtype=None if full else ("fp32" if weight_b == 4 else "bf16"),
+        cpu_offload=offload,
+        cpu_offload_bytes=offloaded * n_gpus,
+        cpu_offload_bytes_per_gpu=offloaded,
+        paged_optimizer_bytes=paged_gpu * n_gpus,
+        paged_optimizer_bytes_per_gpu=paged_gpu,
         model=spec.name if spec is not None else f"{total_params:,} params",
         gpu=gpu.name if gpu is not None else None,
         gpu_count=n_gpus,
@@ -931,8 +1179,15 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
         grad_checkpointing=options.grad_checkpointing,
         attention=options.attention,
         lora_rank=options.lora_rank if method in LORA_METHODS else None,
-        lora_targets=list(options.lora_targets) if method in LORA_METHODS else None,
-        lora_target_modules=lora_modules if method in LORA_METHODS else None,
+        lora_targets=(list(options.lora_targets) if options.lora_targets is not None else ["peft-default"])
+        if method in LORA_METHODS else None,
+        lora_target_modules=trainable_info.modules if trainable_info is not None and method in LORA_METHODS
+        else None,
+        model_type=trainable_info.model_type if trainable_info is not None else None,
+        transformers=options.transformers,
+        peft_target_modules=trainable_info.target_modules if trainable_info is not None else None,
+        peft_target_parameters=trainable_info.target_parameters if trainable_info is not None else None,
+        peft_feedforward_modules=trainable_info.feedforward_modules if trainable_info is not None else None,
         virtual_tokens=options.virtual_tokens if method in ("prompt-tuning", "prefix-tuning") else None,
         base_format=None if full else base_format.name,
         total_params=total_params,
@@ -972,6 +1227,35 @@ def finetune(spec: ModelSpec | None, gpu: GpuSpec | None, options: FinetuneOptio
         notes=notes,
         explain=explain,
     )
+
+
+_SETTING_WORDS: dict[str, Callable[[FinetuneOptions], str]] = {
+    "grad_checkpointing": lambda o: f"gradient checkpointing {'on' if o.grad_checkpointing else 'off'}",
+    "activation_offload": lambda o: "activation offloading to CPU",
+    "compile": lambda o: "torch.compile",
+    "optimizer": lambda o: f"optimizer {o.optimizer}",
+    "optimizer_in_backward": lambda o: "optimizer step fused into backward",
+    "precision": lambda o: f"precision {o.precision}",
+    "adapter_dtype": lambda o: f"adapters in {o.adapter_dtype}",
+    "kbit_upcast_fp32": lambda o: "unquantized parameters upcast to fp32 (prepare_model_for_kbit_training)",
+    "cpu_offload": lambda o: f"CPU offload of the {o.cpu_offload}",
+    "micro_batch": lambda o: f"micro-batch {o.micro_batch}",
+    "grad_accum": lambda o: f"gradient accumulation {o.grad_accum}",
+}
+
+
+def _recipe_notes(options: FinetuneOptions) -> list[str]:
+    """Say which settings came from the recipe (and where the recipe has them from)."""
+    if not options.recipe_defaults:
+        return []
+    recipe = options.recipe
+    family = "full" if options.method == "full" else ("qlora" if options.method == "qlora" else "peft")
+    parts = []
+    for key in options.recipe_defaults:
+        words = _SETTING_WORDS[key](options)
+        source = recipe.sources.get(f"{family}.{key}") or recipe.sources.get(f"peft.{key}")
+        parts.append(f"{words} ({source})" if source else words)
+    return [f"{recipe.name} recipe defaults: " + "; ".join(parts)]
 
 
 # ------------------------------------------------------------------------------------------ time and cost
@@ -1073,13 +1357,18 @@ def training_settings(result: FinetuneResult) -> dict[str, object]:
     the LoRA / PEFT method, the ZeRO stage and micro-batch, and the bitsandbytes 4-bit load arguments."""
     settings: dict[str, object] = {
         "method": result.method,
+        "target_modules": result.peft_target_modules,
+        "target_parameters": result.peft_target_parameters,
+        "feedforward_modules": result.peft_feedforward_modules,
         "zero": {"stage": result.zero, "gpus": result.gpu_count, "train_micro_batch_size_per_gpu": result.micro_batch,
                  "gradient_accumulation_steps": result.grad_accum, "bf16": result.precision != "fp32",
-                 "gradient_checkpointing": result.grad_checkpointing, "optimizer": result.optimizer},
+                 "gradient_checkpointing": result.grad_checkpointing, "optimizer": result.optimizer,
+                 "cpu_offload": result.cpu_offload},
     }
     if result.lora_rank is not None:
         settings["lora"] = {"r": result.lora_rank, "lora_alpha": 2 * result.lora_rank, "lora_dropout": 0.0,
-                            "bias": "none", "target_modules": result.lora_target_modules, "task_type": "CAUSAL_LM"}
+                            "bias": "none", "target_modules": result.peft_target_modules,
+                            "target_parameters": result.peft_target_parameters, "task_type": "CAUSAL_LM"}
     if result.virtual_tokens is not None:
         settings["prompt"] = {"num_virtual_tokens": result.virtual_tokens}
     if result.method == "qlora":
@@ -1091,6 +1380,7 @@ def training_settings(result: FinetuneResult) -> dict[str, object]:
 
 
 __all__ = [
+    "COMPILED_CONVENTIONS",
     "HF_CONVENTIONS",
     "KORTHIKANTI_CONVENTIONS",
     "METHODS",
@@ -1102,7 +1392,7 @@ __all__ = [
     "finetune",
     "korthikanti_layer_bytes",
     "lora_params",
-    "resolve_lora_targets",
+    "trainable_plan",
     "trainable_tensors",
     "training_flops_per_token",
     "training_settings",

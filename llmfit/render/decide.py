@@ -32,8 +32,8 @@ def _feasibility_sections(feasibility: Feasibility, units: DisplayUnits) -> list
                          + format_bytes(abs(e.margin_bytes_per_gpu), units), f"{e.margin_ratio:+.0%}",
                          ("yes" if e.fits else "no")
                          + (" (gradient checkpointing)" if e.grad_checkpointing else "") + chosen])
-        sections.append(Section(title=f"Fine-tuning memory: {where} (finetune engine defaults; "
-                                      "gradient checkpointing only where needed)",
+        sections.append(Section(title=f"Fine-tuning memory: {where} (every method under the same settings: "
+                                      "gradient checkpointing on, as QLoRA's recipe)",
                                 columns=["method", "needs per GPU", "usable per GPU", "margin", "margin %", "fits"],
                                 rows=rows, numeric=(1, 2, 3, 4)))
     checks = []

@@ -22,8 +22,9 @@ def _title(r: FinetuneResult) -> str:
     shape = f"{r.method}"
     if r.lora_rank is not None:
         shape += f" r={r.lora_rank} on {','.join(r.lora_target_modules or [])}"
-    return (f"{r.model}{where} - {shape}, {r.optimizer}, {r.precision}, ZeRO-{r.zero}, "
-            f"batch {r.micro_batch} x {format_tokens(r.seq_tokens)} tokens")
+    return (f"{r.model}{where} - {shape}, {r.recipe} recipe, {r.optimizer}, {r.precision}, ZeRO-{r.zero}, "
+            f"batch {r.micro_batch} x {format_tokens(r.seq_tokens)} tokens"
+            + (", gradient checkpointing" if r.grad_checkpointing else ""))
 
 
 def finetune_document(r: FinetuneResult, units: DisplayUnits) -> Document:
@@ -31,7 +32,9 @@ def finetune_document(r: FinetuneResult, units: DisplayUnits) -> Document:
     columns = ["line", "per GPU"] + (["all GPUs"] if multi else []) + ["how"]
     rows: list[list[str]] = []
     for line in r.lines:
-        how = line.formula + ("" if line.at_peak else "  (not resident at the peak)")
+        off_gpu = line.category == "offloaded" or (line.category == "optimizer" and "paged" in line.name)
+        how = line.formula + ("" if line.at_peak else "  (not on the GPU)" if off_gpu else
+                              "  (not resident at the peak)")
         row = [line.name, format_bytes(line.bytes_per_gpu, units)]
         if multi:
             row.append(format_bytes(line.bytes, units))
@@ -39,11 +42,20 @@ def finetune_document(r: FinetuneResult, units: DisplayUnits) -> Document:
     total_row = [f"total at the peak ({r.peak_phase})", format_bytes(r.total_bytes_per_gpu, units)]
     if multi:
         total_row.append(format_bytes(r.total_bytes, units))
-    rows.append([*total_row, ""])
+    rows.append([*total_row, "reserved + CUDA context: what must fit"])
     emphasis = [len(rows) - 1]
+    for label, value, whole, how_text in (
+            ("peak allocated", r.peak_allocated_bytes_per_gpu, r.peak_allocated_bytes,
+             "torch.cuda.max_memory_allocated()" + (" <- what this trainer prints"
+                                                    if r.trainer_peak_figure in ("allocated", "active") else "")),
+            ("peak reserved", r.peak_reserved_bytes_per_gpu, r.peak_reserved_bytes,
+             "torch.cuda.max_memory_reserved(): + fragmentation, load-time peak"
+             + (" <- what this trainer prints" if r.trainer_peak_figure == "reserved" else ""))):
+        rows.append([label, format_bytes(value, units)] + ([format_bytes(whole, units)] if multi else [])
+                    + [how_text])
     if r.gpu_memory_bytes_per_gpu is not None and r.margin_bytes_per_gpu is not None:
-        device = ["device memory", format_bytes(r.gpu_memory_bytes_per_gpu, units)] + (["-"] if multi else [])
-        rows.append([*device, "as the device reports it"])
+        device_row = ["device memory", format_bytes(r.gpu_memory_bytes_per_gpu, units)] + (["-"] if multi else [])
+        rows.append([*device_row, "as the device reports it"])
         margin = ["margin", format_bytes(r.margin_bytes_per_gpu, units)] + (["-"] if multi else [])
         rows.append([*margin, "device - total" + ("" if r.margin_bytes_per_gpu >= 0 else "  (SHORT)")])
         emphasis.append(len(rows) - 1)
@@ -92,7 +104,9 @@ def finetune_document(r: FinetuneResult, units: DisplayUnits) -> Document:
         verdict = (f"DOES NOT FIT - {format_bytes(r.total_bytes_per_gpu, units)} per GPU, "
                    f"{format_bytes(-(r.margin_bytes_per_gpu or 0), units)} more than the "
                    f"{format_bytes(r.gpu_memory_bytes_per_gpu or 0, units)} available")
-    notes = [f"memory in {'binary GiB (2^30 bytes)' if units is DisplayUnits.gib else 'decimal GB (10^9 bytes)'}"]
+    notes = [f"memory in {'binary GiB (2^30 bytes)' if units is DisplayUnits.gib else 'decimal GB (10^9 bytes)'}",
+             f"recipe {r.recipe}: {r.recipe_title}; its trainer prints {r.trainer_peak_label} "
+             f"({format_bytes(r.trainer_peak_bytes_per_gpu, units)} here)"]
     notes += r.warnings + r.notes
     bars = []
     if r.gpu_memory_bytes_per_gpu and r.fits:

@@ -213,3 +213,34 @@ def test_latency_lower_bound_for_rag_context(registry: Registry) -> None:
     assert lat.prefill_ms_lower_bound == pytest.approx(lat.flops / (tflops * 1e12) * 1000)
     assert not lat.meets and not result.feasible
     assert decide(situation("knowledge", private=True, latency_ms=1000.0), hw).feasible
+
+
+# --- monotonic in model size: every method is planned under the same settings ----------------------------
+
+
+def _llama_like(hidden: int) -> object:
+    from llmfit.specs import ModelSpec
+
+    # Llama-2 proportions: head_dim 128, layers = hidden / 128, SwiGLU width ~ 8/3 h rounded to 256.
+    inter = (hidden * 8 // 3 + 255) // 256 * 256
+    return ModelSpec(name=f"llama-like-{hidden}", source="test", architecture="LlamaForCausalLM", hidden_size=hidden,
+                     num_hidden_layers=hidden // 128, num_attention_heads=hidden // 128, intermediate_size=inter,
+                     vocab_size=32000, max_position_embeddings=4096)
+
+
+_RANK = {None: -1, Lever.qlora: 0, Lever.lora: 1, Lever.full: 2}
+
+
+@pytest.mark.parametrize("gpu", ["rtx-4090", "a100-80"])
+def test_choice_is_monotonic_in_model_size(registry: Registry, gpu: str) -> None:
+    """A larger model never gets a heavier method: full >= LoRA >= QLoRA >= nothing, as the model grows."""
+    wanted_full = situation("capability", examples=FULL_MIN_EXAMPLES)
+    ranks = []
+    for hidden in range(1024, 8192 + 1, 512):
+        hw = Hardware(model=_llama_like(hidden), gpu=registry.gpu(gpu))  # type: ignore[arg-type]
+        result = decide(wanted_full, hw)
+        assert result.feasibility is not None
+        assert len({e.grad_checkpointing for e in result.feasibility.methods}) == 1  # same settings
+        ranks.append(_RANK[result.feasibility.chosen])
+    assert ranks == sorted(ranks, reverse=True), ranks
+    assert ranks[0] > ranks[-1]  # the sweep crosses at least one boundary

@@ -79,20 +79,29 @@ def test_client_optimizers_are_not_in_the_json(registry: Registry, optimizer: st
 @pytest.mark.parametrize(("model", "targets", "rank"), [
     ("llama-3.1-8b", ("q", "v"), 16),
     ("llama-3.1-8b", ("q", "k", "v", "o", "gate", "up", "down"), 64),
-    ("falcon-7b", ("q", "v"), 8),
+    ("falcon-7b", None, 8),  # PEFT's default for falcon: query_key_value
+    ("mixtral-8x7b-v0.1", ("q", "k", "v", "o", "gate", "up", "down"), 16),
+    ("phi-3-mini-4k-instruct", ("all-linear",), 16),
 ])
-def test_lora_config_names_the_planned_modules(registry: Registry, model: str, targets: tuple[str, ...],
+def test_lora_config_names_the_planned_modules(registry: Registry, model: str, targets: tuple[str, ...] | None,
                                                rank: int) -> None:
     r = plan(registry, model, method="lora", lora_rank=rank, lora_targets=targets, seq_tokens=128)
     emitted = emit_training("peft", r)
     module, class_name, kwargs = parse_call(emitted.text)
     assert (module, class_name) == ("peft", "LoraConfig") and kwargs == emitted.config
     assert kwargs["r"] == r.lora_rank == rank and kwargs["lora_alpha"] == 2 * rank
-    assert kwargs["target_modules"] == r.lora_target_modules
+    if kwargs["target_modules"] != "all-linear":
+        assert kwargs["target_modules"] == [m for m in r.lora_target_modules or [] if m in kwargs["target_modules"]]
     assert (kwargs["bias"], kwargs["task_type"], kwargs["lora_dropout"]) == ("none", "CAUSAL_LM", 0.0)
     # The trainable count the plan reports is what these modules at this rank add: r x (in + out) each.
-    wrapped = [t for t in r.trainable_tensors if t.name.rsplit(".", 2)[-2] in kwargs["target_modules"]]
+    names = set(r.lora_target_modules or []) if kwargs["target_modules"] == "all-linear" else \
+        set(kwargs["target_modules"]) | {p.rsplit(".", 1)[-1] for p in kwargs.get("target_parameters", [])}
+    wrapped = [t for t in r.trainable_tensors if t.name.rsplit(".", 2)[-2] in names]
     assert sum(t.params for t in wrapped) == r.trainable_params
+    if model == "mixtral-8x7b-v0.1":
+        # transformers 5: the experts are 3-D parameters, reached through target_parameters.
+        assert kwargs["target_modules"] == ["q_proj", "k_proj", "v_proj", "o_proj"]
+        assert kwargs["target_parameters"] == ["experts.down_proj", "experts.gate_up_proj"]
     if model == "falcon-7b":
         assert kwargs["target_modules"] == ["query_key_value"]  # Falcon's fused QKV answers for q and v
 
@@ -157,3 +166,25 @@ def test_bnb_needs_a_quantized_base(registry: Registry, method: str) -> None:
 def test_unknown_target(registry: Registry) -> None:
     with pytest.raises(SpecError, match="allowed: deepspeed, peft, bnb"):
         emit_training("fsdp", plan(registry, method="lora", seq_tokens=128))
+
+
+@pytest.mark.parametrize("transformers", [4, 5])
+def test_emitted_peft_names_exist_in_every_preset(registry: Registry, transformers: int) -> None:
+    """The PEFT config reproduces the plan: each target name is a module (or 3-D parameter) the model has, and
+    the names account for exactly the trainable count the plan reports."""
+    from llmfit.engine.peft_targets import layout
+
+    for name in registry.model_names():
+        spec = registry.model(name)
+        names = {m.name for m in layout(spec, transformers).modules}
+        for method, targets in (("lora", None), ("lora", ("all-linear",)), ("ia3", None)):
+            r = finetune(spec, None, FinetuneOptions(method=method, lora_targets=targets, transformers=transformers,
+                                                     seq_tokens=128))
+            kwargs = emit_training("peft", r).config
+            modules = kwargs["target_modules"]
+            if modules != "all-linear":
+                assert set(modules) <= names, (name, modules)
+            for parameter in kwargs.get("target_parameters", []):
+                assert parameter.rsplit(".", 1)[-1] in names
+            for module in kwargs.get("feedforward_modules", []):
+                assert module in modules
