@@ -211,6 +211,8 @@ def run_all_engines(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec,
                                  engine_release=engine_version if name != "vllm" else None,
                                  min_concurrency=min_concurrency)
         result = engine.fit(spec, gpu, fmt, deployment, options)
+        if name == "trt-llm":  # its pool is a share of FREE memory; fit runs it at gpu_util 1.0
+            result = result.model_copy(update={"gpu_util": engine.default_memory_fraction(gpu, tp_size)})
         rows.append((engine.display, result, ""))
         results.append(result)
     emit(out, results, lambda: all_engines_document(rows, units), explain=explain)
