@@ -6,12 +6,16 @@ field, not a silently ignored key. Field names follow Hugging Face `config.json`
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, model_validator
 
 from llmfit import limits
+from llmfit.errors import SpecError
 from llmfit.units import MAX_BYTES, parse_bytes
+
+if TYPE_CHECKING:
+    from llmfit.engine.layers import LayerGroup
 
 _FROZEN = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -43,7 +47,10 @@ NonNegative = Annotated[int, Field(ge=0, le=2**40, strict=True)]
 MAX_LAYERS = limits.MAX_LAYERS
 LayerCount = Annotated[int, Field(gt=0, le=MAX_LAYERS, strict=True)]
 
-LayerKind = Literal["full_attention", "sliding_attention", "linear_attention"]
+# config.json layer type names llmfit models (llmfit/engine/layers.py KIND_BUILDERS builds each into a kind).
+LayerTypeName = Literal["full_attention", "sliding_attention", "chunked_attention", "cross_attention",
+                        "linear_attention", "mamba", "mamba2", "short_conv", "mlp_only"]
+MlpType = Literal["dense", "moe", "none"]
 
 
 class CheckpointInfo(BaseModel):
@@ -154,8 +161,8 @@ class ModelSpec(BaseModel):
 
     # Per-layer attention kinds (sliding windows).
     sliding_window: Positive | None = None
-    layer_types: list[LayerKind] | None = Field(
-        default=None, description="attention kind of each layer (config.json layer_types); overrides the rest"
+    layer_types: list[LayerTypeName] | None = Field(
+        default=None, description="token-mixer kind of each layer (config.json layer_types); overrides the rest"
     )
     use_sliding_window: bool = Field(
         default=False, description="Qwen2/Mistral semantics: layers from max_window_layers on use the window"
@@ -164,6 +171,44 @@ class ModelSpec(BaseModel):
     sliding_window_pattern: Positive | None = Field(
         default=None, description="Gemma semantics: layer i is global when (i + 1) % pattern == 0, else sliding"
     )
+    # Gated attention (Qwen3-Next): q_proj also produces an output gate (2 x heads x head_dim).
+    attn_output_gate: bool = False
+    # Chunked local attention (Llama-4): a chunked_attention layer holds at most one chunk.
+    attention_chunk_size: Positive | None = None
+    # Cross-attention (mllama): image tokens every cross_attention layer attends to, per request.
+    cross_attention_tokens: Positive | None = None
+    # DeepSeek-V3.2 sparse-attention indexer (a component of each MLA layer).
+    index_n_heads: Positive | None = None
+    index_head_dim: Positive | None = None
+    index_topk: Positive | None = None
+    # Linear attention (Qwen3-Next / Qwen3.5 Gated DeltaNet; Kimi-Linear KDA: heads = value heads).
+    linear_attention_kind: Literal["gated_deltanet", "kda"] = "gated_deltanet"
+    linear_num_key_heads: Positive | None = None
+    linear_num_value_heads: Positive | None = None
+    linear_key_head_dim: Positive | None = None
+    linear_value_head_dim: Positive | None = None
+    linear_conv_kernel_dim: Positive | None = None
+    # Mamba / Mamba-2 mixers (Jamba, Nemotron-H, Granite-4.0-H, Falcon-H1).
+    mamba_intermediate_size: Positive | None = Field(default=None, description="mamba_expand x hidden_size")
+    mamba_d_state: Positive | None = None
+    mamba_d_conv: Positive | None = None
+    mamba_dt_rank: Positive | None = None
+    mamba_n_heads: Positive | None = None
+    mamba_head_dim: Positive | None = None
+    mamba_n_groups: Positive | None = None
+    mamba_conv_bias: bool = True
+    mamba_proj_bias: bool = False
+    mamba_out_bias: bool | None = Field(default=None, description="Falcon-H1 projectors_bias; None = mamba_proj_bias")
+    mamba_gated_norm: bool = Field(default=True, description="gated RMSNorm before out_proj (Falcon-H1 mamba_rms_norm)")
+    mamba_inner_norms: bool = Field(default=False, description="Jamba's dt/B/C RMSNorms inside the mixer")
+    mamba_ssm_cache_dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
+        default=None, description="dtype of the SSM state (vLLM mamba_ssm_cache_dtype); None = the model dtype")
+    parallel_mamba: bool = Field(default=False, description="Falcon-H1: a Mamba-2 mixer beside attention in each layer")
+    # Short convolution (LFM2).
+    conv_l_cache: Positive | None = None
+    conv_bias: bool = False
+    # MLP of each layer (dense, moe, none); None = first_k_dense_replace dense layers then MoE (or all dense).
+    mlp_layer_types: list[MlpType] | None = None
     # Extra parameters a formula cannot see (e.g. a multimodal model's vision tower), each named.
     extra_params: dict[str, NonNegative] = Field(default_factory=dict)
     # Set when the spec was read from a model file / Hub repo: what the checkpoint really stores.
@@ -187,6 +232,18 @@ class ModelSpec(BaseModel):
             )
         if "sliding_attention" in (self.layer_types or []) and self.sliding_window is None:
             raise ValueError("layer_types has sliding_attention layers but sliding_window is not set")
+        if self.mlp_layer_types is not None and len(self.mlp_layer_types) != self.num_hidden_layers:
+            raise ValueError(
+                f"mlp_layer_types has {len(self.mlp_layer_types)} entries for {self.num_hidden_layers} layers"
+            )
+        if "moe" in (self.mlp_layer_types or []) and not self.num_experts:
+            raise ValueError("mlp_layer_types has moe layers but num_experts is 0")
+        from llmfit.engine.layers import build_layer_groups
+
+        try:
+            build_layer_groups(self)
+        except SpecError as error:
+            raise ValueError(str(error)) from None
         if self.num_experts:
             if not (0 < self.num_experts_per_tok <= self.num_experts):
                 raise ValueError("num_experts_per_tok must be between 1 and num_experts")
@@ -210,21 +267,24 @@ class ModelSpec(BaseModel):
         return self.num_experts > 0
 
     @property
+    def layer_groups(self) -> tuple[LayerGroup, ...]:
+        """The decoder layers grouped by kind (llmfit/engine/layers.py); checked at validation."""
+        from llmfit.engine.layers import build_layer_groups
+
+        return build_layer_groups(self)
+
+    @property
     def is_mla(self) -> bool:
         return bool(self.kv_lora_rank)
 
     @property
     def attention_kinds(self) -> list[str]:
-        """One attention kind per layer: layer_types if given, else from the sliding-window fields."""
-        if self.layer_types is not None:
-            return list(self.layer_types)
-        n = self.num_hidden_layers
-        if self.sliding_window is not None and self.sliding_window_pattern:
-            p = self.sliding_window_pattern
-            return ["full_attention" if (i + 1) % p == 0 else "sliding_attention" for i in range(n)]
-        if self.sliding_window is not None and self.use_sliding_window:
-            return ["sliding_attention" if i >= self.max_window_layers else "full_attention" for i in range(n)]
-        return ["full_attention"] * n
+        """Deprecated: the layer kind name of each layer; use layer_groups."""
+        names = [""] * self.num_hidden_layers
+        for group in self.layer_groups:
+            for i in group.layer_indices:
+                names[i] = names[i] or group.kind.name
+        return names
 
     @property
     def dtype_bits(self) -> int:
@@ -240,8 +300,16 @@ class GpuSpec(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     vendor: Literal["nvidia", "amd", "apple", "intel", "google", "other"] = "nvidia"
     display_name: str | None = None
-    memory: ByteSize = Field(description="memory as the device reports it (nvidia-smi total), e.g. '81920 MiB'")
+    memory: ByteSize = Field(description="total memory CUDA / ROCm / Metal reports to the engine (what vLLM and torch "
+                             "see: torch.cuda.mem_get_info()[1]), e.g. '79.19 GiB'")
     memory_source: str | None = None
+    nvidia_smi_memory: ByteSize | None = Field(
+        default=None, description="nvidia-smi memory.total, kept beside `memory`: SGLang sizes its defaults from it "
+        "(sglang/srt/utils get_device_memory_capacity reads nvidia-smi)")
+    # How GPUs of one node talk: the TP all-reduce path, and with it the engine's non-torch memory at TP > 1
+    # (vLLM's custom all-reduce buffers on NVLink; NCCL over PCIe).
+    interconnect: Literal["nvlink", "pcie", "infinity-fabric", "none"] | None = None
+    interconnect_source: str | None = None
     memory_bandwidth_bytes_per_s: Annotated[
         int, Field(gt=0, le=limits.MAX_BANDWIDTH_BYTES_PER_S, strict=True)
     ] | None = Field(default=None, description="peak memory bandwidth, bytes per second")

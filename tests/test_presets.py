@@ -28,6 +28,10 @@ KNOWN_UNPUBLISHED = {
     "falcon-7b": "TII published '7B' only; no exact count found in a primary source",
     "deepseek-v3": "DeepSeek publishes rounded figures (671B main model, 685B with the MTP module)",
     "deepseek-r1": "the DeepSeek-V3 architecture; rounded figures only",
+    "deepseek-v3.2-exp": "DeepSeek publishes rounded figures (685B with the MTP layer)",
+    "ai21-jamba-mini-1.6": "AI21 publishes '52B total / 12B active' only",
+    "kimi-linear-48b-a3b-instruct": "Moonshot publishes '48B / 3B activated'; the Hub rounds the total to 49.1B",
+    "falcon-h1-1.5b-instruct": "TII publishes the rounded size (1.5B) only",
 }
 
 # GPU presets other issues and tests refer to by name.

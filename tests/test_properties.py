@@ -211,8 +211,10 @@ def test_fit_memory_lines_sum_to_the_totals(spec: ModelSpec, gpu: GpuSpec, fmt: 
     tp, pp = data.draw(st.sampled_from(_splits(spec)))
     replicas = data.draw(st.integers(1, 3))
     r = _fit(spec, gpu, fmt, gpu_count=tp * pp * replicas, tp=tp, pp=pp, context=context)
-    # One GPU: usable memory = weights + runtime overhead + KV budget (the budget may be negative).
-    assert r.usable_bytes_per_gpu == r.weights_bytes_per_gpu + r.overhead_bytes_per_gpu + r.kv_budget_bytes_per_gpu
+    # One GPU: usable memory = weights + runtime overhead + KV budget (the budget may be negative); with PP, of
+    # the stage whose pool is smallest (weights_bytes_per_gpu is the fullest GPU's).
+    weights_there = r.stage_weights_bytes_per_gpu[r.limiting_stage] if pp > 1 else r.weights_bytes_per_gpu
+    assert r.usable_bytes_per_gpu == weights_there + r.overhead_bytes_per_gpu + r.kv_budget_bytes_per_gpu
     assert r.usable_bytes_per_gpu <= r.gpu_memory_bytes_per_gpu
     assert sum(line.bytes_per_gpu for line in r.overhead_lines) == r.overhead_bytes_per_gpu
     assert sum(line.bytes for line in r.weights_lines) == r.weights_bytes

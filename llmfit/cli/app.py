@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "decide": "decide",
     "presets": "presets_cmd",
     "batch": "batch",
+    "check-log": "check_log",
 }
 ROOT_FLAGS = ("--debug", "--version", "--help", "-h", "--install-completion", "--show-completion")
 

@@ -48,8 +48,23 @@ def fit_command(
                                                      show_default=False)] = None,
     min_concurrency: Annotated[int, typer.Option("--min-concurrency", "-k", help="Exit 1 unless at least this many "
                                                  "full-context requests fit.")] = 1,
-    engine_version: Annotated[str, typer.Option("--engine-version", help="vLLM accounting to model: 0.19 (newest "
-                                                "measured) or 0.11.")] = "0.19",
+    engine_version: Annotated[str | None, typer.Option("--engine-version", help="The engine's release, any number "
+                                                       "(0.9.2, 0.28.0): the version profile covering it is used. "
+                                                       "Default: the newest. 'list' shows what each profile "
+                                                       "changes.", show_default=False)] = None,
+    max_num_batched_tokens: Annotated[int | None, typer.Option("--max-num-batched-tokens", help="Tokens per "
+                                                               "engine step (sizes the profile run's activation "
+                                                               "peak; default: the engine version's, by GPU).",
+                                                               show_default=False)] = None,
+    kv_cache_memory: Annotated[str | None, typer.Option("--kv-cache-memory", help="vLLM --kv-cache-memory-bytes: "
+                                                        "the KV pool per GPU, as given (profiling skipped).",
+                                                        show_default=False)] = None,
+    pin_kv_pool: Annotated[bool, typer.Option("--pin-kv-pool", help="With --emit vllm: add --kv-cache-memory-bytes "
+                                              "with the planned pool, so every vLLM version gets the same pool.")
+                           ] = False,
+    cuda_graphs: Annotated[str, typer.Option("--cuda-graphs", help="vLLM v0.21+: CUDA-graph memory inside the "
+                                             "budget: auto (the version's default), on, off "
+                                             "(VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0).")] = "auto",
     params: Annotated[str | None, typer.Option("--params", help="What-if: a dense model of N parameters (7e9, 70B); "
                                                "weights only.", show_default=False)] = None,
     weights: Annotated[str | None, typer.Option("--weights", help="What-if: weight memory, e.g. 42GiB.",
@@ -60,7 +75,8 @@ def fit_command(
                                                    "(an unnamed GPU, or overrides --gpu's).",
                                                    show_default=False)] = None,
     engine: Annotated[str | None, typer.Option("--engine", help="vllm (default), sglang, trt-llm (each its own KV "
-                                               "budget rule) or llama.cpp (GPU/RAM offload, -ngl).",
+                                               "budget rule), llama.cpp (GPU/RAM offload, -ngl), or all (one "
+                                               "table: the same model and hardware under every engine).",
                                                show_default=False)] = None,
     solve: Annotated[str, typer.Option("--solve", help="concurrency: requests at --context; context: the longest "
                                        "context at which --min-concurrency requests fit.")] = "concurrency",
@@ -76,15 +92,24 @@ def fit_command(
     explain: ExplainOpt = False,
     presets: PresetsOpt = None,
 ) -> None:
-    """Does MODEL fit on GPU, and at what concurrency? Exit 0 yes, 1 no, 2 bad input."""
-    from llmfit.cli import resolve
-    from llmfit.engine.engines import engine_fit, engine_runs_on, solve_context
+    """Does MODEL fit on GPU, and at what concurrency? Exit 0 yes, 1 no, 2 bad input.
+
+    Examples:
+      llmfit fit llama-3.1-8b --gpu h100-80 --engine-version 0.9.2
+      llmfit fit qwen3-32b --gpu h100-80x2 --engine all
+      llmfit fit llama-3.1-70b --gpu h100-80x4 --pp 2 --tp 2 --emit vllm --pin-kv-pool
+      llmfit fit --engine-version list
+    """
+    from llmfit.cli import fit_extras, resolve
+    from llmfit.engine.engines import engine_fit, engine_runs_on, get_engine, solve_context
     from llmfit.engine.formats import ALL_TABLE_FORMATS
     from llmfit.engine.kv import KV_DTYPES
-    from llmfit.engine.runtime import ENGINE_PROFILES
     from llmfit.engine.serving import Deployment, ServingOptions
     from llmfit.errors import SpecError
     from llmfit.units import parse_bytes, parse_fraction, parse_tokens
+
+    if engine_version is not None and engine_version.strip().lower() == "list":
+        fit_extras.show_profiles(engine, fmt)
 
     reg = resolve.registry(presets)
     spec, n_params = resolve.model_or_params(model, params, reg)
@@ -101,8 +126,10 @@ def fit_command(
     gpu_spec, gpu_count = resolve.resolve_gpu(gpu, reg, gpu_memory)
     if kv_dtype.lower() not in KV_DTYPES:
         raise SpecError(f"unknown --kv-dtype {kv_dtype!r} (allowed: {', '.join(KV_DTYPES)})")
-    if engine_version not in ENGINE_PROFILES:
-        raise SpecError(f"unknown --engine-version {engine_version!r} (allowed: {', '.join(ENGINE_PROFILES)})")
+    if cuda_graphs not in ("auto", "on", "off"):
+        raise SpecError(f"unknown --cuda-graphs {cuda_graphs!r} (allowed: auto, on, off)")
+    if max_num_batched_tokens is not None and not 0 < max_num_batched_tokens <= 10**7:
+        raise SpecError(f"--max-num-batched-tokens must be a positive integer, got {max_num_batched_tokens}")
     seqs_given = 1 if max_num_seqs is None else max_num_seqs
     for flag, value in (("--pp", pp), ("--block-size", block_size), ("--max-num-seqs", seqs_given)):
         if value <= 0 or value > 1_000_000:
@@ -116,9 +143,15 @@ def fit_command(
     else:
         context_tokens = parse_tokens(context, what="--context")
     tp_size = tp if tp is not None else max(1, gpu_count // pp)
-    from llmfit.cli import fit_extras
-
     engine_name = fit_extras.effective_engine(engine, emit_to)
+    if engine_name == "all":
+        fit_extras.run_all_engines(spec, model, gpu_spec, gpu_count, tp, pp, dtype, native, kv_dtype.lower(),
+                                   context_tokens, engine_version, max_num_seqs, max_num_batched_tokens,
+                                   min_concurrency, block_size, fmt, units, explain, ram)
+    # The release names a vLLM profile (runtime terms); other engines keep their own release (engine_release).
+    version = get_engine("vllm").resolve_version(engine_version if engine_name == "vllm" else None)
+    if engine_name in ("sglang",) and engine_version is not None:
+        get_engine(engine_name).resolve_version(engine_version)  # bad input: exit 2 here
     if engine_name != "llama.cpp" and not engine_runs_on(engine_name, gpu_spec):
         warn(f"{engine_name} does not run on {gpu_spec.display_name or gpu_spec.name}; the figures assume it did "
              "(on Apple silicon, try --engine llama.cpp)")
@@ -137,7 +170,11 @@ def fit_command(
         gpu_util=parse_fraction(gpu_util or "0.9", what="--gpu-util"),
         block_size=block_size,
         max_num_seqs=max_num_seqs,
-        engine_version=engine_version,
+        max_num_batched_tokens=max_num_batched_tokens,
+        engine_version=version,
+        engine_release=engine_version if engine_name != "vllm" else None,
+        cuda_graph_profiling={"auto": None, "on": True, "off": False}[cuda_graphs],
+        kv_cache_memory_bytes=parse_bytes(kv_cache_memory, what="--kv-cache-memory") if kv_cache_memory else None,
         min_concurrency=min_concurrency,
         weights_override_bytes=parse_bytes(weights, what="--weights") if weights else measured,
         overhead_override_bytes=parse_bytes(overhead, what="--overhead") if overhead else None,
@@ -162,6 +199,13 @@ def fit_command(
         results = [label_measured(r, spec, native_fmt, measured) for r in results]
     for message in results[0].warnings:
         warn(message)
+    if engine_name != "llama.cpp" and len(formats) == 1 and engine_runs_on(engine_name, gpu_spec):
+        from llmfit.engine.support import support_status
+
+        status, source = support_status(engine_name, gpu_spec, formats[0], results[0].kv_dtype)
+        if status == "unsupported":
+            warn(f"{engine_name} does not run {formats[0].name} weights / {results[0].kv_dtype} KV on "
+                 f"{gpu_spec.display_name or gpu_spec.name} ({source}); the figures assume it did")
     if plot is not None:
         from llmfit.cli.plot_data import plot_fit
 
@@ -172,7 +216,7 @@ def fit_command(
     if len(results) == 1:
         fit_extras.show_fit(results[0], spec=spec, gpu=gpu_spec, fmt=formats[0], engine=engine_name,
                             emit_to=emit_to, efficiency=efficiency, memory_fraction=memory_fraction, solved=limit,
-                            out=fmt, units=units, explain=explain)
+                            out=fmt, units=units, explain=explain, pin_kv_pool=pin_kv_pool)
     emit(fmt, results, lambda: fit_table_document(results, units), explain=explain)
     exit_with(any(r.fits for r in results))
 

@@ -19,7 +19,7 @@ from llmfit.specs import GpuSpec, ModelSpec
 from llmfit.units import DisplayUnits, format_bytes, format_tokens
 
 EMIT_TARGETS = ("vllm", "sglang", "llama.cpp")
-ENGINE_CHOICES = (*ENGINES, "llama.cpp")
+ENGINE_CHOICES = (*ENGINES, "llama.cpp", "all")
 
 
 def effective_engine(engine: str | None, emit_to: str | None) -> str:
@@ -29,23 +29,30 @@ def effective_engine(engine: str | None, emit_to: str | None) -> str:
         raise SpecError(f"unknown --engine {chosen!r} (allowed: {', '.join(ENGINE_CHOICES)})")
     if emit_to is not None and emit_to.lower() not in EMIT_TARGETS:
         raise SpecError(f"unknown --emit {emit_to!r} (allowed: {', '.join(EMIT_TARGETS)})")
+    if chosen == "all" and emit_to is not None:
+        raise SpecError("--engine all prints one table; --emit needs one engine")
     if emit_to is not None and engine is not None and emit_to.lower() != chosen:
         raise SpecError(f"--emit {emit_to} with --engine {engine}: emit the engine you plan for")
     return chosen
 
 
-def _launch(engine: str, result: FitResult, spec: ModelSpec | None, memory_fraction: float | None) -> Any:
-    from llmfit.engine.emit import launch_command
+def _launch(engine: str, result: FitResult, spec: ModelSpec | None, memory_fraction: float | None,
+            pin_kv_pool: bool = False) -> Any:
+    from llmfit.engine.engines import get_engine
 
     model_id = (spec.hf_id or spec.name) if spec is not None else "MODEL"
-    return launch_command(engine, result, model_id, memory_fraction=memory_fraction)
+    return get_engine(engine).launch_command(result, model_id, memory_fraction=memory_fraction,
+                                             pin_kv_pool=pin_kv_pool)
 
 
 def show_fit(result: FitResult, *, spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, engine: str,
              emit_to: str | None, efficiency: str | None, memory_fraction: float | None, solved: str | None,
-             out: OutputFormat, units: DisplayUnits, explain: bool) -> None:
-    """One fit result with its speed bounds, the launch command if asked, and the solve note."""
+             out: OutputFormat, units: DisplayUnits, explain: bool, pin_kv_pool: bool = False) -> None:
+    """One fit result with its speed bounds, the launch command if asked, the solve note and what the engine
+    will print at start-up."""
+    from llmfit.engine.engines import get_engine
     from llmfit.engine.speed import parse_efficiency, speed_bounds
+    from llmfit.render.engine_report import engine_report_section
     from llmfit.render.fit import fit_document
     from llmfit.render.plan import speed_explain, speed_section
     from llmfit.render.shell import command_block
@@ -53,8 +60,10 @@ def show_fit(result: FitResult, *, spec: ModelSpec | None, gpu: GpuSpec, fmt: We
     bounds = None
     if result.loads and spec is not None:
         bounds = speed_bounds(spec, gpu, fmt, result, efficiency=parse_efficiency(efficiency))
-    launch = _launch(engine, result, spec, memory_fraction) if emit_to is not None else None
+    launch = _launch(engine, result, spec, memory_fraction, pin_kv_pool) if emit_to is not None else None
+    report = get_engine(engine).engine_report(result) if result.loads else []
     payload: dict[str, Any] = result.model_dump(mode="json")
+    payload["engine_report"] = [{"key": key, "line": line, "value": value} for key, line, value in report]
     payload["speed_bounds"] = bounds.model_dump(mode="json") if bounds is not None else None
     if launch is not None:
         payload["launch"] = launch.model_dump(mode="json")
@@ -67,6 +76,8 @@ def show_fit(result: FitResult, *, spec: ModelSpec | None, gpu: GpuSpec, fmt: We
         sections = list(doc.sections)
         if bounds is not None:
             sections.append(speed_section(bounds))
+        if report:
+            sections.append(engine_report_section(result.engine, report))
         blocks = list(doc.blocks)
         if launch is not None:
             blocks.append(command_block(f"{launch.engine} launch command", launch.argv, launch.notes))
@@ -105,7 +116,12 @@ def run_llamacpp(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec, fm
     launch = llama_server_command(path, gpu_layers=result.gpu_layers, ctx_size=options.ctx_size,
                                   parallel=parallel, kv_type_k=cache, kv_type_v=cache,
                                   flash_attn=options.flash_attn, ubatch=options.ubatch)
-    payload: dict[str, Any] = result.model_dump(mode="json")
+    payload: dict[str, Any] = {**llamacpp_fit_keys(result, context_tokens, parallel),
+                               **result.model_dump(mode="json")}
+    payload["schema_version"] = 2  # docs/engines.md: llama.cpp fit JSON gained the common fit keys
+    buffers = {line.name: line.bytes for line in result.vram_lines}
+    payload["engine_report"] = [{"key": name, "line": f"CUDA0 {name} size = {size / 2**20:.2f} MiB", "value": size}
+                                for name, size in buffers.items()]
     if emit_to is not None:
         payload["launch"] = launch.model_dump(mode="json")
     if ram_bytes is None:
@@ -144,3 +160,77 @@ def run_llamacpp(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec, fm
     emit(out, payload, document, explain=explain)
     sys.stdout.flush()
     exit_with(result.fits)
+
+
+def show_profiles(engine: str | None, out: OutputFormat) -> None:
+    """`fit --engine-version list`: every version profile of the engine(s) and what it changes."""
+    from llmfit.engine.engines import all_engines, get_engine
+
+    engines = [get_engine(engine)] if engine and engine.lower() != "all" else all_engines()
+    profiles = [p for e in engines for p in e.profiles()]
+
+    def document() -> Document:
+        rows = [[p.engine, p.profile, f"{p.since} - {p.until or 'newest'}", p.label, p.changes] for p in profiles]
+        return Document(title="engine version profiles (configs/engines/*.yaml)", sections=[Section(
+            title="--engine-version takes any release number; the profile covering it is used",
+            columns=["engine", "profile", "releases", "label", "what it changes"], rows=rows)],
+            notes=["default: each engine's newest profile"])
+
+    emit(out, {"profiles": [p.model_dump(mode="json") for p in profiles]}, document)
+    exit_with(True)
+
+
+def run_all_engines(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec, gpu_count: int, tp: int | None,
+                    pp: int, dtype: str | None, native: bool, kv_dtype: str, context_tokens: int,
+                    engine_version: str | None, max_num_seqs: int | None, max_num_batched_tokens: int | None,
+                    min_concurrency: int, block_size: int, out: OutputFormat, units: DisplayUnits, explain: bool,
+                    ram: str | None) -> None:
+    """`fit --engine all`: the same model and hardware under every paged-pool engine, one table; JSON a list of
+    fit objects (llama.cpp's offload plan is `--engine llama.cpp`)."""
+    from llmfit.cli.resolve import resolve_format
+    from llmfit.engine.engines import ENGINES, get_engine
+    from llmfit.engine.serving import Deployment, ServingOptions
+    from llmfit.readers.native import native_format
+    from llmfit.render.engine_report import all_engines_document
+
+    if spec is None:
+        raise SpecError("--engine all needs a model architecture")
+    fmt = native_format(spec) if native or dtype is None else resolve_format(dtype)
+    tp_size = tp if tp is not None else max(1, gpu_count // pp)
+    deployment = Deployment(gpu_count=gpu_count, tp=tp_size, pp=pp)
+    rows: list[tuple[str, FitResult | None, str]] = []
+    results: list[FitResult] = []
+    for name in ENGINES:
+        engine = get_engine(name)
+        if not engine.runs_on(gpu):
+            rows.append((engine.display, None, f"does not run on {gpu.display_name or gpu.name}"))
+            continue
+        options = ServingOptions(context_tokens=context_tokens, kv_dtype=kv_dtype, block_size=block_size,
+                                 max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                                 engine_version=get_engine("vllm").resolve_version(
+                                     engine_version if name == "vllm" else None),
+                                 engine_release=engine_version if name != "vllm" else None,
+                                 min_concurrency=min_concurrency)
+        result = engine.fit(spec, gpu, fmt, deployment, options)
+        if name == "trt-llm":  # its pool is a share of FREE memory; fit runs it at gpu_util 1.0
+            result = result.model_copy(update={"gpu_util": engine.default_memory_fraction(gpu, tp_size)})
+        rows.append((engine.display, result, ""))
+        results.append(result)
+    emit(out, results, lambda: all_engines_document(rows, units), explain=explain)
+    exit_with(any(r.fits for r in results))
+
+
+# Keys every fit JSON carries (issue 16): llama.cpp's offload plan fills what applies, null where it does not.
+def llamacpp_fit_keys(result: Any, context_tokens: int, parallel: int) -> dict[str, Any]:
+    per_token = result.kv_bytes // max(1, result.ctx_size) if result.kv_bytes else None
+    whole = parallel if result.fits else 0
+    return {
+        "engine": "llama.cpp", "gpu_count": 1, "tp": 1, "pp": 1, "replicas": 1, "kv_dtype": None,
+        "context_tokens": context_tokens, "total_params": None, "weights_bytes_per_gpu": result.vram_needed_bytes
+        - result.kv_bytes_gpu - result.compute_buffer_bytes_gpu, "loaded_weights_bytes_per_gpu": None,
+        "overhead_bytes": result.compute_buffer_bytes_gpu, "overhead_bytes_per_gpu": result.compute_buffer_bytes_gpu,
+        "kv_bytes_per_token": per_token, "kv_bytes_per_request": result.kv_bytes // max(1, parallel),
+        "kv_budget_bytes": None, "kv_budget_bytes_per_gpu": None, "kv_tokens": result.kv_full_cells,
+        "max_concurrency": whole, "recommended_concurrency": None, "vllm_max_concurrency": None,
+        "overhead_lines": None,
+    }

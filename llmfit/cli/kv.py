@@ -42,7 +42,19 @@ def kv_command(
     explain: ExplainOpt = False,
     presets: PresetsOpt = None,
 ) -> None:
-    """KV cache memory of MODEL: per token, per request, per batch; and under MHA/GQA/MQA."""
+    """KV cache memory of MODEL: per token, per request, per batch; and under MHA/GQA/MQA.
+
+    Each layer kind's own bytes (full, sliding, chunked, cross-attention, MLA and its sparse indexer) and
+    the fixed per-request state of recurrent layers (Gated DeltaNet, KDA, Mamba, Mamba-2, short conv),
+    without any engine's grouping or padding (fit applies the engine's).
+
+    \b
+    Examples:
+      llmfit kv llama-3.1-70b --context 8k --batch 16
+      llmfit kv gemma-2-9b --context 32k --explain
+      llmfit kv qwen3-next-80b-a3b-instruct --context 128k --format json
+      llmfit kv deepseek-v3.2-exp --kv-dtype fp8
+    """
     from llmfit.cli import resolve
     from llmfit.engine.kv import KV_DTYPES, kv_cache, resolve_kv_dtype
     from llmfit.errors import SpecError

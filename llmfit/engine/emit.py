@@ -68,7 +68,9 @@ def _prequantized_note(dtype: str, model_id: str) -> list[str]:
             f"point at such a checkpoint of it"]
 
 
-def vllm_command(result: FitResult, model_id: str) -> LaunchCommand:
+def vllm_command(result: FitResult, model_id: str, *, pin_kv_pool: bool = False) -> LaunchCommand:
+    """`vllm serve`; pin_kv_pool adds --kv-cache-memory-bytes with the planned pool, which vLLM then takes as
+    is, skipping profiling (gpu_worker.determine_available_memory): the same pool on every vLLM version."""
     argv = ["vllm", "serve", model_id,
             "--tensor-parallel-size", str(result.tp),
             "--pipeline-parallel-size", str(result.pp)]
@@ -79,6 +81,10 @@ def vllm_command(result: FitResult, model_id: str) -> LaunchCommand:
              "--gpu-memory-utilization", f"{result.gpu_util:g}",
              "--block-size", str(result.block_size)]
     notes = []
+    if pin_kv_pool and result.kv_budget_bytes_per_gpu > 0:
+        argv += ["--kv-cache-memory-bytes", str(result.kv_budget_bytes_per_gpu)]
+        notes.append("--kv-cache-memory-bytes pins the planned pool (vLLM skips its memory profiling and ignores "
+                     "--gpu-memory-utilization); check the weights + activations still fit beside it")
     if result.dtype in DTYPE_NAMES:
         argv += ["--dtype", DTYPE_NAMES[result.dtype]]
     if result.dtype in VLLM_QUANTIZATION:
@@ -123,10 +129,10 @@ def trtllm_command(result: FitResult, model_id: str, free_fraction: float) -> La
     return _command("trt-llm", argv, notes)
 
 
-def launch_command(engine: str, result: FitResult, model_id: str, *, memory_fraction: float | None = None
-                   ) -> LaunchCommand:
+def launch_command(engine: str, result: FitResult, model_id: str, *, memory_fraction: float | None = None,
+                   pin_kv_pool: bool = False) -> LaunchCommand:
     if engine == "vllm":
-        return vllm_command(result, model_id)
+        return vllm_command(result, model_id, pin_kv_pool=pin_kv_pool)
     if engine == "sglang":
         return sglang_command(result, model_id)
     if engine == "trt-llm":

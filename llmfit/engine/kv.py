@@ -9,6 +9,10 @@ Under tensor parallelism each GPU holds kv_heads / tp heads, but at least one: w
 KV heads (MQA, and MLA's single latent) the heads are replicated, as SGLang's
 `get_num_kv_heads(tp) = max(1, kv_heads // tp)` and vLLM do. Pipeline parallelism splits the layers.
 Paged allocation (vLLM's PagedAttention) rounds each request up to whole blocks of `block_size` tokens.
+Each layer kind (llmfit/engine/layers.py) owns its figures: per-token bytes, token cap (window, chunk,
+encoder tokens) and fixed per-sequence state (Mamba / linear attention / short conv), which
+`kv_bytes_per_request` includes and `state_bytes_per_request` shows apart. `kv` gives each kind's own
+bytes, without any engine's grouping or padding (the engines' cache policies apply those in `fit`).
 """
 
 from __future__ import annotations
@@ -17,20 +21,15 @@ from fractions import Fraction
 
 from pydantic import BaseModel, ConfigDict
 
+from llmfit.engine.cache_policy import KV_DTYPE_BITS, CacheRequest, StageBudget, cache_lines
+from llmfit.engine.layers import FullAttention, LatentAttention, SlidingAttention
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
 
-# Bits per cached value. q8_0 / q4_0 are llama.cpp's block formats (34 / 18 bytes per 32 values).
-KV_DTYPE_BITS: dict[str, Fraction] = {
-    "fp32": Fraction(32),
-    "fp16": Fraction(16),
-    "bf16": Fraction(16),
-    "fp8": Fraction(8),
-    "fp8_e4m3": Fraction(8),
-    "fp8_e5m2": Fraction(8),
-    "q8_0": Fraction(34 * 8, 32),
-    "q4_0": Fraction(18 * 8, 32),
-}
+__all__ = ["KV_DTYPES", "KV_DTYPE_BITS", "KvKindLine", "KvLayerGroup", "KvLayout", "KvResult", "bytes_per_token",
+           "kv_cache", "kv_heads_per_gpu", "kv_layout", "kv_shard_fraction", "request_bytes", "resolve_kv_dtype",
+           "state_bytes"]
+
 KV_DTYPES = ("auto", "fp16", "bf16", "fp8", "fp32", "q8_0", "q4_0")
 
 
@@ -49,10 +48,12 @@ class KvLayerGroup(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    kind: str  # full_attention / sliding_attention / mla
+    kind: str  # the layer kind's name: full_attention / sliding_attention / chunked_attention / mla / mamba2 ...
     layers: int
-    bytes_per_token_per_layer: int  # whole layer, all KV heads (before TP sharding)
-    window_tokens: int | None  # cap on cached tokens (sliding window), None = whole context
+    bytes_per_token_per_layer: int  # whole layer, all KV heads (before TP sharding); 0 for state-only kinds
+    window_tokens: int | None  # cap on cached tokens (window, chunk, encoder tokens), None = whole context
+    fixed_tokens: bool = False  # cross-attention: always window_tokens tokens, whatever the context
+    state_bytes_per_layer: int = 0  # fixed per-sequence state (conv + SSM / recurrent), whole layer
 
 
 class KvLayout(BaseModel):
@@ -67,55 +68,63 @@ class KvLayout(BaseModel):
 
 
 def kv_layout(spec: ModelSpec, kv_dtype: str) -> KvLayout:
+    """The model's layer groups at one KV dtype (whole layers, before TP), one entry per kind."""
     bits = KV_DTYPE_BITS[kv_dtype]
-    groups: dict[tuple[str, int | None], int] = {}
-    if spec.is_mla:
-        values = (spec.kv_lora_rank or 0) + (spec.qk_rope_head_dim or 0)
-        groups[("mla", None)] = spec.num_hidden_layers
-    else:
-        values = 2 * spec.kv_heads * spec.real_head_dim
-        for kind in spec.attention_kinds:
-            if kind == "linear_attention":
-                continue  # a fixed-size recurrent state, not a per-token cache
-            window = spec.sliding_window if kind == "sliding_attention" else None
-            groups[(kind, window)] = groups.get((kind, window), 0) + 1
-    per_layer = Fraction(values) * bits / 8
-    per_layer_bytes = ceil_div(per_layer.numerator, per_layer.denominator)
-    return KvLayout(
-        kv_dtype=kv_dtype,
-        bits_per_value=float(bits),
-        values_per_token_per_layer=values,
-        groups=[KvLayerGroup(kind=kind, layers=count, bytes_per_token_per_layer=per_layer_bytes, window_tokens=window)
-                for (kind, window), count in groups.items()],
-    )
+    groups: list[KvLayerGroup] = []
+    values = 0
+    for group in spec.layer_groups:
+        kind = group.kind
+        per_layer = sum((c.bytes_per_token for c in kind.cache_components(bits, 1)), Fraction(0))
+        if kind.caches_tokens and not values:
+            values = getattr(kind, "kv_values_per_token", 0)
+        groups.append(KvLayerGroup(kind=kind.name, layers=group.layers, bytes_per_token_per_layer=int(per_layer),
+                                   window_tokens=kind.window, fixed_tokens=kind.token_cap(0) > 0,
+                                   state_bytes_per_layer=kind.state_bytes(1)))
+    return KvLayout(kv_dtype=kv_dtype, bits_per_value=float(bits), values_per_token_per_layer=values, groups=groups)
+
+
+def _first_cache_kind(spec: ModelSpec) -> object | None:
+    return next((g.kind for g in spec.layer_groups if g.kind.caches_tokens), None)
 
 
 def kv_heads_per_gpu(spec: ModelSpec, tp: int) -> int:
-    """KV heads one GPU holds under tensor parallelism: kv_heads / tp, replicated to at least 1."""
-    if spec.is_mla:
-        return 1
-    return max(1, spec.kv_heads // tp)
+    """KV heads one GPU holds under tensor parallelism: kv_heads / tp, replicated to at least 1 (MLA: 1)."""
+    kind = _first_cache_kind(spec)
+    per_gpu = getattr(kind, "kv_heads_per_gpu", None)
+    return int(per_gpu(tp)) if per_gpu is not None else 1
 
 
 def kv_shard_fraction(spec: ModelSpec, tp: int) -> Fraction:
     """The share of a layer's KV that one GPU holds (1 when the heads or MLA latent are replicated)."""
-    if spec.is_mla:
-        return Fraction(1)
-    return Fraction(kv_heads_per_gpu(spec, tp), spec.kv_heads)
+    for group in spec.layer_groups:
+        if group.kind.caches_tokens:
+            return group.kind.kv_shard(tp)
+    return Fraction(1)
 
 
-def _cached_tokens(tokens: int, window: int | None, block_size: int) -> int:
-    capped = tokens if window is None else min(tokens, window)
+def state_bytes(spec: ModelSpec, tp: int = 1, *, layer_start: int = 0, layer_end: int | None = None) -> int:
+    """Fixed per-sequence state of the layers [layer_start, layer_end) on one GPU under TP (x tp for a
+    replica's total when the state shards evenly)."""
+    end = spec.num_hidden_layers if layer_end is None else layer_end
+    return sum(g.layers_in(layer_start, end) * g.kind.state_bytes(tp) for g in spec.layer_groups)
+
+
+def _cached_tokens(tokens: int, group: KvLayerGroup, block_size: int) -> int:
+    if not group.bytes_per_token_per_layer:
+        return 0
+    window = group.window_tokens
+    capped = window if group.fixed_tokens and window else tokens if window is None else min(tokens, window)
     return ceil_div(capped, block_size) * block_size if block_size > 1 else capped
 
 
 def request_bytes(layout: KvLayout, tokens: int, *, block_size: int = 1, layer_share: Fraction = Fraction(1),
                   head_share: Fraction = Fraction(1)) -> int:
     """KV bytes of one request of `tokens` tokens (rounded up to whole blocks), for a share of the layers
-    and heads (one GPU's share under PP / TP)."""
+    and heads (one GPU's share under PP / TP). The fixed state of recurrent kinds is not included: see
+    state_bytes and the cache policies (llmfit/engine/cache_policy.py)."""
     total = Fraction(0)
     for group in layout.groups:
-        cached = _cached_tokens(tokens, group.window_tokens, block_size)
+        cached = _cached_tokens(tokens, group, block_size)
         total += group.layers * layer_share * group.bytes_per_token_per_layer * head_share * cached
     return ceil_div(total.numerator, total.denominator)
 
@@ -138,6 +147,21 @@ class AttentionVariant(BaseModel):
     ratio_to_mha: float
 
 
+class KvKindLine(BaseModel):
+    """One layer kind's own share of a request (and one line for a sparse indexer's key cache)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    layers: int
+    kv_bytes_per_token: int  # this kind's layers, one replica
+    tokens_held_per_request: int  # block-rounded, capped at the kind's window / chunk / encoder tokens
+    kv_bytes_per_request: int  # KV only
+    state_bytes_per_request: int  # fixed state only
+    bytes_per_request: int  # KV + state
+    formula: str
+
+
 class KvResult(BaseModel):
     """`llmfit kv`: the cache of one model at a context, per token, per request and per batch."""
 
@@ -148,15 +172,17 @@ class KvResult(BaseModel):
     context_tokens: int
     batch: int
     block_size: int
-    attention: str  # MHA / GQA / MQA / MLA, with sliding-window note
+    attention: str  # MHA / GQA / MQA / MLA, with sliding-window note, or the hybrid's kinds
     num_layers: int
     kv_heads: int
     head_dim: int
-    kv_bytes_per_token: int  # all layers at full rate (global layers)
-    kv_bytes_per_request: int  # paged: rounded up to whole blocks, windows capped
-    kv_bytes_per_request_contiguous: int  # one contiguous reservation of the full context
+    kv_bytes_per_token: int  # all layers at full rate (global layers), an indexer's key cache included
+    kv_bytes_per_request: int  # paged: rounded up to whole blocks, windows capped; + state_bytes_per_request
+    state_bytes_per_request: int  # fixed per-sequence state of recurrent kinds (Mamba, linear attention, conv)
+    kv_bytes_per_request_contiguous: int  # one contiguous reservation of the full context (+ state)
     total_bytes: int  # batch x kv_bytes_per_request
     layer_groups: list[KvLayerGroup]
+    kinds: list[KvKindLine] = []
     typical_tokens: int | None = None
     typical_bytes_per_request: int | None = None  # paged allocation of a typical (shorter) request
     contiguous_waste_bytes: int | None = None  # what a full-context reservation wastes on a typical request
@@ -165,39 +191,73 @@ class KvResult(BaseModel):
     variants: list[AttentionVariant] = []
 
 
+def _heads_name(heads: int, kv_heads: int) -> str:
+    if kv_heads == 1:
+        return "MQA"
+    if kv_heads == heads:
+        return "MHA"
+    return f"GQA ({heads // kv_heads} query heads per KV head)"
+
+
 def attention_name(spec: ModelSpec) -> str:
-    if spec.is_mla:
+    """MHA / GQA / MQA / MLA with the window, or each kind of a hybrid with its layer count."""
+    groups = spec.layer_groups
+    kinds = [g.kind for g in groups]
+    if len(kinds) == 1 and isinstance(kinds[0], LatentAttention):
         return "MLA"
-    if spec.kv_heads == 1:
-        base = "MQA"
-    elif spec.kv_heads == spec.num_attention_heads:
-        base = "MHA"
-    else:
-        base = f"GQA ({spec.num_attention_heads // spec.kv_heads} query heads per KV head)"
-    if any(k == "sliding_attention" for k in spec.attention_kinds):
-        base += f" + sliding window {spec.sliding_window}"
-    return base
+    if all(type(k) in (FullAttention, SlidingAttention) for k in kinds):
+        base = _heads_name(spec.num_attention_heads, spec.kv_heads)
+        if any(isinstance(k, SlidingAttention) for k in kinds):
+            base += f" + sliding window {spec.sliding_window}"
+        return base
+    parts = []
+    for group in groups:
+        label = group.kind.name
+        if isinstance(group.kind, FullAttention):
+            label += f" {_heads_name(spec.num_attention_heads, spec.kv_heads)}"
+        if group.kind.window is not None:
+            label += f" ({group.kind.window} tokens)"
+        parts.append(f"{group.layers} {label}")
+    return "hybrid: " + " + ".join(parts)
+
+
+def _exact_request(spec: ModelSpec, kv_dtype: str, context_tokens: int) -> CacheRequest:
+    return CacheRequest(spec=spec, kv_dtype=kv_dtype, tp=1, stages=(StageBudget(0, spec.num_hidden_layers, 0),),
+                        context_tokens=context_tokens, block_size=1, max_num_batched_tokens=context_tokens,
+                        max_num_seqs=1)
+
+
+def kind_lines(spec: ModelSpec, *, kv_dtype: str, context_tokens: int, block_size: int) -> list[KvKindLine]:
+    """Each kind's own bytes for one request (no engine grouping or padding), indexer key cache apart."""
+    lines = cache_lines(_exact_request(spec, kv_dtype, context_tokens), block_size)
+    return [KvKindLine(kind=line.kind, layers=line.layers, kv_bytes_per_token=line.kv_bytes_per_token,
+                       tokens_held_per_request=line.tokens_held_per_request,
+                       kv_bytes_per_request=line.bytes_per_request - line.state_bytes_per_request,
+                       state_bytes_per_request=line.state_bytes_per_request, bytes_per_request=line.bytes_per_request,
+                       formula=line.formula) for line in lines]
 
 
 def kv_cache(spec: ModelSpec, *, kv_dtype: str, context_tokens: int, batch: int = 1, block_size: int = 16,
              typical_tokens: int | None = None) -> KvResult:
     layout = kv_layout(spec, kv_dtype)
-    per_request = request_bytes(layout, context_tokens, block_size=block_size)
-    contiguous = request_bytes(layout, context_tokens, block_size=1)
+    state = state_bytes(spec)
+    per_request = request_bytes(layout, context_tokens, block_size=block_size) + state
+    contiguous = request_bytes(layout, context_tokens, block_size=1) + state
     typical = waste_contig = waste_paged = None
     if typical_tokens is not None:
-        typical = request_bytes(layout, typical_tokens, block_size=block_size)
-        exact = request_bytes(layout, typical_tokens, block_size=1)
+        typical = request_bytes(layout, typical_tokens, block_size=block_size) + state
+        exact = request_bytes(layout, typical_tokens, block_size=1) + state
         waste_contig = contiguous - exact
         waste_paged = typical - exact
     variants = []
-    if not spec.is_mla:
+    if (not any(isinstance(g.kind, LatentAttention) for g in spec.layer_groups)
+            and _first_cache_kind(spec) is not None):
         mha_bytes = None
         for name, heads in (("MHA", spec.num_attention_heads), ("GQA-8", 8), ("MQA", 1)):
             if heads > spec.num_attention_heads or spec.num_attention_heads % heads:
                 continue
             variant = spec.model_copy(update={"num_key_value_heads": heads})
-            size = request_bytes(kv_layout(variant, kv_dtype), context_tokens, block_size=block_size)
+            size = request_bytes(kv_layout(variant, kv_dtype), context_tokens, block_size=block_size) + state
             mha_bytes = mha_bytes or size
             variants.append(AttentionVariant(name=name if name != "GQA-8" else "GQA (8 KV heads)",
                                              kv_heads=heads, kv_bytes_per_request=size,
@@ -214,13 +274,14 @@ def kv_cache(spec: ModelSpec, *, kv_dtype: str, context_tokens: int, batch: int 
         head_dim=spec.real_head_dim,
         kv_bytes_per_token=bytes_per_token(layout),
         kv_bytes_per_request=per_request,
+        state_bytes_per_request=state,
         kv_bytes_per_request_contiguous=contiguous,
         total_bytes=per_request * batch,
         layer_groups=layout.groups,
+        kinds=kind_lines(spec, kv_dtype=kv_dtype, context_tokens=context_tokens, block_size=block_size),
         typical_tokens=typical_tokens,
         typical_bytes_per_request=typical,
         contiguous_waste_bytes=waste_contig,
         paged_waste_bytes=waste_paged,
         variants=variants,
     )
-

@@ -108,33 +108,51 @@ def kv_type_bytes(type_name: str) -> Fraction:
     return Fraction(size, block)
 
 
-def swa_cells(spec: ModelSpec, options: LlamaCppOptions) -> int:
-    """Cells per stream of the sliding-window cache (llama_kv_cache_iswa)."""
-    window = spec.sliding_window or 0
+def swa_cells(spec: ModelSpec, options: LlamaCppOptions, window: int | None = None) -> int:
+    """Cells per stream of the sliding-window (or, Llama-4, chunked: LLAMA_SWA_TYPE_CHUNKED) cache
+    (llama_kv_cache_iswa)."""
+    window = window if window is not None else spec.sliding_window or 0
     per_stream = options.ctx_size // (1 if options.kv_unified else options.parallel)
     wanted = window * (options.parallel if options.kv_unified else 1) + options.ubatch
     return min(per_stream, ceil_div(wanted, options.pad) * options.pad)
 
 
 def kv_layer_bytes(spec: ModelSpec, options: LlamaCppOptions) -> list[int]:
-    """KV bytes of each layer for the whole cache, in layer order (0 for layers without a KV cache)."""
-    if spec.is_mla:
-        # llama.cpp caches MLA as the compressed latent (K = kv_lora_rank + rope dims, V a view of it).
-        width_k = Fraction((spec.kv_lora_rank or 0) + (spec.qk_rope_head_dim or 0))
-        width_v = Fraction(0)
-    else:
-        width_k = width_v = Fraction(spec.kv_heads * spec.real_head_dim)
-    per_cell = width_k * kv_type_bytes(options.cache_type_k) + width_v * kv_type_bytes(options.cache_type_v)
+    """KV (and recurrent state) bytes of each layer for the whole cache, in layer order, from each layer kind:
+    attention layers cache K and V per cell (MLA: the compressed latent as K, V a view of it); windowed and
+    chunked layers hold size_swa cells per stream; recurrent layers (Mamba, linear attention, short conv)
+    hold one f32 cell per sequence (src/llama-memory-recurrent.cpp, cache_policy.recurrent_cell_bytes);
+    MLP-only blocks nothing."""
+    from llmfit.engine.cache_policy import recurrent_cell_bytes
+    from llmfit.engine.layers import CrossAttention, LatentAttention
+
+    k_bytes, v_bytes = kv_type_bytes(options.cache_type_k), kv_type_bytes(options.cache_type_v)
     streams = 1 if options.kv_unified else options.parallel
     full_cells = ceil_div(options.ctx_size, options.pad) * options.pad
-    out = []
-    for kind in spec.attention_kinds:
-        if kind == "linear_attention":
-            out.append(0)
-            continue
-        cells = swa_cells(spec, options) * streams if kind == "sliding_attention" else full_cells
-        value = per_cell * cells
-        out.append(ceil_div(value.numerator, value.denominator))
+    out = [0] * spec.num_hidden_layers
+    for group in spec.layer_groups:
+        kind = group.kind
+        if kind.has_state:
+            size = recurrent_cell_bytes(group) * max(1, options.parallel)
+        elif kind.caches_tokens:
+            if isinstance(kind, LatentAttention):
+                per_cell = Fraction(getattr(kind, "kv_values_per_token", 0)) * k_bytes
+            else:
+                width = Fraction(getattr(kind, "kv_heads", 1) * getattr(kind, "head_dim", 0))
+                per_cell = width * k_bytes + width * v_bytes
+            window = kind.window
+            if isinstance(kind, CrossAttention) and window:
+                cells = window * options.parallel
+            elif window is not None:
+                cells = swa_cells(spec, options, window) * streams
+            else:
+                cells = full_cells
+            value = per_cell * cells
+            size = ceil_div(value.numerator, value.denominator)
+        else:
+            size = 0
+        for index in group.layer_indices:
+            out[index] += size
     return out
 
 
@@ -200,7 +218,12 @@ def llamacpp_fit(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, options: Llam
     weights_ram = layers_total - weights_gpu
     ram_total = (weights_ram + embed + (0 if out_gpu else output) + kv_ram + compute_ram + output_buffer
                  + RAM_FOOTPRINT_BYTES)
-    swa = swa_cells(spec, options) if "sliding_attention" in spec.attention_kinds else None
+    from llmfit.engine.layers import CrossAttention
+
+    window = next((g.kind.window for g in spec.layer_groups
+                   if g.kind.caches_tokens and g.kind.window is not None and not isinstance(g.kind, CrossAttention)),
+                  None)
+    swa = swa_cells(spec, options, window) if window is not None else None
     vram_lines = [
         MemoryLine(name=f"weights of {on_gpu} layers", bytes=weights_gpu, note=f"~{per_layer:,} B per layer"),
         MemoryLine(name="output layer", bytes=output if out_gpu else 0,

@@ -4,44 +4,30 @@ The model is described as a list of tensor groups (name, shape, how many, what k
 total count, the active count of a mixture of experts, quantization (which tensors a format packs and
 how many groups of 128 each has) and tensor-parallel sharding all read the same list.
 
-Shapes follow the Hugging Face modeling code: Llama/Mistral/Qwen2/Gemma (q, k, v, o; gate, up, down),
-Falcon (fused query_key_value, parallel attention), Mixtral/Qwen-MoE/DeepSeek (experts, shared
-experts, router), DeepSeek-V2/V3 multi-head latent attention (q_a/q_b, kv_a_proj_with_mqa, kv_b).
+Each layer kind (llmfit/engine/layers.py: attention in its forms, MLA and its sparse indexer, Gated
+DeltaNet, KDA, Mamba, Mamba-2, short convolutions) gives its own token-mixer tensors; this module adds
+the embeddings, the MLP of each layer (dense, MoE with shared experts and router, or none), the norms,
+the lm_head and the extra lines (vision towers, MTP layers). Shapes follow the Hugging Face modeling
+code: Llama/Mistral/Qwen2/Gemma (gate, up, down), Mixtral/Qwen-MoE/DeepSeek/Llama-4/Jamba/Granite
+(experts, shared experts, router).
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict
 
+from llmfit.engine.layers import TensorGroup, TensorKind, linear, vector
 from llmfit.specs import ModelSpec
 
-TensorKind = Literal["embedding", "lm_head", "linear", "expert", "router", "vector", "extra"]
+__all__ = ["ParamCount", "TensorGroup", "TensorKind", "count_params", "mlp_layer_counts", "tensor_groups"]
+
+def _linear(groups: list[TensorGroup], name: str, out_f: int, in_f: int, count: int, bias: bool,
+            kind: TensorKind = "linear", active: int | None = None) -> None:
+    linear(groups, name, out_f, in_f, count, bias, kind, active)
 
 
-class TensorGroup(BaseModel):
-    """`count` tensors of shape (rows x cols); rows = output features, cols = input features."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    kind: TensorKind
-    rows: int
-    cols: int
-    count: int
-    # Layers this group belongs to (for pipeline split); None = outside the layer stack.
-    per_layer: bool = True
-    # Mixture-of-experts: how many of the `count` tensors run for one token (None = all).
-    active_count: int | None = None
-
-    @property
-    def params(self) -> int:
-        return self.rows * self.cols * self.count
-
-    @property
-    def active_params(self) -> int:
-        return self.rows * self.cols * (self.count if self.active_count is None else self.active_count)
+def _vector(groups: list[TensorGroup], name: str, size: int, count: int, *, per_layer: bool = True) -> None:
+    vector(groups, name, size, count, per_layer=per_layer)
 
 
 class ParamCount(BaseModel):
@@ -61,52 +47,24 @@ class ParamCount(BaseModel):
     extra_params: int
 
 
-def _linear(groups: list[TensorGroup], name: str, out_f: int, in_f: int, count: int, bias: bool,
-            kind: TensorKind = "linear", active: int | None = None) -> None:
-    if out_f == 0 or in_f == 0 or count == 0:
-        return
-    groups.append(TensorGroup(name=name, kind=kind, rows=out_f, cols=in_f, count=count, active_count=active))
-    if bias:
-        groups.append(TensorGroup(name=f"{name}.bias", kind="vector", rows=1, cols=out_f, count=count,
-                                  active_count=active))
+def _mixers(spec: ModelSpec, groups: list[TensorGroup]) -> None:
+    """Each layer kind's own tensors (llmfit/engine/layers.py); groups of the same tensor shape from
+    different kinds (a sliding and a global layer of Gemma) merge into one group, as one stack."""
+    merged: dict[tuple[str, str, int, int], int] = {}
+    for layer_group in spec.layer_groups:
+        for group in layer_group.kind.tensor_groups(spec.hidden_size, layer_group.layers):
+            key = (group.name, group.kind, group.rows, group.cols)
+            merged[key] = merged.get(key, 0) + group.count
+    for (name, kind, rows, cols), count in merged.items():
+        groups.append(TensorGroup(name=name, kind=kind, rows=rows, cols=cols, count=count))  # type: ignore[arg-type]
 
 
-def _vector(groups: list[TensorGroup], name: str, size: int, count: int, *, per_layer: bool = True) -> None:
-    if size and count:
-        groups.append(TensorGroup(name=name, kind="vector", rows=1, cols=size, count=count, per_layer=per_layer))
-
-
-def _attention(spec: ModelSpec, groups: list[TensorGroup]) -> None:
-    h, layers, heads = spec.hidden_size, spec.num_hidden_layers, spec.num_attention_heads
-    if spec.is_mla:
-        # DeepSeek-V2/V3 MLA (modeling_deepseek.py DeepseekV2Attention).
-        rope, nope, v_dim = spec.qk_rope_head_dim or 0, spec.qk_nope_head_dim or 0, spec.v_head_dim or 0
-        q_head = nope + rope
-        if spec.q_lora_rank:
-            _linear(groups, "attn.q_a_proj", spec.q_lora_rank, h, layers, False)
-            _vector(groups, "attn.q_a_layernorm", spec.q_lora_rank, layers)
-            _linear(groups, "attn.q_b_proj", heads * q_head, spec.q_lora_rank, layers, False)
-        else:
-            _linear(groups, "attn.q_proj", heads * q_head, h, layers, False)
-        kv_rank = spec.kv_lora_rank or 0
-        _linear(groups, "attn.kv_a_proj_with_mqa", kv_rank + rope, h, layers, False)
-        _vector(groups, "attn.kv_a_layernorm", kv_rank, layers)
-        _linear(groups, "attn.kv_b_proj", heads * (nope + v_dim), kv_rank, layers, False)
-        _linear(groups, "attn.o_proj", h, heads * v_dim, layers, spec.attention_out_bias)
-        return
-    d, kv = spec.real_head_dim, spec.kv_heads
-    if spec.architecture == "FalconForCausalLM":
-        # Falcon fuses q, k, v into one query_key_value matrix.
-        _linear(groups, "attn.query_key_value", (heads + 2 * kv) * d, h, layers, spec.attention_bias)
-    else:
-        _linear(groups, "attn.q_proj", heads * d, h, layers, spec.attention_bias)
-        _linear(groups, "attn.k_proj", kv * d, h, layers, spec.attention_bias)
-        _linear(groups, "attn.v_proj", kv * d, h, layers, spec.attention_bias)
-    _linear(groups, "attn.o_proj", h, heads * d, layers, spec.attention_out_bias)
-    if spec.qk_norm:
-        _vector(groups, "attn.q_norm+k_norm", 2 * d, layers)
-    if spec.attention_sinks:
-        _vector(groups, "attn.sinks", heads, layers)
+def mlp_layer_counts(spec: ModelSpec) -> tuple[int, int]:
+    """(dense MLP layers, MoE layers): mlp_layer_types if given, else first_k_dense_replace dense then MoE."""
+    if spec.mlp_layer_types is not None:
+        return spec.mlp_layer_types.count("dense"), spec.mlp_layer_types.count("moe")
+    moe = spec.num_hidden_layers - spec.first_k_dense_replace if spec.is_moe else 0
+    return spec.num_hidden_layers - moe, moe
 
 
 def _mlp(groups: list[TensorGroup], prefix: str, h: int, inter: int, count: int, spec: ModelSpec,
@@ -125,10 +83,9 @@ def tensor_groups(spec: ModelSpec) -> list[TensorGroup]:
     groups: list[TensorGroup] = [
         TensorGroup(name="embed_tokens", kind="embedding", rows=spec.vocab_size, cols=h, count=1, per_layer=False)
     ]
-    _attention(spec, groups)
+    _mixers(spec, groups)
 
-    moe_layers = layers - spec.first_k_dense_replace if spec.is_moe else 0
-    dense_layers = layers - moe_layers
+    dense_layers, moe_layers = mlp_layer_counts(spec)
     _mlp(groups, "mlp", h, spec.intermediate_size, dense_layers, spec, bias=spec.mlp_bias)
     if moe_layers:
         expert_inter = spec.moe_intermediate_size or spec.intermediate_size
@@ -151,8 +108,13 @@ def tensor_groups(spec: ModelSpec) -> list[TensorGroup]:
         groups.append(TensorGroup(name="lm_head", kind="lm_head", rows=spec.vocab_size, cols=h, count=1,
                                   per_layer=False))
     for name, params in spec.extra_params.items():
-        groups.append(TensorGroup(name=name, kind="extra", rows=1, cols=params, count=1, per_layer=False))
+        # A vision tower or an MTP module does not run for a generated text token: not active.
+        groups.append(TensorGroup(name=name, kind="extra", rows=1, cols=params, count=1, per_layer=False,
+                                  active_count=0))
     return groups
+
+
+_MIXER_PREFIXES = ("attn", "linear_attn", "mamba", "conv", "cross_attn")
 
 
 def count_params(spec: ModelSpec) -> ParamCount:
@@ -162,7 +124,8 @@ def count_params(spec: ModelSpec) -> ParamCount:
     def total(*kinds: str, prefix: str | None = None) -> int:
         return sum(g.params for g in groups if g.kind in kinds and (prefix is None or g.name.startswith(prefix)))
 
-    attention = sum(g.params for g in groups if g.name.startswith("attn.") and g.kind == "linear")
+    # Token-mixer matrices of every kind (attention, linear attention, Mamba, short conv).
+    attention = sum(g.params for g in groups if g.name.split(".")[0] in _MIXER_PREFIXES and g.kind == "linear")
     vectors = total("vector")
     return ParamCount(
         total_params=sum(g.params for g in groups),

@@ -43,7 +43,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmfit.engine.emit import LaunchCommand, launch_command
-from llmfit.engine.engines import ENGINES, engine_fit, engine_rule
+from llmfit.engine.engines import ENGINES, EngineRule, engine_fit, engine_rule
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import KvLayout, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions, _line_name, validate_deployment
@@ -188,6 +188,24 @@ class Sweep:
         return self.gpus[g], self.shapes[s], self.formats[f], self.kv_dtypes[k]
 
 
+def _stage_delta(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, sh: Shape, base: ServingOptions,
+                 rule: EngineRule, fullest_weights: int,
+                 lines_cache: dict[tuple[int, int, str], list[list[Any]]], key: tuple[int, int, str]) -> int:
+    """fit's pool is the smallest PP stage's (serving.stage_plan); the sweep's budget uses the fullest stage's
+    weights: add the difference, under the options the engine's fit runs serving.fit with."""
+    from llmfit.engine.serving import stage_plan
+
+    options = base.model_copy(update={"max_num_seqs": rule.max_num_seqs})
+    if rule.engine != "vllm":  # SGLang and TRT-LLM run serving.fit with their overhead as one given figure
+        options = options.model_copy(update={"overhead_override_bytes": sum(
+            line.bytes_per_gpu for line in rule.overhead_lines)})
+    stages = stage_plan(spec, gpu, fmt, sh.tp, sh.pp, options, overheads=lines_cache.get(key))
+    lines_cache.setdefault(key, stages.overheads)
+    overhead = sum(line.bytes_per_gpu for line in stages.overheads[stages.limiting])
+    rule_overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
+    return stages.weights[stages.limiting] + overhead - fullest_weights - rule_overhead
+
+
 def _options(target: PlanTarget, base: ServingOptions, kv: str) -> ServingOptions:
     return base.model_copy(update={"context_tokens": target.context_tokens, "kv_dtype": kv,
                                    "min_concurrency": target.concurrency})
@@ -324,8 +342,10 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     # Per (format, shape): weights on the fullest GPU, and what a decode step reads of them.
     weights = np.zeros((n_f, n_s), dtype=np.int64)
     weights_read = np.zeros((n_f, n_s), dtype=np.float64)
+    weights_split: list[dict[tuple[int, int], int]] = []
     for fi, fmt in enumerate(formats):
         by_split = _weights_by_split(spec, fmt, splits)
+        weights_split.append(by_split)
         weights[fi] = np.array([by_split[split] for split in splits], dtype=np.int64)[shape_split]
         if spec.is_moe:
             expert_bytes = sum(i.bytes for i in group_bytes(spec, fmt) if i.group.kind == "expert")
@@ -339,6 +359,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     first_format = [next(f for f in formats if _format_key(f) == key) for key in keys]
     shape_keys = [[_shape_key(spec, fmt, tp, pp) for fmt in first_format] for tp, pp in splits]
     terms: list[EngineTerms] = []  # [G][P][Q] flattened
+    stage_delta = np.zeros((n_g, n_p, n_f), dtype=np.int64)
     for gi, gpu in enumerate(gpus):
         known: dict[tuple[Any, ...], EngineTerms] = {}
         for (tp, pp), split_keys in zip(splits, shape_keys, strict=True):
@@ -346,6 +367,19 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                 if key not in known:
                     known[key] = engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
                 terms.append(known[key])
+        # fit's pool is the smallest PP stage's (serving.stage_plan): with PP > 1 the budget is corrected from
+        # the fullest stage's weights to that stage's weights and runtime lines, once per (format, split).
+        rules: dict[tuple[int, int, str], EngineRule] = {}
+        stage_lines: dict[tuple[int, int, str], list[list[Any]]] = {}
+        for pi, (tp, pp) in enumerate(splits):
+            if pp == 1:
+                continue
+            for fi, fmt in enumerate(formats):
+                rkey = (tp, pp, _format_key(fmt))
+                if rkey not in rules:
+                    rules[rkey] = engine_rule(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
+                stage_delta[gi, pi, fi] = _stage_delta(spec, gpu, fmt, Shape(gpu_count=tp * pp, tp=tp, pp=pp), base,
+                                                       rules[rkey], weights_split[fi][(tp, pp)], stage_lines, rkey)
         if progress is not None:
             progress(gi + 1, n_g)
 
@@ -359,6 +393,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     blocks = grid([t.block_size for t in terms], np.int64)
     pick = (slice(None), shape_split[:, None], format_key[None, :])  # -> [G, S, F]
     usable3, overhead3, free3, caps3 = usable[pick], overhead[pick], free_fraction[pick], caps[pick]
+    overhead3 = overhead3 + stage_delta[:, shape_split, :]
     valid_gf = np.array([[not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
                           for fmt in formats] for gpu in gpus], dtype=bool).reshape(n_g, n_f)
 

@@ -5,7 +5,8 @@ vLLM (v1 `gpu_worker.determine_available_memory`; V0 `worker.determine_num_avail
               - (weights as loaded + torch activation peak of the profile run + non-torch memory)
 The CUDA-graph pool is captured after the KV cache is allocated and is not subtracted up to v0.19 (its
 v0.19 log prints "CUDA graph pool memory: 0.91 GiB (actual)" yet 0.95 x 79.19 - 17.12 = 58.11 GiB of KV);
-profiling it became the default only in v0.21 (gpustack/runner PR #251), for which there is no data here.
+profiling it became the default in v0.21 (gpu_worker.py: "CUDA graph memory profiling is enabled (default since
+v0.21.0)"), modelled by `cuda_graph_bytes`. Version figures: configs/engines/vllm.yaml.
 
 The activation peak is modelled from what the profile run allocates (vllm/v1/worker/gpu_model_runner.py
 `profile_run`): one forward pass of `max_num_batched_tokens` tokens split over `max_num_seqs` dummy
@@ -39,10 +40,14 @@ H100 1.885 GiB (v0.19 measured 1.89) and 4.757 GiB (v0.11: 4.76); Qwen3-0.6B 5.5
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 
+from llmfit.engine.engine_data import NonTorch, VllmProfileData, pick_profile, vllm_profiles
+from llmfit.errors import SpecError
 from llmfit.specs import ModelSpec
 from llmfit.units import GIB, MIB
 
@@ -51,63 +56,86 @@ FP32_BYTES = 4
 
 @dataclass(frozen=True)
 class EngineProfile:
-    """Constants of one engine version, each with its source."""
+    """Constants of one vLLM version line (configs/engines/vllm.yaml, each figure with its source)."""
 
-    name: str
-    # Non-torch memory (CUDA context, cuBLAS handles; NCCL buffers with TP >= 2), per GPU, as logged.
-    non_torch_tp1_bytes: int
-    non_torch_tp_bytes: int
-    non_torch_pp_bytes: int
+    key: str  # the profile's name, e.g. "0.19"
+    name: str  # its label, e.g. "vLLM v0.12-v0.20"
+    non_torch: NonTorch
     # The v1 engine (torch.compile, chunked prefill always on) or the V0 engine (eager, no chunking <= 32K).
     v1: bool
     # Bytes per logit the sampler holds beyond the logits and their float32 copy (see the module docstring).
     sampler_working_bytes: int
     # v0.19 Triton top-k/top-p: one float32 vocab row per program, min(SMs, rows) programs.
     triton_topk_buffer: bool
-    # Whether the CUDA-graph pool is subtracted from the KV budget (False for every version with data).
+    # Whether the CUDA-graph pool estimate is subtracted from the KV budget by default (v0.21+).
     counts_cuda_graphs: bool
+    cuda_graphs_switch: str | None
     source: str
 
+    # Kept for callers of the former fixed profiles.
+    @property
+    def non_torch_tp1_bytes(self) -> int:
+        return self.non_torch.tp1
 
-ENGINE_PROFILES: dict[str, EngineProfile] = {
-    "0.19": EngineProfile(
-        name="vLLM v0.19",
-        non_torch_tp1_bytes=round(0.25 * GIB),
-        non_torch_tp_bytes=round(2.07 * GIB),
-        non_torch_pp_bytes=round(0.07 * GIB),
-        v1=True,
-        sampler_working_bytes=8,
-        triton_topk_buffer=True,
-        counts_cuda_graphs=False,
-        source="llm-d-planner PR #205 accuracy report (vLLM v0.19.0, H100): non-torch 0.25 GiB at TP1, "
-        "2.07-2.13 GiB at TP2/4 (NCCL buffers), 0.07 GiB at PP2/4; sampler: vllm PR #33538 (Triton top-k/top-p)",
-    ),
-    "0.11": EngineProfile(
-        name="vLLM v0.11",
-        non_torch_tp1_bytes=round(0.13 * GIB),
-        non_torch_tp_bytes=round(0.54 * GIB),
-        non_torch_pp_bytes=round(0.13 * GIB),
-        v1=True,
-        sampler_working_bytes=32,
-        triton_topk_buffer=False,
-        counts_cuda_graphs=False,
-        source="llm-d-planner docs/empirical-vllm-memory-results.md (vLLM v0.11.0, H100): non-torch "
-        "0.13-0.14 GiB at TP1, 0.54-0.55 GiB at TP2; sampler: sort-based apply_top_k_top_p",
-    ),
-    "0.6": EngineProfile(
-        name="vLLM v0.6 (V0 engine)",
-        non_torch_tp1_bytes=round(0.35 * GIB),
-        non_torch_tp_bytes=round(0.35 * GIB),
-        non_torch_pp_bytes=round(0.35 * GIB),
-        v1=False,
-        sampler_working_bytes=32,
-        triton_topk_buffer=False,
-        counts_cuda_graphs=False,
-        source="vllm-project/vllm issue #10517 (V0 engine, v0.6.4 log format, RTX 3090): non_torch_memory=0.35GiB; "
-        "V0 SchedulerConfig: max_num_batched_tokens = max(max_model_len, 2048) without chunked prefill",
-    ),
-}
-DEFAULT_ENGINE_VERSION = "0.19"
+    @property
+    def non_torch_tp_bytes(self) -> int:
+        return self.non_torch.nvlink
+
+    @property
+    def non_torch_pp_bytes(self) -> int:
+        return self.non_torch.pp
+
+
+def _profile(data: VllmProfileData) -> EngineProfile:
+    return EngineProfile(key=data.name, name=data.label, non_torch=data.non_torch, v1=data.v1,
+                         sampler_working_bytes=data.sampler_working_bytes,
+                         triton_topk_buffer=data.triton_topk_buffer, counts_cuda_graphs=data.cuda_graphs_in_budget,
+                         cuda_graphs_switch=data.cuda_graphs_switch,
+                         source=f"{data.non_torch.source}; sampler: {data.sampler_source}")
+
+
+class _Profiles(Mapping[str, EngineProfile]):
+    """vLLM's version profiles by name, read from configs/engines/vllm.yaml on first use. Any release number
+    ('0.9.2', 'v0.21.1') maps to the profile covering it (`resolve_engine_version`)."""
+
+    _cache: dict[str, EngineProfile] | None = None
+
+    def _all(self) -> dict[str, EngineProfile]:
+        if self._cache is None:
+            self._cache = {data.name: _profile(data) for data in vllm_profiles().profiles}
+        return self._cache
+
+    def __getitem__(self, key: str) -> EngineProfile:
+        profiles = self._all()
+        if key in profiles:
+            return profiles[key]
+        return profiles[resolve_engine_version(key)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        try:
+            resolve_engine_version(key)
+        except SpecError:
+            return False
+        return True
+
+
+@lru_cache(maxsize=256)
+def resolve_engine_version(version: str | None) -> str:
+    """The vLLM profile name covering a release number: '0.9.2' -> '0.8', '0.21.1' -> '0.21', None -> newest."""
+    return str(pick_profile(vllm_profiles().profiles, version, "vLLM").name)
+
+
+ENGINE_PROFILES: Mapping[str, EngineProfile] = _Profiles()
+# The newest profile (configs/engines/vllm.yaml lists them oldest first).
+DEFAULT_ENGINE_VERSION = "latest"
 
 # Streaming multiprocessors per GPU preset (vendor datasheets; MI300X: compute units). Only v0.19's Triton
 # top-k/top-p buffer depends on it (min(SMs, rows) vocab rows); unknown devices count as an H100 SXM (132).
@@ -319,24 +347,49 @@ def mxfp4_moe_layout_bytes(spec: ModelSpec, compute_capability: str | None, tp: 
     return total, formula
 
 
+# vllm/config/compilation.py CompilationConfig: max_cudagraph_capture_size defaults to min(max_num_seqs x 2, 512).
+CUDA_GRAPH_MAX_CAPTURE = 512
+
+
+def cuda_graph_bytes(spec: ModelSpec, *, max_num_seqs: int, tp: int, pp: int, act_bytes: int) -> tuple[int, str]:
+    """The CUDA-graph pool vLLM v0.21+ subtracts from the budget (gpu_model_runner.profile_cudagraph_memory).
+
+    Graphs of every capture size share one memory pool, captured largest first, so the pool is what one
+    capture of the largest size keeps alive: the static buffers at the piecewise split points of each layer
+    (vllm/compilation/backends.py splits the graph at the attention op): the q/k/v input and the attention
+    output of every layer on this GPU, plus the residual and hidden stream (2 x hidden), for
+    min(2 x max_num_seqs, 512) tokens."""
+    tokens = min(2 * max_num_seqs, CUDA_GRAPH_MAX_CAPTURE)
+    d = spec.real_head_dim
+    if spec.is_mla:
+        qkv = spec.num_attention_heads * ((spec.qk_nope_head_dim or 0) + (spec.qk_rope_head_dim or 0)) // tp \
+            + (spec.kv_lora_rank or 0) + (spec.qk_rope_head_dim or 0)
+        out = spec.num_attention_heads * (spec.v_head_dim or 0) // tp
+    else:
+        qkv = (spec.num_attention_heads + 2 * spec.kv_heads) * d // tp
+        out = spec.num_attention_heads * d // tp
+    width = qkv + out + 2 * spec.hidden_size
+    layers = -(-spec.num_hidden_layers // pp)
+    total = tokens * width * act_bytes * layers
+    formula = (f"{tokens} captured tokens x {layers} layers x (q/k/v {qkv} + attention out {out} + 2 x hidden "
+               f"{spec.hidden_size}) x {act_bytes} B")
+    return total, formula
+
+
 def overhead_lines(spec: ModelSpec | None, *, engine_version: str, tp: int, pp: int, gpu_memory_bytes: int,
                    max_num_seqs: int | None = None, act_bytes: int = 2,
                    max_num_batched_tokens: int | None = None, gpu_name: str = "",
                    compute_capability: str | None = None, context_tokens: int | None = None,
-                   weight_format: str | None = None) -> list[OverheadLine]:
-    """The runtime overhead lines of one GPU: non-torch memory, the profile run's activation peak and the
-    rotary cache loaded with the weights. Unset batch limits take the engine version's defaults for the GPU."""
+                   weight_format: str | None = None, interconnect: str | None = None, samples: bool = True,
+                   stage_layers: int | None = None, cuda_graphs: bool | None = None) -> list[OverheadLine]:
+    """The runtime overhead lines of one GPU: non-torch memory, the profile run's activation peak, the rotary
+    cache loaded with the weights and, from v0.21, the CUDA-graph pool. Unset batch limits take the engine
+    version's defaults for the GPU. `samples`: this GPU is on the last pipeline stage, which alone runs the
+    sampler (vllm/v1/worker/gpu_model_runner.py profile_run: `if get_pp_group().is_last_rank:
+    _dummy_sampler_run`). `cuda_graphs`: None = the version's default (VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS)."""
     profile = ENGINE_PROFILES[engine_version]
-    if tp > 1:
-        non_torch = profile.non_torch_tp_bytes
-        why = f"{profile.name}, TP={tp}: CUDA context + NCCL buffers"
-    elif pp > 1:
-        non_torch = profile.non_torch_pp_bytes
-        why = f"{profile.name}, PP={pp}"
-    else:
-        non_torch = profile.non_torch_tp1_bytes
-        why = f"{profile.name}, one GPU: CUDA context, cuBLAS handles"
-    lines = [OverheadLine(name="non-torch memory", bytes_per_gpu=non_torch, formula=why)]
+    non_torch, why = profile.non_torch.bytes_for(tp, pp, interconnect)
+    lines = [OverheadLine(name="non-torch memory", bytes_per_gpu=non_torch, formula=f"{profile.name}, {why}")]
     if spec is None:
         # No architecture: vLLM's smallest observed profile peak for a dense model stands in.
         lines.append(OverheadLine(name="activation peak (no architecture: assumed)", bytes_per_gpu=1024 * MIB,
@@ -344,12 +397,20 @@ def overhead_lines(spec: ModelSpec | None, *, engine_version: str, tp: int, pp: 
         return lines
     default_tokens, default_seqs = engine_batch_defaults(engine_version, gpu_memory_bytes=gpu_memory_bytes,
                                                          gpu_name=gpu_name, context_tokens=context_tokens)
+    seqs = max_num_seqs or default_seqs
     peak = activation_peak(spec, engine_version=engine_version,
                            batched_tokens=max_num_batched_tokens or default_tokens,
-                           max_num_seqs=max_num_seqs or default_seqs, act_bytes=act_bytes, tp=tp,
+                           max_num_seqs=seqs, act_bytes=act_bytes, tp=tp,
                            gpu_name=gpu_name, compute_capability=compute_capability)
-    lines.append(OverheadLine(name="activation peak (profile run)", bytes_per_gpu=peak.peak_bytes,
-                              formula=peak.formula))
+    if samples:
+        lines.append(OverheadLine(name="activation peak (profile run)", bytes_per_gpu=peak.peak_bytes,
+                                  formula=peak.formula))
+    else:
+        lines.append(OverheadLine(name="activation peak (profile run)",
+                                  bytes_per_gpu=peak.forward_bytes + peak.workspace_bytes,
+                                  formula=f"forward {peak.batched_tokens} tokens = {peak.forward_bytes / GIB:.3f} GiB"
+                                  f" + cuBLAS workspace {peak.workspace_bytes / MIB:.3g} MiB (no sampler: not the "
+                                  "last pipeline stage)"))
     rope, rotary_dim = rope_cache_bytes(spec, act_bytes)
     lines.append(OverheadLine(name="rotary cos/sin cache (loaded with the weights)", bytes_per_gpu=rope,
                               formula=f"{spec.max_position_embeddings} positions x {rotary_dim} x {act_bytes} B"))
@@ -358,4 +419,10 @@ def overhead_lines(spec: ModelSpec | None, *, engine_version: str, tp: int, pp: 
         if layout:
             lines.append(OverheadLine(name="MXFP4 MoE kernel layout (loaded with the weights)",
                                       bytes_per_gpu=layout, formula=formula))
+    graphs = profile.counts_cuda_graphs if cuda_graphs is None else cuda_graphs
+    if graphs:
+        graph, formula = cuda_graph_bytes(spec, max_num_seqs=seqs, tp=tp, pp=pp, act_bytes=act_bytes)
+        lines.append(OverheadLine(name="CUDA graph pool (profiled into the budget)", bytes_per_gpu=graph,
+                                  formula=formula + (f"; {profile.cuda_graphs_switch} turns it off"
+                                                     if profile.cuda_graphs_switch else "")))
     return lines

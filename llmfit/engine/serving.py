@@ -18,6 +18,7 @@ from fractions import Fraction
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmfit.engine.cache_policy import CachePolicy, CacheRequest, StageBudget
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import bytes_per_token, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
 from llmfit.engine.params import count_params
@@ -74,7 +75,14 @@ class ServingOptions(BaseModel):
     # 256), which also sizes the profile run's sampler (runtime.engine_batch_defaults).
     max_num_seqs: int | None = Field(default=None, gt=0)  # None: the engine version's default for the GPU
     max_num_batched_tokens: int | None = Field(default=None, gt=0)
-    engine_version: str = DEFAULT_ENGINE_VERSION
+    engine_version: str = DEFAULT_ENGINE_VERSION  # any release number; the profile covering it is used
+    # vLLM v0.21+ subtracts the CUDA-graph pool from the budget; None = the version's default, False =
+    # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0.
+    cuda_graph_profiling: bool | None = None
+    # Another engine's own release (SGLang '0.4.6'): its profile in configs/engines/<engine>.yaml; None = newest.
+    engine_release: str | None = None
+    # vLLM --kv-cache-memory-bytes: the pool is this figure, whatever gpu_memory_utilization says.
+    kv_cache_memory_bytes: int | None = Field(default=None, gt=0)
     min_concurrency: int = Field(default=1, ge=0)
     weights_override_bytes: int | None = Field(default=None, gt=0)
     overhead_override_bytes: int | None = Field(default=None, ge=0)
@@ -104,6 +112,10 @@ class FitResult(BaseModel):
     usable_bytes_per_gpu: int  # gpu_memory x gpu_util
     weights_bytes: int  # one copy of the weights
     weights_bytes_per_gpu: int
+    # What the engine prints as "Model loading took": the weights plus buffers loaded with them (rotary
+    # cos/sin cache, kernel layout padding), on the GPU whose stage limits the pool.
+    loaded_weights_bytes_per_gpu: int = 0
+    stage_weights_bytes_per_gpu: list[int] = []  # one GPU of each pipeline stage
     raw_weights_bytes: int  # params x nominal bits / 8
     bits_per_weight: float
     weights_lines: list[WeightLine]
@@ -126,6 +138,8 @@ class FitResult(BaseModel):
     fits: bool
     loads: bool  # weights + overhead fit, whatever the KV
     free_bytes_per_gpu: int  # device memory left outside gpu_util x memory after everything
+    engine_version: str = ""  # the version profile used (e.g. "0.19" for any 0.12-0.20 release)
+    limiting_stage: int = 0  # the pipeline stage whose pool is smallest (0 without PP)
     warnings: list[str] = []
     notes: list[str] = []
     steps: list[Step] = []
@@ -155,9 +169,19 @@ def _divisors(n: int, limit: int = 64) -> list[int]:
     return [d for d in range(1, min(n, limit) + 1) if n % d == 0]
 
 
+def stage_layers(num_layers: int, pp: int) -> list[int]:
+    """Decoder layers per pipeline stage as vLLM splits them (vllm/distributed/utils.py get_pp_indices):
+    num_layers // pp each, the remainder added one by one to the stages before the last (which holds the
+    lm_head), from the second-to-last backwards."""
+    per = [num_layers // pp] * pp
+    for i in range(2, num_layers % pp + 2):
+        per[-i] += 1
+    return per
+
+
 def _weights_per_gpu(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> int:
-    """Weights on the fullest GPU (the sum of its lines, see _weights_per_gpu_by_line)."""
-    return sum(_weights_per_gpu_by_line(spec, fmt, tp, pp).values())
+    """Weights on the fullest GPU (the sum of its lines, see _stage_weights)."""
+    return max(sum(stage.values()) for stage in _stage_weights(spec, fmt, tp, pp))
 
 
 def _line_name(packed: bool, fmt: WeightFormat) -> str:
@@ -168,11 +192,33 @@ def _line_name(packed: bool, fmt: WeightFormat) -> str:
 
 
 def _weights_per_gpu_by_line(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> dict[str, int]:
-    """Weights on the fullest GPU, by weight line: linear layers and the vocabulary sharded over TP, KV
-    projections replicated when TP exceeds the KV heads, norms replicated, layers split over PP stages
-    (stage 0 holds the embeddings, the last stage the lm_head)."""
+    """Weights on the fullest GPU, by weight line."""
+    return max(_stage_weights(spec, fmt, tp, pp), key=lambda lines: sum(lines.values()))
+
+
+_STAGE_CACHE: dict[tuple[int, str, int, int], tuple[ModelSpec, list[dict[str, int]]]] = {}
+
+
+def _stage_weights(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> list[dict[str, int]]:
+    """_stage_weights_uncached, memoised per (spec object, format, TP, PP): the plan sweep asks for each split
+    once per GPU type."""
+    key = (id(spec), fmt.name, tp, pp)
+    hit = _STAGE_CACHE.get(key)
+    if hit is not None and hit[0] is spec:
+        return hit[1]
+    if len(_STAGE_CACHE) > 4096:
+        _STAGE_CACHE.clear()
+    value = _stage_weights_uncached(spec, fmt, tp, pp)
+    _STAGE_CACHE[key] = (spec, value)
+    return value
+
+
+def _stage_weights_uncached(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> list[dict[str, int]]:
+    """Weights on one GPU of each pipeline stage, by weight line: linear layers and the vocabulary sharded over
+    TP, KV projections replicated when TP exceeds the KV heads, norms replicated, layers split over PP stages
+    as vLLM splits them (stage 0 holds the embeddings, the last stage the lm_head)."""
     layers = spec.num_hidden_layers
-    per_stage = [layers // pp + (1 if s < layers % pp else 0) for s in range(pp)]
+    per_stage = stage_layers(layers, pp)
     kv_share = kv_shard_fraction(spec, tp)
     stage_lines: list[dict[str, Fraction]] = [{} for _ in range(pp)]
 
@@ -198,12 +244,73 @@ def _weights_per_gpu_by_line(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: in
                 add(pp - 1, line, size)
             else:  # embeddings, final norm, extra towers: first stage
                 add(0, line, size)
-    fullest = max(stage_lines, key=lambda lines: sum(lines.values()))
-    return {line: ceil_div(size.numerator, size.denominator) for line, size in fullest.items()}
+    return [{line: ceil_div(size.numerator, size.denominator) for line, size in lines.items()}
+            for lines in stage_lines]
+
+
+class StagePlan(BaseModel):
+    """Per pipeline stage (one GPU of each): layers, weights, runtime overhead lines and KV budget."""
+
+    model_config = ConfigDict(frozen=True)
+
+    layers: list[int]
+    weights: list[int]
+    overheads: list[list[OverheadLine]]
+    budgets: list[int]
+    usable: int
+    limiting: int  # the stage whose pool holds the fewest tokens
+
+
+def stage_plan(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int, options: ServingOptions,
+               *, weights_per_gpu: int | None = None,
+               overheads: list[list[OverheadLine]] | None = None) -> StagePlan:
+    """The engine's budget rule per PP stage (vLLM: gpu_memory x gpu_util - weights - overhead on each worker;
+    the pool is the smallest stage's). `weights_per_gpu` stands in for every stage when the weights are given
+    (--weights) or there is no architecture. The plan sweep calls this once per (GPU, format, shape)."""
+    assert options.max_num_seqs is not None
+    act_bytes = 4 if fmt.name == "fp32" else 2
+    layers_total = spec.num_hidden_layers if spec is not None else pp
+    per_stage_layers = stage_layers(layers_total, pp)
+    if spec is not None and options.weights_override_bytes is None:
+        stage_weights = [sum(lines.values()) for lines in _stage_weights(spec, fmt, tp, pp)]
+    else:
+        assert weights_per_gpu is not None
+        stage_weights = [weights_per_gpu] * pp
+    stage_overheads: list[list[OverheadLine]] = []
+    for stage in range(pp if overheads is None else 0):
+        if options.overhead_override_bytes is not None:
+            stage_overheads.append([OverheadLine(name="runtime overhead (given)",
+                                                 bytes_per_gpu=options.overhead_override_bytes, formula="--overhead")])
+            continue
+        if 0 < stage < pp - 1:  # middle stages: the same lines as the first (no embeddings term, no sampler)
+            stage_overheads.append(stage_overheads[0])
+            continue
+        stage_overheads.append(overhead_lines(
+            spec, engine_version=options.engine_version, tp=tp, pp=pp, gpu_memory_bytes=gpu.usable_memory_bytes,
+            max_num_seqs=options.max_num_seqs, act_bytes=act_bytes,
+            max_num_batched_tokens=options.max_num_batched_tokens, gpu_name=gpu.name,
+            compute_capability=gpu.compute_capability, context_tokens=options.context_tokens,
+            weight_format=fmt.name, interconnect=gpu.interconnect, samples=stage == pp - 1,
+            cuda_graphs=options.cuda_graph_profiling))
+    if overheads is not None:  # the same lines computed before (they depend on the GPU and shape, not the format)
+        stage_overheads = overheads
+    usable = int(gpu.usable_memory_bytes * options.gpu_util)
+    budgets = [usable - w - sum(line.bytes_per_gpu for line in lines)
+               for w, lines in zip(stage_weights, stage_overheads, strict=True)]
+    if options.kv_cache_memory_bytes is not None:
+        # vLLM determine_available_memory: `if kv_cache_memory_bytes := cache_config.kv_cache_memory_bytes:
+        # ... return kv_cache_memory_bytes` (profiling skipped, gpu_memory_utilization not respected).
+        budgets = [options.kv_cache_memory_bytes] * pp
+    # The smallest pool (ties: the later stage, which samples). Its tokens are counted at the KV per token of the
+    # stage with the most layers (ceil(layers / pp)): vLLM takes the fewest blocks over the workers, which this
+    # bounds from below (exact when the smallest pool is on a stage with the most layers, the usual case).
+    limiting = min(range(pp), key=lambda s: (budgets[s], -s))
+    return StagePlan(layers=per_stage_layers, weights=stage_weights, overheads=stage_overheads, budgets=budgets,
+                     usable=usable, limiting=limiting)
 
 
 def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Deployment, options: ServingOptions,
-        *, params: int | None = None) -> FitResult:
+        *, params: int | None = None, cache_policy: CachePolicy | None = None) -> FitResult:
     """Plan one deployment. `spec` None means a bare parameter count (`--params`): weights only, no KV."""
     validate_deployment(spec, deployment)
     if options.max_num_seqs is None:
@@ -245,30 +352,33 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         steps.append(Step(label="weights per GPU", formula="linear layers / TP, layers / PP, norms replicated",
                           substituted=f"TP={tp}, PP={pp}", result=weights_per_gpu, unit="bytes"))
 
-    # Runtime overhead per GPU.
+    # Runtime overhead per GPU, and the budget, stage by stage: the first stage holds the embeddings, the last the
+    # lm_head and the sampler's peak; vLLM takes the smallest pool (gpu_worker: min num_gpu_blocks over workers).
     profile = ENGINE_PROFILES[options.engine_version]
-    if options.overhead_override_bytes is not None:
-        lines = [OverheadLine(name="runtime overhead (given)", bytes_per_gpu=options.overhead_override_bytes,
-                              formula="--overhead")]
-    else:
-        act_bytes = 4 if fmt.name == "fp32" else 2
-        lines = overhead_lines(spec, engine_version=options.engine_version, tp=tp, pp=pp,
-                               gpu_memory_bytes=gpu.usable_memory_bytes, max_num_seqs=options.max_num_seqs,
-                               act_bytes=act_bytes, max_num_batched_tokens=options.max_num_batched_tokens,
-                               gpu_name=gpu.name, compute_capability=gpu.compute_capability,
-                               context_tokens=options.context_tokens, weight_format=fmt.name)
+    stages = stage_plan(spec, gpu, fmt, tp, pp, options, weights_per_gpu=weights_per_gpu)
+    per_stage_layers, stage_weights = stages.layers, stages.weights
+    stage_overheads, stage_budgets, limiting = stages.overheads, stages.budgets, stages.limiting
+    usable = stages.usable
+    lines = stage_overheads[limiting]
     overhead_per_gpu = sum(line.bytes_per_gpu for line in lines)
+    stage_weights_per_gpu = stage_weights
+    limiting_weights = stage_weights[limiting]  # weights_bytes_per_gpu stays the fullest GPU's
     for line in lines:
         steps.append(Step(label=line.name, formula=line.formula, substituted="", result=line.bytes_per_gpu,
                           unit="bytes"))
+    loaded = limiting_weights + sum(line.bytes_per_gpu for line in lines if "loaded with the weights" in line.name)
 
     # Budget per GPU.
-    usable = int(gpu.usable_memory_bytes * options.gpu_util)
-    budget_per_gpu = usable - weights_per_gpu - overhead_per_gpu
-    steps.append(Step(label="KV budget per GPU", formula="gpu_memory x gpu_util - weights - overhead",
-                      substituted=f"{gpu.usable_memory_bytes:,} B x {options.gpu_util} - {weights_per_gpu:,} B"
-                      f" - {overhead_per_gpu:,} B", result=budget_per_gpu, unit="bytes"))
-    loads = budget_per_gpu > 0
+    budget_per_gpu = stage_budgets[limiting]
+    if options.kv_cache_memory_bytes is not None:
+        steps.append(Step(label="KV budget per GPU", formula="--kv-cache-memory-bytes (vLLM skips profiling)",
+                          substituted="", result=budget_per_gpu, unit="bytes"))
+    else:
+        steps.append(Step(label="KV budget per GPU", formula="gpu_memory x gpu_util - weights - overhead",
+                          substituted=f"{gpu.usable_memory_bytes:,} B x {options.gpu_util} - {limiting_weights:,} B"
+                          f" - {overhead_per_gpu:,} B" + (f" (PP stage {limiting} of {pp})" if pp > 1 else ""),
+                          result=budget_per_gpu, unit="bytes"))
+    loads = all(budget > 0 for budget in stage_budgets)
 
     kv_dtype = "n/a"
     kv_per_token = kv_per_token_gpu = kv_per_request = kv_tokens = kv_blocks = None
@@ -281,8 +391,7 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         warnings += dtype_support_warnings(fmt, kv_dtype, gpu)
         layout = kv_layout(spec, kv_dtype)
         head_share = kv_shard_fraction(spec, tp)
-        layers_max_stage = ceil_div(spec.num_hidden_layers, pp)
-        layer_share = Fraction(layers_max_stage, spec.num_hidden_layers)
+        layer_share = Fraction(max(per_stage_layers), spec.num_hidden_layers)
         kv_per_token_gpu = bytes_per_token(layout, layer_share=layer_share, head_share=head_share)
         # One replica: every GPU's share, replicated heads counted on each GPU that holds them.
         kv_per_token = bytes_per_token(layout, head_share=head_share * tp)
@@ -299,6 +408,30 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
                           f"{ceil_div(options.context_tokens, block) * block:,} tokens"
                           + (" (windowed layers capped)" if any(g.window_tokens for g in layout.groups) else ""),
                           result=kv_per_request, unit="bytes"))
+        cache = None
+        if cache_policy is not None:
+            # The engine's cache policy (engine/cache_policy.py) over the stages' pools: paging, grouping and
+            # admission per layer kind, as the engine does them.
+            starts = [sum(per_stage_layers[:s]) for s in range(pp)]
+            seqs = options.max_num_seqs
+            tokens_step = options.max_num_batched_tokens or engine_batch_defaults(
+                options.engine_version, gpu_memory_bytes=gpu.usable_memory_bytes, gpu_name=gpu.name,
+                context_tokens=options.context_tokens)[0]
+            # With PP, the smallest pool is held against the stage with the most layers (see stage_plan): a lower
+            # bound of vLLM's fewest-blocks-over-workers, the figure plan's sweep computes too.
+            widest = max(range(pp), key=lambda s: (per_stage_layers[s], -s))
+            cache_stages = (StageBudget(layer_start=starts[widest],
+                                        layer_end=starts[widest] + per_stage_layers[widest],
+                                        budget_bytes_per_gpu=max(0, budget_per_gpu)),)
+            cache = cache_policy.plan(CacheRequest(
+                spec=spec, kv_dtype=kv_dtype, tp=tp, context_tokens=options.context_tokens, block_size=block,
+                stages=cache_stages,
+                max_num_batched_tokens=tokens_step, max_num_seqs=seqs))
+            kv_per_token, kv_per_token_gpu = cache.kv_bytes_per_token, cache.kv_bytes_per_token_per_gpu
+            kv_per_request = cache.kv_bytes_per_request
+            if pp == 1:  # CachePlan.request_bytes_per_gpu counts every layer (B_needs.md); per stage: ours
+                request_per_gpu = cache.request_bytes_per_gpu
+            notes.extend(cache.notes)
         if loads:
             per_block_gpu = bytes_per_token(layout, layer_share=layer_share, head_share=head_share) * block
             kv_blocks = budget_per_gpu // per_block_gpu
@@ -306,6 +439,11 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
             # Whole requests: the pool divided by one request's paged footprint on the fullest GPU.
             whole = budget_per_gpu // request_per_gpu if request_per_gpu else 0
             vllm_conc = kv_tokens / options.context_tokens
+            if cache is not None:
+                block, per_block_gpu = cache.block_size, cache.kv_bytes_per_token_per_gpu * cache.block_size
+                kv_tokens, whole = cache.kv_tokens, cache.max_requests
+                kv_blocks = kv_tokens // block
+                vllm_conc = cache.engine_max_concurrency
             per_replica = min(whole, options.max_num_seqs)
             capped = whole > options.max_num_seqs
             max_conc = replicas * per_replica
@@ -337,6 +475,9 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         fits = loads
     free = gpu.usable_memory_bytes - usable
     notes.append(f"KV pool per GPU uses gpu_util={options.gpu_util}; {profile.name} accounting")
+    if pp > 1:
+        notes.append(f"PP={pp}: layers per stage {per_stage_layers}; stage {limiting} has the smallest pool "
+                     "(the first stage holds the embeddings, the last the lm_head and the sampler's peak)")
     return FitResult(
         model=spec.name if spec is not None else f"{total_params:,} params",
         gpu=gpu.name,
@@ -356,6 +497,8 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         usable_bytes_per_gpu=usable,
         weights_bytes=weights_total,
         weights_bytes_per_gpu=weights_per_gpu,
+        loaded_weights_bytes_per_gpu=loaded,
+        stage_weights_bytes_per_gpu=stage_weights_per_gpu,
         raw_weights_bytes=weights.raw_bytes,
         bits_per_weight=8 * weights_total / total_params,
         weights_lines=weights_lines,
@@ -378,6 +521,8 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         fits=fits,
         loads=loads,
         free_bytes_per_gpu=free,
+        engine_version=profile.key,
+        limiting_stage=limiting,
         warnings=warnings,
         notes=notes,
         steps=steps,

@@ -35,7 +35,7 @@ from fractions import Fraction
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmfit.engine.formats import WeightFormat
-from llmfit.engine.kv import kv_layout, kv_shard_fraction, request_bytes
+from llmfit.engine.kv import kv_layout, kv_shard_fraction, request_bytes, state_bytes
 from llmfit.engine.serving import FitResult, Step
 from llmfit.engine.weights import group_bytes
 from llmfit.errors import SpecError
@@ -115,25 +115,10 @@ def touched_expert_share(num_experts: int, experts_per_tok: int, tokens: int) ->
 
 
 def attention_flops(spec: ModelSpec, prompt_tokens: int) -> int:
-    """QK^T and AV of a causal prompt: layers x heads x 2 FLOPs x (qk_dim + v_dim) x attended pairs."""
-    if spec.is_mla:
-        qk = (spec.qk_nope_head_dim or 0) + (spec.qk_rope_head_dim or 0)
-        v = spec.v_head_dim or 0
-    else:
-        qk = v = spec.real_head_dim
-    total = 0
-    p = prompt_tokens
-    full_pairs = p * (p + 1) // 2
-    for kind in spec.attention_kinds:
-        if kind == "linear_attention":
-            continue
-        if kind == "sliding_attention" and spec.sliding_window and spec.sliding_window < p:
-            w = spec.sliding_window
-            pairs = w * (w + 1) // 2 + (p - w) * w
-        else:
-            pairs = full_pairs
-        total += spec.num_attention_heads * 2 * (qk + v) * pairs
-    return total
+    """Token-mixing FLOPs of a causal prompt, each layer kind's own (llmfit/engine/layers.py
+    prefill_flops): QK^T and AV over the pairs a layer attends (windows and chunks capped, MLA over
+    qk_nope + qk_rope and v_head_dim, a sparse indexer's scoring), the scan of recurrent kinds."""
+    return sum(group.layers * group.kind.prefill_flops(prompt_tokens) for group in spec.layer_groups)
 
 
 def _expert_bytes_per_gpu(spec: ModelSpec, fmt: WeightFormat, result: FitResult) -> int:
@@ -183,6 +168,8 @@ def speed_bounds(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, result
         per_request_gpu = request_bytes(layout, result.context_tokens, block_size=1,
                                         layer_share=Fraction(layers_stage, spec.num_hidden_layers),
                                         head_share=kv_shard_fraction(spec, result.tp))
+        # Recurrent kinds read (and write) their fixed state once per step.
+        per_request_gpu += state_bytes(spec, result.tp, layer_end=layers_stage)
         kv_read = per_replica * per_request_gpu
     round_bytes = result.pp * weights_read + kv_read
 

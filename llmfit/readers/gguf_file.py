@@ -30,7 +30,11 @@ from llmfit.specs import CheckpointInfo, ModelSpec
 # general.architecture -> config.json model_type (llama.cpp LLM_ARCH names).
 GGUF_ARCHES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen2moe": "qwen2_moe",
                "qwen3moe": "qwen3_moe", "gemma2": "gemma2", "gemma3": "gemma3_text", "phi3": "phi3",
-               "deepseek2": "deepseek_v2", "gpt-oss": "gpt_oss", "falcon": "falcon"}
+               "deepseek2": "deepseek_v2", "gpt-oss": "gpt_oss", "falcon": "falcon",
+               # hybrids (llama.cpp src/llama-arch.cpp names); per-layer head_count_kv 0 marks a recurrent layer
+               "qwen3next": "qwen3_next", "nemotron_h": "nemotron_h", "granitehybrid": "granitemoehybrid",
+               "lfm2": "lfm2", "jamba": "jamba", "llama4": "llama4_text"}
+_HYBRID_GGUF = {"qwen3_next", "nemotron_h", "granitemoehybrid", "lfm2", "jamba"}
 _SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")
 MAX_SPLITS = 9999  # gguf-split numbers shards with 5 digits; no real model has thousands of them
 # `{arch}.*` keys named as counts, lengths, sizes... are numbers (docs/gguf.md, "LLM" keys); a string or a
@@ -93,6 +97,8 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         raise ModelFileError(f"{where}: no token_embd.weight tensor")
     heads = key("attention.head_count")
     kv = key("attention.head_count_kv")
+    if GGUF_ARCHES[arch] in _HYBRID_GGUF:
+        return _hybrid_config(GGUF_ARCHES[arch], key, tensors, embd, where)
     for name, value in (("attention.head_count", heads), ("attention.head_count_kv", kv)):
         if isinstance(value, list) and len(set(value)) != 1:
             raise ModelFileError(f"{where}: per-layer {arch}.{name} {sorted(set(value))} not modelled")
@@ -100,6 +106,8 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
     kv = kv[0] if isinstance(kv, list) else kv
     model_type = GGUF_ARCHES[arch]
     experts = key("expert_count") or 0
+    if model_type == "llama4_text":
+        return _llama4_config(key, tensors, embd, heads, kv, experts)
     if model_type == "llama" and experts:
         model_type = "mixtral"
     config: dict[str, Any] = {
@@ -149,6 +157,97 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         config.pop("num_key_value_heads")
         config["intermediate_size"] = config["intermediate_size"] or None
         config["ffn_hidden_size"] = key("feed_forward_length")
+    return {k: v for k, v in config.items() if v is not None}
+
+
+def _llama4_config(key: Any, tensors: dict[str, Any], embd: Any, heads: Any, kv: Any, experts: int) -> dict[str, Any]:
+    """Llama-4 text (llama.cpp llama-model.cpp LLM_ARCH_LLAMA4): expert_feed_forward_length,
+    interleave_moe_layer_step; the chunk is llama.cpp's constant n_swa = 8192 with swa pattern 4 (3 chunked,
+    1 full); the vision tower lives in a separate mmproj file, so a GGUF counts the text model only."""
+    config: dict[str, Any] = {
+        "model_type": "llama4_text", "hidden_size": key("embedding_length"), "num_hidden_layers": key("block_count"),
+        "num_attention_heads": heads, "num_key_value_heads": kv or heads, "head_dim": key("attention.key_length"),
+        "intermediate_size": key("expert_feed_forward_length"), "intermediate_size_mlp": key("feed_forward_length"),
+        "num_local_experts": experts, "num_experts_per_tok": key("expert_used_count"),
+        "interleave_moe_layer_step": key("interleave_moe_layer_step") or 1, "attention_chunk_size": 8192,
+        "no_rope_layer_interval": 4, "vocab_size": int(embd.shape[1]) if len(embd.shape) > 1 else None,
+        "max_position_embeddings": key("context_length"), "tie_word_embeddings": "output.weight" not in tensors,
+    }
+    return {k: v for k, v in config.items() if v is not None}
+
+
+def _per_layer(value: Any, layers: int) -> list[int]:
+    if isinstance(value, list):
+        return [int(v) for v in value]
+    return [int(value or 0)] * layers
+
+
+def _hybrid_config(model_type: str, key: Any, tensors: dict[str, Any], embd: Any, where: str) -> dict[str, Any]:
+    """config.json fields of a hybrid GGUF, as convert_hf_to_gguf.py wrote them: ssm.* keys for the
+    recurrent mixer (Qwen3-Next: ssm.state_size = linear_key_head_dim, ssm.group_count = linear_num_key_heads,
+    ssm.time_step_rank = linear_num_value_heads, ssm.inner_size = value heads x linear_value_head_dim;
+    Mamba-2: ssm.inner_size = heads x head_dim, ssm.time_step_rank = heads), shortconv.l_cache (LFM2); a
+    per-layer attention.head_count_kv whose 0 entries are the recurrent layers (llama_hparams::
+    recurrent_layer_arr), a per-layer feed_forward_length whose 0 entries have no MLP (Nemotron-H)."""
+    layers = int(key("block_count") or 0)
+    kv = _per_layer(key("attention.head_count_kv"), layers)
+    heads = _per_layer(key("attention.head_count"), layers)
+    ff = _per_layer(key("feed_forward_length"), layers)
+    attention = [i for i in range(layers) if kv[i]]
+    if not attention and model_type != "lfm2":
+        raise ModelFileError(f"{where}: hybrid GGUF without attention layers (head_count_kv all 0)")
+    n_kv = kv[attention[0]] if attention else 1
+    n_heads = max(heads) if heads else 1
+    config: dict[str, Any] = {
+        "model_type": model_type, "hidden_size": key("embedding_length"), "num_hidden_layers": layers,
+        "num_attention_heads": n_heads, "num_key_value_heads": n_kv,
+        "vocab_size": int(embd.shape[1]) if len(embd.shape) > 1 else None,
+        "max_position_embeddings": key("context_length"), "tie_word_embeddings": "output.weight" not in tensors,
+        "intermediate_size": max(ff) if ff else 0,
+    }
+    head_dim = key("attention.key_length")
+    if head_dim:
+        config["head_dim"] = head_dim
+    experts = key("expert_count") or 0
+    conv, state, groups, rank, inner = (key("ssm.conv_kernel"), key("ssm.state_size"), key("ssm.group_count"),
+                                        key("ssm.time_step_rank"), key("ssm.inner_size"))
+    if model_type == "qwen3_next":
+        config |= {"layer_types": ["full_attention" if kv[i] else "linear_attention" for i in range(layers)],
+                   "linear_conv_kernel_dim": conv, "linear_key_head_dim": state, "linear_num_key_heads": groups,
+                   "linear_num_value_heads": rank, "linear_value_head_dim": (inner or 0) // max(1, rank or 1),
+                   "num_experts": experts, "num_experts_per_tok": key("expert_used_count"),
+                   "moe_intermediate_size": key("expert_feed_forward_length"),
+                   "shared_expert_intermediate_size": key("expert_shared_feed_forward_length"),
+                   # the GGUF keeps the MTP layer out (nextn layers are not converted): none to count
+                   "num_nextn_predict_layers": key("nextn_predict_layers") or 0}
+    elif model_type == "nemotron_h":
+        config |= {"hybrid_override_pattern": "".join("*" if kv[i] else "-" if ff[i] else "M" for i in range(layers)),
+                   "ssm_state_size": state, "conv_kernel": conv, "n_groups": groups, "mamba_num_heads": rank,
+                   "mamba_head_dim": (inner or 0) // max(1, rank or 1),
+                   "use_conv_bias": "blk.0.ssm_conv1d.bias" in tensors or any(
+                       n.endswith("ssm_conv1d.bias") for n in tensors)}
+    elif model_type == "granitemoehybrid":
+        hidden = int(config["hidden_size"] or 1)
+        config |= {"layer_types": ["attention" if kv[i] else "mamba" for i in range(layers)],
+                   "mamba_d_state": state, "mamba_d_conv": conv, "mamba_n_groups": groups, "mamba_n_heads": rank,
+                   "mamba_d_head": (inner or 0) // max(1, rank or 1), "mamba_expand": (inner or 0) // hidden,
+                   "num_local_experts": experts, "num_experts_per_tok": key("expert_used_count"),
+                   "intermediate_size": key("expert_feed_forward_length") or 0,
+                   "shared_intermediate_size": key("expert_shared_feed_forward_length") or max(ff)}
+    elif model_type == "lfm2":
+        config |= {"full_attn_idxs": attention, "conv_L_cache": key("shortconv.l_cache"),
+                   "block_ff_dim": max(ff), "block_auto_adjust_ff_dim": False,
+                   "tie_embedding": "output.weight" not in tensors}
+    elif model_type == "jamba":
+        period = attention[1] - attention[0] if len(attention) > 1 else layers
+        moe = [i for i in range(layers) if f"blk.{i}.ffn_gate_exps.weight" in tensors]
+        e_period = moe[1] - moe[0] if len(moe) > 1 else layers
+        hidden = int(config["hidden_size"] or 1)
+        config |= {"attn_layer_period": period, "attn_layer_offset": attention[0] % period,
+                   "expert_layer_period": e_period, "expert_layer_offset": moe[0] % e_period if moe else 0,
+                   "num_experts": experts, "num_experts_per_tok": key("expert_used_count"),
+                   "mamba_d_state": state, "mamba_d_conv": conv, "mamba_dt_rank": rank,
+                   "mamba_expand": (inner or 0) // hidden}
     return {k: v for k, v in config.items() if v is not None}
 
 

@@ -12,13 +12,26 @@ def kv_document(result: KvResult, units: DisplayUnits) -> Document:
         f"KV cache of {result.model}: {result.attention}, {result.kv_dtype}, "
         f"context {format_tokens(result.context_tokens)}, batch {result.batch}"
     )
+    state = result.state_bytes_per_request
     rows = [
         ["per token", format_bytes(result.kv_bytes_per_token, units),
          f"{result.kv_bytes_per_token:,} B, whole model (all layers, one copy)"],
+    ]
+    if state:
+        rows += [
+            [
+                f"KV of the context ({format_tokens(result.context_tokens)} tokens)",
+                format_bytes(result.kv_bytes_per_request - state, units),
+                f"{result.kv_bytes_per_request - state:,} B, grows with the context",
+            ],
+            ["fixed state per request", format_bytes(state, units), f"{state:,} B, whatever the context"],
+        ]
+    rows += [
         [
             f"per request ({format_tokens(result.context_tokens)} tokens)",
             format_bytes(result.kv_bytes_per_request, units),
-            f"{result.kv_bytes_per_request:,} B, paged in blocks of {result.block_size}",
+            f"{result.kv_bytes_per_request:,} B, paged in blocks of {result.block_size}"
+            + (" (KV + state)" if state else ""),
         ],
         [
             "per request, contiguous reservation",
@@ -36,16 +49,18 @@ def kv_document(result: KvResult, units: DisplayUnits) -> Document:
             emphasis=(3,),
         )
     ]
-    group_rows = []
-    for group in result.layer_groups:
-        cap = "whole context" if group.window_tokens is None else f"window {format_tokens(group.window_tokens)}"
-        group_rows.append([group.kind, str(group.layers), f"{group.bytes_per_token_per_layer:,}", cap])
+    kind_rows = []
+    for line in result.kinds:
+        held = f"{line.tokens_held_per_request:,}" if line.kv_bytes_per_token else "-"
+        kind_rows.append([line.kind, str(line.layers), f"{line.kv_bytes_per_token:,}", held,
+                          format_bytes(line.kv_bytes_per_request, units),
+                          format_bytes(line.state_bytes_per_request, units)])
     sections.append(
         Section(
-            title="Layers",
-            columns=["kind", "layers", "bytes/token/layer", "tokens cached"],
-            rows=group_rows,
-            numeric=(1, 2),
+            title="Layers, by kind (each kind's own bytes, no engine grouping or padding)",
+            columns=["kind", "layers", "KV bytes/token", "tokens held", "KV per request", "state per request"],
+            rows=kind_rows,
+            numeric=(1, 2, 3, 4, 5),
         )
     )
     if result.typical_tokens is not None:
@@ -87,17 +102,14 @@ def kv_document(result: KvResult, units: DisplayUnits) -> Document:
             )
         )
     explain = []
-    for group in result.layer_groups:
-        explain.append(
-            f"{group.kind}: {group.layers} layers x {group.bytes_per_token_per_layer:,} B/token "
-            f"({'2 x kv_heads x head_dim' if group.kind != 'mla' else 'kv_lora_rank + qk_rope_head_dim'}"
-            f" x {result.kv_dtype}) x "
-            + (
-                f"{result.context_tokens:,} tokens"
-                if group.window_tokens is None
-                else f"min({result.context_tokens:,}, {group.window_tokens:,}) tokens"
-            )
-        )
+    for line in result.kinds:
+        parts = []
+        if line.kv_bytes_per_token:
+            per_layer = line.kv_bytes_per_token // line.layers
+            parts.append(f"{line.layers} layers x {per_layer:,} B/token x {line.tokens_held_per_request:,} tokens")
+        if line.state_bytes_per_request:
+            parts.append(f"state {line.state_bytes_per_request:,} B")
+        explain.append(f"{line.kind}: {' + '.join(parts) or '0'} = {line.bytes_per_request:,} B ({line.formula})")
     explain.append(
         f"total = {result.batch} x {result.kv_bytes_per_request:,} B = {result.total_bytes:,} B "
         f"= {format_bytes(result.total_bytes, units)}"

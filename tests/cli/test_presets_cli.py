@@ -42,7 +42,8 @@ def test_show_moe_model_has_active_params_and_sources(cli: Any, registry: Regist
 
 def test_show_gpu_and_unknown(cli: Any) -> None:
     data = cli("presets", "show", "l4", "--format", "json").json()
-    assert data["kind"] == "gpu" and data["entry"]["memory_bytes"] == 23034 * 2**20
+    # the CUDA total (nvidia-smi: 23034 MiB)
+    assert data["kind"] == "gpu" and data["entry"]["memory_bytes"] == round(22.04 * 2**30)
     run = cli("presets", "show", "llama-3.1-8", "--kind", "models")
     assert run.exit_code == 2 and "did you mean" in run.stderr
 
