@@ -64,7 +64,21 @@ MODEL_TYPES = {
     "Gemma3ForCausalLM": "gemma3_text", "Gemma3ForConditionalGeneration": "gemma3", "Phi3ForCausalLM": "phi3",
     "FalconForCausalLM": "falcon", "DeepseekV2ForCausalLM": "deepseek_v2", "DeepseekV3ForCausalLM": "deepseek_v3",
     "GptOssForCausalLM": "gpt_oss",
+    # Families of the newer layer kinds (llmfit/engine/layers.py); PEFT has no default entry for them, so
+    # FALLBACK_LORA_ROLES / FALLBACK_IA3_DEFAULT_ROLES apply.
+    "DeepseekV32ForCausalLM": "deepseek_v32", "Qwen3NextForCausalLM": "qwen3_next",
+    "NemotronHForCausalLM": "nemotron_h", "JambaForCausalLM": "jamba", "FalconH1ForCausalLM": "falcon_h1",
+    "GraniteMoeHybridForCausalLM": "granitemoehybrid", "KimiLinearForCausalLM": "kimi_linear",
+    "Lfm2ForCausalLM": "lfm2", "Llama4ForConditionalGeneration": "llama4",
+    "MllamaForConditionalGeneration": "mllama", "Qwen2_5_VLForConditionalGeneration": "qwen2_5_vl",
+    "Qwen3_5ForConditionalGeneration": "qwen3_5",
 }
+# Token mixers that are not attention (layers.py kinds) -> the attribute transformers gives them in a decoder
+# layer: Qwen3-Next GatedDeltaNet `linear_attn` (modeling_qwen3_next.py), Mamba-2 `mixer` in Nemotron-H
+# (modeling_nemotron_h.py), `mamba` in Jamba / Granite-4.0-H / Falcon-H1, LFM2's ShortConv `conv`. Their
+# projections are nn.Linear (all-linear takes them); the conv1d kernels are not.
+MIXER_PATHS = {"linear_attn": "linear_attn", "mamba": "mamba", "conv": "conv"}
+MIXER_PATHS_BY_TYPE = {"nemotron_h": {"mamba": "mixer"}}
 
 # peft/utils/constants.py @5d602fdb, the entries for the decoder families llmfit has presets of.
 PEFT_LORA_DEFAULTS: dict[str, tuple[str, ...]] = {
@@ -186,6 +200,13 @@ def layout(spec: ModelSpec, transformers: int = DEFAULT_TRANSFORMERS) -> Layout:
             modules = [m if m.roles else TargetModule(
                 name=m.name, path=m.path, rows=m.rows, cols=m.cols, count=m.count, sources=m.sources,
                 roles=("q",) if m.name.startswith("q_") else ("k", "v")) for m in modules]
+
+    # Token mixers other than attention (linear attention, Mamba, short convolution).
+    mixer_paths = MIXER_PATHS | MIXER_PATHS_BY_TYPE.get(mtype, {})
+    for g in groups:
+        prefix = g.name.split(".", 1)[0]
+        if prefix in mixer_paths and "." in g.name:
+            modules.append(_dense(g, {}, mixer_paths[prefix]))
 
     # Dense MLP layers.
     mlp_names = {"up_proj": "dense_h_to_4h", "down_proj": "dense_4h_to_h"} if mtype == "falcon" else {}
