@@ -21,12 +21,14 @@ def _unit_note(units: DisplayUnits) -> str:
 def list_document(result: PresetList, units: DisplayUnits) -> Document:
     sections = []
     if result.models:
-        rows = [[m.name, m.hf_id or "", format_count(m.total_params),
+        # The Hugging Face id goes on a line of its own under the name: the two side by side are wider than an
+        # 80-column screen for the longer names (llama-4-maverick-17b-128e-instruct), and neither may be split.
+        rows = [[f"{m.name}\n{m.hf_id}" if m.hf_id else m.name, format_count(m.total_params),
                  format_count(m.active_params) if m.is_moe else "", f"{m.max_position_embeddings:,}",
                  _count_check(m), m.origin] for m in result.models]
-        sections.append(Section(title=f"Models ({len(rows)})", columns=["name", "hf_id", "params", "active (MoE)",
+        sections.append(Section(title=f"Models ({len(rows)})", columns=["name / hf_id", "params", "active (MoE)",
                                                                         "max context", "count check", "from"],
-                                rows=rows, numeric=(2, 3, 4)))
+                                rows=rows, numeric=(1, 2, 3)))
     if result.gpus:
         rows = [[g.name, g.display_name or "", g.vendor, format_bytes(g.memory_bytes, units),
                  format_bytes(g.usable_memory_bytes, units) if g.usable_memory_bytes != g.memory_bytes else "",
