@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from llmfit.limits import MAX_LAYERS
 from llmfit.readers.config import ModelFileError, spec_fields
 from llmfit.readers.gguf_reader import GgufFile, GgufTensor, SkippedArray, file_type_name, read_gguf
 from llmfit.readers.snapshot import build_spec, with_count_note
@@ -176,10 +177,15 @@ def _llama4_config(key: Any, tensors: dict[str, Any], embd: Any, heads: Any, kv:
     return {k: v for k, v in config.items() if v is not None}
 
 
-def _per_layer(value: Any, layers: int) -> list[int]:
-    if isinstance(value, list):
-        return [int(v) for v in value]
-    return [int(value or 0)] * layers
+def _per_layer(value: Any, layers: int, name: str, where: str) -> list[int]:
+    """A per-layer GGUF value (an array of one entry per block, or one number for every block) as a list."""
+    values = [int(v) for v in value] if isinstance(value, list) else [int(value or 0)] * layers
+    if len(values) != layers:
+        raise ModelFileError(f"{where}: GGUF metadata {name} has {len(values)} entries for {layers} blocks "
+                             f"(block_count)")
+    if any(v < 0 for v in values):
+        raise ModelFileError(f"{where}: GGUF metadata {name} holds a negative value {min(values)}")
+    return values
 
 
 def _hybrid_config(model_type: str, key: Any, tensors: dict[str, Any], embd: Any, where: str) -> dict[str, Any]:
@@ -190,9 +196,11 @@ def _hybrid_config(model_type: str, key: Any, tensors: dict[str, Any], embd: Any
     per-layer attention.head_count_kv whose 0 entries are the recurrent layers (llama_hparams::
     recurrent_layer_arr), a per-layer feed_forward_length whose 0 entries have no MLP (Nemotron-H)."""
     layers = int(key("block_count") or 0)
-    kv = _per_layer(key("attention.head_count_kv"), layers)
-    heads = _per_layer(key("attention.head_count"), layers)
-    ff = _per_layer(key("feed_forward_length"), layers)
+    if not 1 <= layers <= MAX_LAYERS:  # checked before the per-layer lists are built
+        raise ModelFileError(f"{where}: GGUF block_count {layers:,} is outside 1..{MAX_LAYERS:,}")
+    kv = _per_layer(key("attention.head_count_kv"), layers, "attention.head_count_kv", where)
+    heads = _per_layer(key("attention.head_count"), layers, "attention.head_count", where)
+    ff = _per_layer(key("feed_forward_length"), layers, "feed_forward_length", where)
     attention = [i for i in range(layers) if kv[i]]
     if not attention and model_type != "lfm2":
         raise ModelFileError(f"{where}: hybrid GGUF without attention layers (head_count_kv all 0)")

@@ -3,41 +3,65 @@ writes them; per-layer head_count_kv 0 = a recurrent layer, as llama_hparams::re
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pytest
+
 from llmfit.engine.params import count_params
-from llmfit.readers.config import spec_fields
-from llmfit.readers.gguf_file import config_from_metadata
+from llmfit.readers.config import ModelFileError, spec_fields
+from llmfit.readers.gguf_file import spec_from_gguf
+from llmfit.readers.gguf_reader import read_gguf
 from llmfit.specs import ModelSpec
 from tests.readers import hybrid_configs as H
+from tests.readers.gguf_files import ggml_pad
 
 
-class _Field:
-    def __init__(self, value: Any) -> None:
-        self.value = value
+def _gguf(path: Path, metadata: dict[str, Any], shapes: Mapping[str, tuple[int, ...]]) -> ModelSpec:
+    """Write a real GGUF (gguf-py's GGUFWriter) of `metadata` (ints as UINT32, per-layer lists as arrays, as
+    convert_hf_to_gguf.py writes them) and F16 tensor infos of `shapes` in ggml order (ne0 first, as a GGUF
+    stores them; the data is a sparse hole), then read it back through spec_from_gguf."""
+    import gguf
 
-    def contents(self) -> Any:
-        return self.value
-
-
-class _Reader:
-    def __init__(self, fields: dict[str, Any]) -> None:
-        self.fields = {k: _Field(v) for k, v in fields.items()}
-
-
-class _Tensor:
-    def __init__(self, *shape: int) -> None:
-        self.shape = shape
+    writer = gguf.GGUFWriter(str(path), metadata["general.architecture"])
+    for key, value in metadata.items():
+        if key == "general.architecture":
+            continue
+        if isinstance(value, list):
+            writer.add_array(key, value)
+        else:
+            writer.add_key_value(key, value, gguf.GGUFValueType.UINT32)
+    for name, shape in shapes.items():
+        n = int(np.prod(shape))
+        writer.add_tensor_info(name, tuple(reversed(shape)), np.dtype(np.float16), 2 * n)  # numpy order
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    assert writer.fout is not None
+    handle = writer.fout[0]
+    start = handle.tell()
+    handle.flush()
+    writer.close()
+    with open(path, "r+b") as out:
+        out.truncate(ggml_pad(start) + sum(ggml_pad(2 * int(np.prod(s))) for s in shapes.values()))
+    reader = read_gguf(path)  # per-layer arrays come back as lists; tensor shapes in ggml order
+    for key, value in metadata.items():
+        assert reader.metadata[key] == value
+    assert {t.name: t.shape for t in reader.tensors} == shapes
+    return spec_from_gguf(path)
 
 
 def _spec(config: dict[str, Any]) -> ModelSpec:
     return ModelSpec(name="x", source="t", **spec_fields(config, "x.gguf"))
 
 
-def test_qwen3_next_gguf_metadata_gives_the_config_spec_without_mtp() -> None:
+def test_qwen3_next_gguf_metadata_gives_the_config_spec_without_mtp(tmp_path: Path) -> None:
     c = H.QWEN3_NEXT_80B
     kinds = ["full_attention" if (i + 1) % 4 == 0 else "linear_attention" for i in range(48)]
-    reader = _Reader({
+    metadata = {
         "general.architecture": "qwen3next", "qwen3next.block_count": 48, "qwen3next.embedding_length": 2048,
         "qwen3next.context_length": 262144, "qwen3next.attention.head_count": 16,
         "qwen3next.attention.head_count_kv": [2 if k == "full_attention" else 0 for k in kinds],
@@ -46,53 +70,82 @@ def test_qwen3_next_gguf_metadata_gives_the_config_spec_without_mtp() -> None:
         "qwen3next.ssm.time_step_rank": 32, "qwen3next.ssm.inner_size": 4096, "qwen3next.expert_count": 512,
         "qwen3next.expert_used_count": 10, "qwen3next.expert_feed_forward_length": 512,
         "qwen3next.expert_shared_feed_forward_length": 512,
-    })
-    tensors = {"token_embd.weight": _Tensor(2048, 151936), "output.weight": _Tensor(2048, 151936)}
-    from_gguf = _spec(config_from_metadata(reader, tensors, "x.gguf"))
+    }
+    tensors = {"token_embd.weight": (2048, 151936), "output.weight": (2048, 151936)}
+    from_gguf = _gguf(tmp_path / "x.gguf", metadata, tensors)
     from_config = _spec(c)
     mtp = sum(from_config.extra_params.values())
     assert count_params(from_gguf).total_params == count_params(from_config).total_params - mtp
     assert [g.kind for g in from_gguf.layer_groups] == [g.kind for g in from_config.layer_groups]
 
 
-def test_nemotron_h_gguf_metadata_rebuilds_the_block_pattern() -> None:
+def test_nemotron_h_gguf_metadata_rebuilds_the_block_pattern(tmp_path: Path) -> None:
     pattern = H.NEMOTRON_NANO_9B_V2["hybrid_override_pattern"]
-    reader = _Reader({
+    metadata = {
         "general.architecture": "nemotron_h", "nemotron_h.block_count": 56, "nemotron_h.embedding_length": 4480,
         "nemotron_h.context_length": 131072, "nemotron_h.attention.head_count": 40,
         "nemotron_h.attention.head_count_kv": [8 if c == "*" else 0 for c in pattern],
         "nemotron_h.feed_forward_length": [15680 if c == "-" else 0 for c in pattern],
         "nemotron_h.attention.key_length": 128, "nemotron_h.ssm.conv_kernel": 4, "nemotron_h.ssm.state_size": 128,
         "nemotron_h.ssm.group_count": 8, "nemotron_h.ssm.time_step_rank": 128, "nemotron_h.ssm.inner_size": 10240,
-    })
-    tensors = {"token_embd.weight": _Tensor(4480, 131072), "output.weight": _Tensor(4480, 131072),
-               "blk.0.ssm_conv1d.bias": _Tensor(12288)}
-    spec = _spec(config_from_metadata(reader, tensors, "x.gguf"))
+    }
+    tensors = {"token_embd.weight": (4480, 131072), "output.weight": (4480, 131072),
+               "blk.0.ssm_conv1d.bias": (12288,)}
+    spec = _gguf(tmp_path / "x.gguf", metadata, tensors)
     assert count_params(spec).total_params == 8_888_227_328
 
 
-def test_lfm2_gguf_metadata() -> None:
+def test_lfm2_gguf_metadata(tmp_path: Path) -> None:
     attention = [2, 5, 8, 10, 12, 14]
-    reader = _Reader({
+    metadata = {
         "general.architecture": "lfm2", "lfm2.block_count": 16, "lfm2.embedding_length": 2048,
         "lfm2.context_length": 128000, "lfm2.attention.head_count": 32,
         "lfm2.attention.head_count_kv": [8 if i in attention else 0 for i in range(16)],
         "lfm2.feed_forward_length": 8192, "lfm2.shortconv.l_cache": 3,
-    })
-    spec = _spec(config_from_metadata(reader, {"token_embd.weight": _Tensor(2048, 65536)}, "x.gguf"))
+    }
+    spec = _gguf(tmp_path / "x.gguf", metadata, {"token_embd.weight": (2048, 65536)})
     assert count_params(spec).total_params == 1_170_340_608
 
 
-def test_llama4_gguf_metadata_counts_the_text_model() -> None:
+def test_llama4_gguf_metadata_counts_the_text_model(tmp_path: Path) -> None:
     """Llama-4 Scout GGUF (text only: the vision tower is a separate mmproj): 108,641,793,536 - 871,932,416."""
-    reader = _Reader({
+    metadata = {
         "general.architecture": "llama4", "llama4.block_count": 48, "llama4.embedding_length": 5120,
         "llama4.context_length": 10485760, "llama4.attention.head_count": 40, "llama4.attention.head_count_kv": 8,
         "llama4.attention.key_length": 128, "llama4.feed_forward_length": 16384,
         "llama4.expert_feed_forward_length": 8192, "llama4.expert_count": 16, "llama4.expert_used_count": 1,
         "llama4.interleave_moe_layer_step": 1,
-    })
-    tensors = {"token_embd.weight": _Tensor(5120, 202048), "output.weight": _Tensor(5120, 202048)}
-    spec = _spec(config_from_metadata(reader, tensors, "x.gguf"))
+    }
+    tensors = {"token_embd.weight": (5120, 202048), "output.weight": (5120, 202048)}
+    spec = _gguf(tmp_path / "x.gguf", metadata, tensors)
     assert count_params(spec).total_params == 108_641_793_536 - 871_932_416
     assert {g.kind.name: g.layers for g in spec.layer_groups} == {"chunked_attention": 36, "full_attention": 12}
+
+
+_SMALL_NEMOTRON_H = {
+    "general.architecture": "nemotron_h", "nemotron_h.block_count": 4, "nemotron_h.embedding_length": 64,
+    "nemotron_h.context_length": 1024, "nemotron_h.attention.head_count": 4,
+    "nemotron_h.attention.head_count_kv": [1, 0, 0, 0], "nemotron_h.feed_forward_length": [0, 64, 0, 64],
+    "nemotron_h.attention.key_length": 16, "nemotron_h.ssm.conv_kernel": 4, "nemotron_h.ssm.state_size": 16,
+    "nemotron_h.ssm.group_count": 1, "nemotron_h.ssm.time_step_rank": 4, "nemotron_h.ssm.inner_size": 128,
+}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"nemotron_h.attention.head_count_kv": [1, 0]}, "attention.head_count_kv has 2 entries for 4 blocks"),
+    ({"nemotron_h.feed_forward_length": [64] * 9}, "feed_forward_length has 9 entries for 4 blocks"),
+    ({"nemotron_h.block_count": 4_000_000_000, "nemotron_h.attention.head_count_kv": 1,
+      "nemotron_h.feed_forward_length": 64}, "block_count 4,000,000,000 is outside 1..4,096"),
+    ({"nemotron_h.block_count": 0}, "block_count 0 is outside"),
+])
+def test_hybrid_gguf_per_layer_arrays_must_match_block_count(tmp_path: Path, change: dict[str, Any],
+                                                              message: str) -> None:
+    """A per-layer array of the wrong length, or a block_count past MAX_LAYERS (a list of that many entries
+    would be built), is one ModelFileError, not an IndexError or a MemoryError."""
+    with pytest.raises(ModelFileError, match=re.escape(message)):
+        _gguf(tmp_path / "x.gguf", _SMALL_NEMOTRON_H | change, {"token_embd.weight": (64, 256)})
+
+
+def test_small_hybrid_gguf_reads(tmp_path: Path) -> None:
+    spec = _gguf(tmp_path / "x.gguf", _SMALL_NEMOTRON_H, {"token_embd.weight": (64, 256)})
+    assert spec.num_hidden_layers == 4 and spec.vocab_size == 256
