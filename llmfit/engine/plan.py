@@ -42,11 +42,21 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llmfit.engine.cache_policy import CacheRequest, StageBudget
 from llmfit.engine.emit import LaunchCommand, launch_command
-from llmfit.engine.engines import ENGINES, EngineRule, engine_fit, engine_rule
+from llmfit.engine.engines import ENGINES, engine_fit, engine_rule, get_engine
 from llmfit.engine.formats import WeightFormat
-from llmfit.engine.kv import KvLayout, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
-from llmfit.engine.serving import Deployment, FitResult, ServingOptions, _line_name, validate_deployment
+from llmfit.engine.kv import KvLayout, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype, state_bytes
+from llmfit.engine.runtime import engine_batch_defaults
+from llmfit.engine.serving import (
+    Deployment,
+    FitResult,
+    ServingOptions,
+    _line_name,
+    stage_layers,
+    stage_plan,
+    validate_deployment,
+)
 from llmfit.engine.speed import (
     Efficiency,
     SpeedBounds,
@@ -188,24 +198,6 @@ class Sweep:
         return self.gpus[g], self.shapes[s], self.formats[f], self.kv_dtypes[k]
 
 
-def _stage_delta(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, sh: Shape, base: ServingOptions,
-                 rule: EngineRule, fullest_weights: int,
-                 lines_cache: dict[tuple[int, int, str], list[list[Any]]], key: tuple[int, int, str]) -> int:
-    """fit's pool is the smallest PP stage's (serving.stage_plan); the sweep's budget uses the fullest stage's
-    weights: add the difference, under the options the engine's fit runs serving.fit with."""
-    from llmfit.engine.serving import stage_plan
-
-    options = base.model_copy(update={"max_num_seqs": rule.max_num_seqs})
-    if rule.engine != "vllm":  # SGLang and TRT-LLM run serving.fit with their overhead as one given figure
-        options = options.model_copy(update={"overhead_override_bytes": sum(
-            line.bytes_per_gpu for line in rule.overhead_lines)})
-    stages = stage_plan(spec, gpu, fmt, sh.tp, sh.pp, options, overheads=lines_cache.get(key))
-    lines_cache.setdefault(key, stages.overheads)
-    overhead = sum(line.bytes_per_gpu for line in stages.overheads[stages.limiting])
-    rule_overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
-    return stages.weights[stages.limiting] + overhead - fullest_weights - rule_overhead
-
-
 def _options(target: PlanTarget, base: ServingOptions, kv: str) -> ServingOptions:
     return base.model_copy(update={"context_tokens": target.context_tokens, "kv_dtype": kv,
                                    "min_concurrency": target.concurrency})
@@ -218,32 +210,49 @@ def _options(target: PlanTarget, base: ServingOptions, kv: str) -> ServingOption
 class EngineTerms:
     """Everything engine-specific about one (GPU, format, shape) that the budget needs, per GPU."""
 
-    usable_bytes_per_gpu: int  # the memory the engine's budget starts from
-    overhead_bytes_per_gpu: int  # runtime lines subtracted before the KV pool
+    usable_bytes_per_gpu: int  # the memory the budget starts from
+    first_overhead_bytes_per_gpu: int  # runtime lines of the first (and every middle) PP stage
+    last_overhead_bytes_per_gpu: int  # runtime lines of the last stage (sampler peak); PP 1: the only stage
     free_fraction: float | None  # TRT-LLM: the pool is this share of what is left; None: all of it
     max_num_seqs: int
     block_size: int
+    batched_tokens: int  # max_num_batched_tokens as fit resolves it (the cache policy reads it)
 
 
 def engine_terms(engine: str, spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int,
                  base: ServingOptions, memory_fraction: float | None) -> EngineTerms:
-    """The one place the sweep asks an engine for its rules (engines.engine_rule today)."""
+    """The one place the sweep asks an engine for its rules (engines.engine_rule, serving.stage_plan).
+
+    The runtime lines come per stage kind (first, last), not of the limiting stage: which stage limits
+    depends on the weights, which the sweep adds per format and split (serving.stage_plan's rule)."""
     rule = engine_rule(engine, spec, gpu, fmt, tp, pp, base, memory_fraction)
-    overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
+    tokens = base.max_num_batched_tokens or engine_batch_defaults(
+        base.engine_version, gpu_memory_bytes=gpu.usable_memory_bytes, gpu_name=gpu.name,
+        context_tokens=base.context_tokens)[0]
+    if engine == "sglang":  # fit runs serving.fit with the rule's lines as one figure on every stage
+        overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
+        return EngineTerms(int(gpu.usable_memory_bytes * float(rule.memory_fraction)), overhead, overhead, None,
+                           rule.max_num_seqs, rule.block_size, tokens)
+    stages = stage_plan(spec, gpu, fmt, tp, pp, base.model_copy(update={"max_num_seqs": rule.max_num_seqs}))
+    first = sum(line.bytes_per_gpu for line in stages.overheads[0])
+    last = sum(line.bytes_per_gpu for line in stages.overheads[-1])
+    if pp == 1:
+        first = last
     if engine == "trt-llm":  # engine_fit runs TRT-LLM with gpu_util 1.0 and keeps a share of the free memory
-        return EngineTerms(int(gpu.usable_memory_bytes * 1.0), overhead, rule.memory_fraction, rule.max_num_seqs,
-                           rule.block_size)
-    return EngineTerms(int(gpu.usable_memory_bytes * float(rule.memory_fraction)), overhead, None, rule.max_num_seqs,
-                       rule.block_size)
+        return EngineTerms(int(gpu.usable_memory_bytes * 1.0), first, last, rule.memory_fraction, rule.max_num_seqs,
+                           rule.block_size, tokens)
+    return EngineTerms(int(gpu.usable_memory_bytes * float(rule.memory_fraction)), first, last, None,
+                       rule.max_num_seqs, rule.block_size, tokens)
 
 
-def _shape_key(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> tuple[Any, ...]:
+def _shape_key(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int, engine: str | None = None) -> tuple[Any, ...]:
     """What of (format, shape) the engine rules read, so `engine_terms` is evaluated once per key and GPU:
-    runtime.overhead_lines reads TP, whether PP > 1 (non-torch memory), and for an MXFP4 MoE checkpoint
-    the layers on the fullest stage (the kernel layout). tests/engine/test_plan_oracle.py checks the
-    terms are equal across each key's shapes; widen the key when an engine's rule reads more."""
-    stage_layers = ceil_div(spec.num_hidden_layers, pp) if fmt.name.startswith("mxfp4") else None
-    return (_format_key(fmt), tp, pp > 1, stage_layers)
+    runtime.overhead_lines reads TP, whether PP > 1 (non-torch memory), and the layers on the fullest stage
+    (the CUDA-graph pool, an MXFP4 MoE checkpoint's kernel layout); SGLang's mem_fraction_static reads
+    TP x PP (engine None: every engine's reads). tests/engine/test_plan_oracle.py checks the terms are
+    equal across each key's shapes; widen the key when an engine's rule reads more."""
+    parallel = tp * pp if engine in (None, "sglang") else None
+    return (_format_key(fmt), tp, pp > 1, ceil_div(spec.num_hidden_layers, pp), parallel)
 
 
 def _format_key(fmt: WeightFormat) -> str:
@@ -255,29 +264,49 @@ def _format_key(fmt: WeightFormat) -> str:
 
 def kv_request_terms(spec: ModelSpec, layout: KvLayout, context_tokens: int, tp: int, pp: int,
                      block_size: int) -> tuple[int, int]:
-    """KV bytes of one full-context request on the fullest GPU: (block-rounded, unrounded)."""
-    layer_share = Fraction(ceil_div(spec.num_hidden_layers, pp), spec.num_hidden_layers)
+    """KV bytes of one full-context request on the fullest GPU: (block-rounded, unrounded + fixed state as
+    speed.speed_bounds reads it)."""
+    stage = ceil_div(spec.num_hidden_layers, pp)
+    layer_share = Fraction(stage, spec.num_hidden_layers)
     head_share = kv_shard_fraction(spec, tp)
     return (request_bytes(layout, context_tokens, block_size=block_size, layer_share=layer_share,
                           head_share=head_share),
-            request_bytes(layout, context_tokens, block_size=1, layer_share=layer_share, head_share=head_share))
+            request_bytes(layout, context_tokens, block_size=1, layer_share=layer_share, head_share=head_share)
+            + state_bytes(spec, tp, layer_end=stage))
+
+
+def kv_policy_request(engine: str, spec: ModelSpec, kv_dtype: str, context_tokens: int, tp: int, pp: int,
+                      block_size: int, batched_tokens: int, max_num_seqs: int, version: str) -> int:
+    """What one full-context request takes of a pool under the engine's cache policy, as serving.fit asks it:
+    the stage with the most layers (the first of them), its pool divided by this gives the policy's
+    max_requests (paged: request bytes; vLLM hybrid: pages per request x page x layers per group)."""
+    per_stage = stage_layers(spec.num_hidden_layers, pp)
+    widest = max(range(pp), key=lambda s: (per_stage[s], -s))
+    start = sum(per_stage[:widest])
+    policy = get_engine(engine).cache_policy(version)
+    cache = policy.plan(CacheRequest(
+        spec=spec, kv_dtype=kv_dtype, tp=tp, context_tokens=context_tokens, block_size=block_size,
+        stages=(StageBudget(layer_start=start, layer_end=start + per_stage[widest], budget_bytes_per_gpu=0),),
+        max_num_batched_tokens=batched_tokens, max_num_seqs=max_num_seqs))
+    return int(cache.request_bytes_per_gpu)
 
 
 # ------------------------------------------------------------------------------------------ weights per GPU
 
 
-def _weights_by_split(spec: ModelSpec, fmt: WeightFormat, splits: Sequence[tuple[int, int]]) -> dict[tuple[int, int],
-                                                                                                        int]:
-    """serving._weights_per_gpu for every (TP, PP) in `splits`, from one pass over the tensor groups.
+def _stage_weights_by_split(spec: ModelSpec, fmt: WeightFormat, splits: Sequence[tuple[int, int]]
+                            ) -> dict[tuple[int, int], tuple[int, int, int]]:
+    """serving._stage_weights' per-stage sums for every (TP, PP) in `splits`, from one pass over the tensor
+    groups: (first stage, the fullest middle stage or -1 without one, last stage).
 
     Per TP, each line's bytes on one GPU are summed over the groups once, apart by where they live:
     per-layer groups (spread over the stages by their layer counts), the lm_head (last stage) and the
-    rest (embeddings, final norm: first stage). Per PP, only three stages can be the fullest: stage 0,
-    stage 1 (the most layers among the middle stages) and the last; the first of them with the largest
-    total wins, as max() picks it in serving. Each line is rounded up on its own, then summed."""
+    rest (embeddings, final norm: first stage). Per PP (layers split as serving.stage_layers, vLLM's
+    get_pp_indices), only three stages matter: stage 0, the middle stage with the most layers (the middle
+    stages share stage 0's runtime lines) and the last. Each line is rounded up on its own, then summed."""
     layers = spec.num_hidden_layers
     items = group_bytes(spec, fmt)
-    out: dict[tuple[int, int], int] = {}
+    out: dict[tuple[int, int], tuple[int, int, int]] = {}
     # Per TP: each line's per-layer, first-stage and last-stage bytes on one GPU as integers over a common
     # denominator, so each PP split is integer arithmetic only.
     by_tp: dict[int, tuple[int, list[tuple[int, int, int]]]] = {}
@@ -303,18 +332,27 @@ def _weights_by_split(spec: ModelSpec, fmt: WeightFormat, splits: Sequence[tuple
             by_tp[tp] = (denominator, [(int(per * denominator), int(first * denominator), int(last * denominator))
                                        for per, first, last in sums.values()])
         denominator, lines = by_tp[tp]
-        quotient, remainder = divmod(layers, pp)
-        best: list[int] = []
-        best_total = -1
-        for stage in sorted({0, min(1, pp - 1), pp - 1}):
-            held = quotient + (1 if stage < remainder else 0)
-            # Each line on this stage, in units of 1 / (layers x denominator) bytes.
+        per_stage = stage_layers(layers, pp)
+        # Stage 0 (embeddings), the middle stage with the most layers, the last (lm_head); -1: no middle stage.
+        candidates = [(0, per_stage[0])]
+        if pp > 2:
+            candidates.append((1, max(per_stage[1:-1])))
+        if pp > 1:
+            candidates.append((pp - 1, per_stage[-1]))
+        totals: dict[int, int] = {}
+        for stage, held in candidates:
+            # Each line on this stage, in units of 1 / (layers x denominator) bytes, rounded up line by line.
             values = [per * held + (first * layers if stage == 0 else 0) + (last * layers if stage == pp - 1 else 0)
                       for per, first, last in lines]
-            if sum(values) > best_total:
-                best, best_total = values, sum(values)
-        out[(tp, pp)] = sum(ceil_div(value, layers * denominator) for value in best)
+            totals[stage] = sum(ceil_div(value, layers * denominator) for value in values)
+        out[(tp, pp)] = (totals[0], totals.get(1, -1) if pp > 2 else -1, totals[pp - 1])
     return out
+
+
+def _weights_by_split(spec: ModelSpec, fmt: WeightFormat, splits: Sequence[tuple[int, int]]) -> dict[tuple[int, int],
+                                                                                                        int]:
+    """serving._weights_per_gpu (the fullest GPU) for every (TP, PP) in `splits`."""
+    return {split: max(stages) for split, stages in _stage_weights_by_split(spec, fmt, splits).items()}
 
 
 # ------------------------------------------------------------------------------------------ the sweep
@@ -339,14 +377,14 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     replicas_s = np.array([sh.replicas for sh in shape_list], dtype=np.int64)
     per_replica = -(-target.concurrency // replicas_s)  # ceil_div, int64
 
-    # Per (format, shape): weights on the fullest GPU, and what a decode step reads of them.
+    # Per (format, shape): weights on each stage kind's GPU, the fullest, and what a decode step reads of them.
     weights = np.zeros((n_f, n_s), dtype=np.int64)
+    stage_w = np.zeros((3, n_f, n_s), dtype=np.int64)  # first, fullest middle (-1: none), last
     weights_read = np.zeros((n_f, n_s), dtype=np.float64)
-    weights_split: list[dict[tuple[int, int], int]] = []
     for fi, fmt in enumerate(formats):
-        by_split = _weights_by_split(spec, fmt, splits)
-        weights_split.append(by_split)
-        weights[fi] = np.array([by_split[split] for split in splits], dtype=np.int64)[shape_split]
+        by_split = _stage_weights_by_split(spec, fmt, splits)
+        stage_w[:, fi] = np.array([by_split[split] for split in splits], dtype=np.int64).T[:, shape_split]
+        weights[fi] = stage_w[:, fi].max(axis=0)
         if spec.is_moe:
             expert_bytes = sum(i.bytes for i in group_bytes(spec, fmt) if i.group.kind == "expert")
             weights_read[fi] = [_weights_read(spec, int(weights[fi, si]), expert_bytes, sh, int(per_replica[si]))
@@ -357,9 +395,8 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     # Per (GPU, split, format key): the engine's terms; then spread over shapes and formats.
     n_p, n_q = len(splits), len(keys)
     first_format = [next(f for f in formats if _format_key(f) == key) for key in keys]
-    shape_keys = [[_shape_key(spec, fmt, tp, pp) for fmt in first_format] for tp, pp in splits]
+    shape_keys = [[_shape_key(spec, fmt, tp, pp, target.engine) for fmt in first_format] for tp, pp in splits]
     terms: list[EngineTerms] = []  # [G][P][Q] flattened
-    stage_delta = np.zeros((n_g, n_p, n_f), dtype=np.int64)
     for gi, gpu in enumerate(gpus):
         known: dict[tuple[Any, ...], EngineTerms] = {}
         for (tp, pp), split_keys in zip(splits, shape_keys, strict=True):
@@ -367,19 +404,6 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                 if key not in known:
                     known[key] = engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
                 terms.append(known[key])
-        # fit's pool is the smallest PP stage's (serving.stage_plan): with PP > 1 the budget is corrected from
-        # the fullest stage's weights to that stage's weights and runtime lines, once per (format, split).
-        rules: dict[tuple[int, int, str], EngineRule] = {}
-        stage_lines: dict[tuple[int, int, str], list[list[Any]]] = {}
-        for pi, (tp, pp) in enumerate(splits):
-            if pp == 1:
-                continue
-            for fi, fmt in enumerate(formats):
-                rkey = (tp, pp, _format_key(fmt))
-                if rkey not in rules:
-                    rules[rkey] = engine_rule(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
-                stage_delta[gi, pi, fi] = _stage_delta(spec, gpu, fmt, Shape(gpu_count=tp * pp, tp=tp, pp=pp), base,
-                                                       rules[rkey], weights_split[fi][(tp, pp)], stage_lines, rkey)
         if progress is not None:
             progress(gi + 1, n_g)
 
@@ -387,61 +411,77 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         return np.array(values, dtype=dtype).reshape(n_g, n_p, n_q)
 
     usable = grid([t.usable_bytes_per_gpu for t in terms], np.int64)
-    overhead = grid([t.overhead_bytes_per_gpu for t in terms], np.int64)
+    first_o = grid([t.first_overhead_bytes_per_gpu for t in terms], np.int64)
+    last_o = grid([t.last_overhead_bytes_per_gpu for t in terms], np.int64)
     free_fraction = grid([np.nan if t.free_fraction is None else t.free_fraction for t in terms], np.float64)
     caps = grid([t.max_num_seqs for t in terms], np.int64)
-    blocks = grid([t.block_size for t in terms], np.int64)
+    # The KV class of a (GPU, split, format key): what the cache policy reads besides dtype and split.
+    classes = sorted({(t.block_size, t.batched_tokens, t.max_num_seqs) for t in terms})
+    class_grid = grid([classes.index((t.block_size, t.batched_tokens, t.max_num_seqs)) for t in terms], np.intp)
     pick = (slice(None), shape_split[:, None], format_key[None, :])  # -> [G, S, F]
-    usable3, overhead3, free3, caps3 = usable[pick], overhead[pick], free_fraction[pick], caps[pick]
-    overhead3 = overhead3 + stage_delta[:, shape_split, :]
+    usable3, first3, last3, free3, caps3 = usable[pick], first_o[pick], last_o[pick], free_fraction[pick], caps[pick]
     valid_gf = np.array([[not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
                           for fmt in formats] for gpu in gpus], dtype=bool).reshape(n_g, n_f)
 
-    # Per (format, KV dtype, split, block): KV per request on the fullest GPU, paged and unpaged.
+    # Per (KV class, format, KV dtype, split): what one request takes of the pool under the engine's cache
+    # policy (max_requests) and by fit's own per-stage figure (recommended with PP > 1), and what it reads.
     kv_resolved = [[resolve_kv_dtype(kv, spec, fmt.name) for kv in kv_dtypes] for fmt in formats]
-    block_values = sorted({int(b) for b in np.unique(blocks)})
-    request = np.zeros((len(block_values), n_f, n_k, n_p), dtype=np.int64)
+    n_c = len(classes)
+    request = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)
+    request_rec = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)
     request_read = np.zeros((n_f, n_k, n_p), dtype=np.float64)
-    cache: dict[tuple[str, int, int, int], tuple[int, int]] = {}  # (KV dtype, TP, stage layers, block)
+    cache: dict[tuple[Any, ...], tuple[int, int, int]] = {}
     layouts = {kv: kv_layout(spec, kv) for kv in {kv for row in kv_resolved for kv in row}}
-    for bi, block in enumerate(block_values):
+    for ci, (block, batched, seqs) in enumerate(classes):
         for fi in range(n_f):
             for ki in range(n_k):
+                kv = kv_resolved[fi][ki]
                 for pi, (tp, pp) in enumerate(splits):
-                    # kv_request_terms reads PP only as the layers on the fullest stage
-                    key = (kv_resolved[fi][ki], tp, ceil_div(spec.num_hidden_layers, pp), block)
+                    key = (kv, tp, pp, block, batched, seqs)
                     if key not in cache:
-                        cache[key] = kv_request_terms(spec, layouts[kv_resolved[fi][ki]], target.context_tokens, tp,
-                                                      pp, block)
-                    request[bi, fi, ki, pi], request_read[fi, ki, pi] = cache[key]
-    # request[block, f, k, split] -> [G, S, F, K]; with one block size (every engine today) a broadcast
-    # view of [S, F, K], so no 4-D copy is made.
-    if len(block_values) == 1:
-        req4 = np.transpose(request[0][:, :, shape_split], (2, 0, 1))[None]
-    else:
-        block_index = np.searchsorted(np.array(block_values), blocks)[pick]  # [G, S, F]
-        req4 = request[block_index[:, :, :, None], np.arange(n_f)[None, None, :, None],
-                       np.arange(n_k)[None, None, None, :], shape_split[None, :, None, None]]
+                        paged, unpaged = kv_request_terms(spec, layouts[kv], target.context_tokens, tp, pp, block)
+                        whole = kv_policy_request(target.engine, spec, kv, target.context_tokens, tp, pp, block,
+                                                  batched, seqs, base.engine_version)
+                        cache[key] = (whole, whole if pp == 1 else paged, unpaged)
+                    request[ci, fi, ki, pi], request_rec[ci, fi, ki, pi], request_read[fi, ki, pi] = cache[key]
+
+    def per_config(values: Any) -> Any:
+        """[class, F, K, split] -> [G, S, F, K]; with one class a broadcast view of [S, F, K]."""
+        if n_c == 1:
+            return np.transpose(values[0][:, :, shape_split], (2, 0, 1))[None]
+        cls = class_grid[pick]  # [G, S, F]
+        return values[cls[:, :, :, None], np.arange(n_f)[None, None, :, None], np.arange(n_k)[None, None, None, :],
+                      shape_split[None, :, None, None]]
+
+    req4, rec4 = per_config(request), per_config(request_rec)
     shape4 = (n_g, n_s, n_f, n_k)
 
     # The per-configuration arithmetic of serving.fit, broadcast over [G, S, F, K]; the 4-D arrays are
     # made once each and then updated in place (a 10^6-configuration plan stays under 200 MiB).
-    budget = usable3 - weights.T[None, :, :] - overhead3  # [G, S, F]
+    # Per stage (serving.stage_plan): usable - weights - runtime lines; the pool is the smallest stage's.
+    w_first, w_mid, w_last = stage_w[0].T[None], stage_w[1].T[None], stage_w[2].T[None]  # [1, S, F]
+    t_first = w_first + first3
+    t_mid = np.where(w_mid >= 0, w_mid + first3, t_first)
+    t_last = w_last + last3
+    t_max = np.maximum(np.maximum(t_first, t_mid), t_last)
     trt = ~np.isnan(free3)
+    budget = usable3 - t_max  # [G, S, F]
     if trt.any():
+        # TRT-LLM: the limiting stage's runtime lines (ties: the later stage) on every stage, then its share.
+        limiting = np.where(t_last >= np.maximum(t_first, t_mid), last3, first3)
+        free = usable3 - weights.T[None, :, :] - limiting
         fraction = np.where(trt, free3, 0.0)
-        reserve = np.where(budget > 0, budget - np.floor(budget * fraction).astype(np.int64), 0)
-        budget = np.where(trt, budget - reserve, budget)
+        reserve = np.where(free > 0, free - np.floor(free * fraction).astype(np.int64), 0)
+        budget = np.where(trt, free - reserve, budget)
     budget4 = np.broadcast_to(budget[:, :, :, None], shape4)  # a view
     loads = budget[:, :, :, None] > 0  # [G, S, F, 1]
-    positive = req4 > 0
-    safe_req = np.where(positive, req4, 1)
     replicas = replicas_s[None, :, None, None]
     cap = caps3[:, :, :, None]
 
-    def whole_requests(pool: Any) -> Any:
-        """replicas x min(whole requests in `pool`, the cap), 0 where nothing loads (in place)."""
-        whole = np.floor_divide(pool, safe_req)  # a fresh [G, S, F, K] array
+    def whole_requests(pool: Any, req: Any) -> Any:
+        """replicas x min(whole requests of `req` bytes in `pool`, the cap), 0 where nothing loads."""
+        positive = req > 0
+        whole = np.floor_divide(pool, np.where(positive, req, 1))  # a fresh [G, S, F, K] array
         if whole.dtype != np.int64:
             whole = whole.astype(np.int64)
         if not positive.all():
@@ -451,8 +491,9 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         np.multiply(whole, loads, out=whole)
         return whole
 
-    max_conc = whole_requests(budget[:, :, :, None])
-    recommended = whole_requests(budget[:, :, :, None] * (1 - base.headroom))
+    max_conc = whole_requests(budget[:, :, :, None], req4)
+    recommended = whole_requests(budget[:, :, :, None] * (1 - base.headroom), rec4)
+    np.minimum(recommended, max_conc, out=recommended)  # headroom never promises more than the pool admits
     valid = np.broadcast_to(valid_gf[:, None, :, None], shape4)
     fits = valid & loads & (max_conc >= target.concurrency)
 
