@@ -34,6 +34,8 @@ first. GPUs without `price_per_hour` rank after priced ones, by GPU count.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -47,7 +49,8 @@ from llmfit.engine.emit import LaunchCommand, launch_command
 from llmfit.engine.engines import ENGINES, engine_fit, engine_rule, get_engine
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import KvLayout, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype, state_bytes
-from llmfit.engine.runtime import engine_batch_defaults
+from llmfit.engine.layers import LayerGroup, build_layer_groups
+from llmfit.engine.runtime import ENGINE_PROFILES, cuda_graph_bytes, engine_batch_defaults
 from llmfit.engine.serving import (
     Deployment,
     FitResult,
@@ -198,6 +201,21 @@ class Sweep:
         return self.gpus[g], self.shapes[s], self.formats[f], self.kv_dtypes[k]
 
 
+class _GroupedSpec(ModelSpec):
+    """A ModelSpec whose layer groups are built once (ModelSpec.layer_groups rebuilds them on each read; the
+    sweep's cache-policy and KV terms read them a few hundred times)."""
+
+    @functools.cached_property
+    def layer_groups(self) -> tuple[LayerGroup, ...]:
+        return tuple(build_layer_groups(self))
+
+
+def _grouped(spec: ModelSpec) -> ModelSpec:
+    if isinstance(spec, _GroupedSpec) or type(spec) is not ModelSpec:
+        return spec
+    return _GroupedSpec.model_construct(_fields_set=spec.model_fields_set, **spec.__dict__)
+
+
 def _options(target: PlanTarget, base: ServingOptions, kv: str) -> ServingOptions:
     return base.model_copy(update={"context_tokens": target.context_tokens, "kv_dtype": kv,
                                    "min_concurrency": target.concurrency})
@@ -225,24 +243,29 @@ def engine_terms(engine: str, spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, 
 
     The runtime lines come per stage kind (first, last), not of the limiting stage: which stage limits
     depends on the weights, which the sweep adds per format and split (serving.stage_plan's rule)."""
-    rule = engine_rule(engine, spec, gpu, fmt, tp, pp, base, memory_fraction)
-    tokens = base.max_num_batched_tokens or engine_batch_defaults(
-        base.engine_version, gpu_memory_bytes=gpu.usable_memory_bytes, gpu_name=gpu.name,
-        context_tokens=base.context_tokens)[0]
+    tokens, default_seqs = engine_batch_defaults(base.engine_version, gpu_memory_bytes=gpu.usable_memory_bytes,
+                                                 gpu_name=gpu.name, context_tokens=base.context_tokens)
+    tokens = base.max_num_batched_tokens or tokens
     if engine == "sglang":  # fit runs serving.fit with the rule's lines as one figure on every stage
+        rule = engine_rule(engine, spec, gpu, fmt, tp, pp, base, memory_fraction)
         overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
         return EngineTerms(int(gpu.usable_memory_bytes * float(rule.memory_fraction)), overhead, overhead, None,
                            rule.max_num_seqs, rule.block_size, tokens)
-    stages = stage_plan(spec, gpu, fmt, tp, pp, base.model_copy(update={"max_num_seqs": rule.max_num_seqs}))
+    # vLLM's rule (TRT-LLM's is vLLM's, engines/trtllm.py), per stage: engines.VllmEngine.rule resolves
+    # max_num_seqs and the fraction the same way and keeps only the limiting stage's lines.
+    seqs = base.max_num_seqs or default_seqs
+    stages = stage_plan(spec, gpu, fmt, tp, pp, base.model_copy(update={"max_num_seqs": seqs}))
     first = sum(line.bytes_per_gpu for line in stages.overheads[0])
     last = sum(line.bytes_per_gpu for line in stages.overheads[-1])
     if pp == 1:
         first = last
     if engine == "trt-llm":  # engine_fit runs TRT-LLM with gpu_util 1.0 and keeps a share of the free memory
-        return EngineTerms(int(gpu.usable_memory_bytes * 1.0), first, last, rule.memory_fraction, rule.max_num_seqs,
-                           rule.block_size, tokens)
-    return EngineTerms(int(gpu.usable_memory_bytes * float(rule.memory_fraction)), first, last, None,
-                       rule.max_num_seqs, rule.block_size, tokens)
+        fraction = memory_fraction if memory_fraction is not None else get_engine(engine).default_memory_fraction(
+            gpu, tp, pp)
+        return EngineTerms(int(gpu.usable_memory_bytes * 1.0), first, last, fraction, seqs, base.block_size, tokens)
+    fraction = memory_fraction if memory_fraction is not None else base.gpu_util
+    return EngineTerms(int(gpu.usable_memory_bytes * float(fraction)), first, last, None, seqs, base.block_size,
+                       tokens)
 
 
 def _shape_key(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int, engine: str | None = None) -> tuple[Any, ...]:
@@ -366,6 +389,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
 
     if target.engine not in ENGINES:
         raise SpecError(f"unknown engine {target.engine!r} (allowed: {', '.join(ENGINES)})")
+    spec = _grouped(spec)
     shape_list = shapes(spec, target.max_gpus, target.gpus_per_node)
     n_g, n_s, n_f, n_k = len(gpus), len(shape_list), len(formats), len(kv_dtypes)
     eff = target.efficiency
@@ -397,13 +421,34 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     first_format = [next(f for f in formats if _format_key(f) == key) for key in keys]
     shape_keys = [[_shape_key(spec, fmt, tp, pp, target.engine) for fmt in first_format] for tp, pp in splits]
     terms: list[EngineTerms] = []  # [G][P][Q] flattened
+    # vLLM and TRT-LLM: the fullest stage's layers enter the runtime lines only through the CUDA-graph pool
+    # (the same line on every stage), so one engine_terms per key without them, the pool's difference added.
+    graphs = target.engine != "sglang" and (base.cuda_graph_profiling if base.cuda_graph_profiling is not None
+                                            else ENGINE_PROFILES[base.engine_version].counts_cuda_graphs)
     for gi, gpu in enumerate(gpus):
-        known: dict[tuple[Any, ...], EngineTerms] = {}
+        known: dict[tuple[Any, ...], tuple[EngineTerms, int]] = {}  # the terms and the PP they were asked at
+        exact: dict[tuple[Any, ...], EngineTerms] = {}
         for (tp, pp), split_keys in zip(splits, shape_keys, strict=True):
             for fmt, key in zip(first_format, split_keys, strict=True):
-                if key not in known:
-                    known[key] = engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
-                terms.append(known[key])
+                if key in exact:
+                    terms.append(exact[key])
+                    continue
+                mxfp4 = fmt.name.startswith("mxfp4")
+                coarse = (*key[:3], key[3] if mxfp4 or not graphs else None, *key[4:])
+                if coarse not in known:
+                    known[coarse] = (engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction),
+                                     pp)
+                found, asked = known[coarse]
+                if graphs and asked != pp:
+                    act = 4 if fmt.name == "fp32" else 2
+                    delta = (cuda_graph_bytes(spec, max_num_seqs=found.max_num_seqs, tp=tp, pp=pp, act_bytes=act)[0]
+                             - cuda_graph_bytes(spec, max_num_seqs=found.max_num_seqs, tp=tp, pp=asked,
+                                                act_bytes=act)[0])
+                    found = dataclasses.replace(found, first_overhead_bytes_per_gpu=found.first_overhead_bytes_per_gpu
+                                                + delta, last_overhead_bytes_per_gpu=found.last_overhead_bytes_per_gpu
+                                                + delta)
+                exact[key] = found
+                terms.append(found)
         if progress is not None:
             progress(gi + 1, n_g)
 
@@ -416,8 +461,8 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     free_fraction = grid([np.nan if t.free_fraction is None else t.free_fraction for t in terms], np.float64)
     caps = grid([t.max_num_seqs for t in terms], np.int64)
     # The KV class of a (GPU, split, format key): what the cache policy reads besides dtype and split.
-    classes = sorted({(t.block_size, t.batched_tokens, t.max_num_seqs) for t in terms})
-    class_grid = grid([classes.index((t.block_size, t.batched_tokens, t.max_num_seqs)) for t in terms], np.intp)
+    classes = sorted({(t.block_size, t.batched_tokens) for t in terms})
+    class_grid = grid([classes.index((t.block_size, t.batched_tokens)) for t in terms], np.intp)
     pick = (slice(None), shape_split[:, None], format_key[None, :])  # -> [G, S, F]
     usable3, first3, last3, free3, caps3 = usable[pick], first_o[pick], last_o[pick], free_fraction[pick], caps[pick]
     valid_gf = np.array([[not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
@@ -430,20 +475,26 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     request = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)
     request_rec = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)
     request_read = np.zeros((n_f, n_k, n_p), dtype=np.float64)
-    cache: dict[tuple[Any, ...], tuple[int, int, int]] = {}
+    own: dict[tuple[Any, ...], tuple[int, int]] = {}  # (KV dtype, TP, stage layers, block)
+    policy: dict[tuple[Any, ...], int] = {}  # (KV dtype, TP, PP, block, batched tokens); max_num_seqs unread
     layouts = {kv: kv_layout(spec, kv) for kv in {kv for row in kv_resolved for kv in row}}
-    for ci, (block, batched, seqs) in enumerate(classes):
+    # The policies read max_num_batched_tokens only for windowed (sliding, chunked, cross) layers' admission.
+    windowed = any(getattr(group.kind, "window", None) for group in spec.layer_groups)
+    for ci, (block, batched) in enumerate(classes):
         for fi in range(n_f):
             for ki in range(n_k):
                 kv = kv_resolved[fi][ki]
                 for pi, (tp, pp) in enumerate(splits):
-                    key = (kv, tp, pp, block, batched, seqs)
-                    if key not in cache:
-                        paged, unpaged = kv_request_terms(spec, layouts[kv], target.context_tokens, tp, pp, block)
-                        whole = kv_policy_request(target.engine, spec, kv, target.context_tokens, tp, pp, block,
-                                                  batched, seqs, base.engine_version)
-                        cache[key] = (whole, whole if pp == 1 else paged, unpaged)
-                    request[ci, fi, ki, pi], request_rec[ci, fi, ki, pi], request_read[fi, ki, pi] = cache[key]
+                    okey = (kv, tp, ceil_div(spec.num_hidden_layers, pp), block)
+                    if okey not in own:
+                        own[okey] = kv_request_terms(spec, layouts[kv], target.context_tokens, tp, pp, block)
+                    pkey = (kv, tp, pp, block, batched if windowed else None)
+                    if pkey not in policy:
+                        policy[pkey] = kv_policy_request(target.engine, spec, kv, target.context_tokens, tp, pp,
+                                                         block, batched, 1, base.engine_version)
+                    paged, request_read[fi, ki, pi] = own[okey]
+                    request[ci, fi, ki, pi] = policy[pkey]
+                    request_rec[ci, fi, ki, pi] = policy[pkey] if pp == 1 else paged
 
     def per_config(values: Any) -> Any:
         """[class, F, K, split] -> [G, S, F, K]; with one class a broadcast view of [S, F, K]."""
@@ -493,7 +544,6 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
 
     max_conc = whole_requests(budget[:, :, :, None], req4)
     recommended = whole_requests(budget[:, :, :, None] * (1 - base.headroom), rec4)
-    np.minimum(recommended, max_conc, out=recommended)  # headroom never promises more than the pool admits
     valid = np.broadcast_to(valid_gf[:, None, :, None], shape4)
     fits = valid & loads & (max_conc >= target.concurrency)
 
