@@ -298,18 +298,24 @@ def kv_request_terms(spec: ModelSpec, layout: KvLayout, context_tokens: int, tp:
             + state_bytes(spec, tp, layer_end=stage))
 
 
+def _widest_stage(spec: ModelSpec, pp: int) -> tuple[int, int]:
+    """[start, end) of the first stage with the most layers, the stage serving.fit holds the cache policy to."""
+    per_stage = stage_layers(spec.num_hidden_layers, pp)
+    widest = max(range(pp), key=lambda s: (per_stage[s], -s))
+    start = sum(per_stage[:widest])
+    return start, start + per_stage[widest]
+
+
 def kv_policy_request(engine: str, spec: ModelSpec, kv_dtype: str, context_tokens: int, tp: int, pp: int,
                       block_size: int, batched_tokens: int, max_num_seqs: int, version: str) -> int:
     """What one full-context request takes of a pool under the engine's cache policy, as serving.fit asks it:
     the stage with the most layers (the first of them), its pool divided by this gives the policy's
     max_requests (paged: request bytes; vLLM hybrid: pages per request x page x layers per group)."""
-    per_stage = stage_layers(spec.num_hidden_layers, pp)
-    widest = max(range(pp), key=lambda s: (per_stage[s], -s))
-    start = sum(per_stage[:widest])
+    start, end = _widest_stage(spec, pp)
     policy = get_engine(engine).cache_policy(version)
     cache = policy.plan(CacheRequest(
         spec=spec, kv_dtype=kv_dtype, tp=tp, context_tokens=context_tokens, block_size=block_size,
-        stages=(StageBudget(layer_start=start, layer_end=start + per_stage[widest], budget_bytes_per_gpu=0),),
+        stages=(StageBudget(layer_start=start, layer_end=end, budget_bytes_per_gpu=0),),
         max_num_batched_tokens=batched_tokens, max_num_seqs=max_num_seqs))
     return int(cache.request_bytes_per_gpu)
 
@@ -480,6 +486,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     layouts = {kv: kv_layout(spec, kv) for kv in {kv for row in kv_resolved for kv in row}}
     # The policies read max_num_batched_tokens only for windowed (sliding, chunked, cross) layers' admission.
     windowed = any(getattr(group.kind, "window", None) for group in spec.layer_groups)
+    uniform = len(spec.layer_groups) == 1
     for ci, (block, batched) in enumerate(classes):
         for fi in range(n_f):
             for ki in range(n_k):
@@ -488,7 +495,10 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                     okey = (kv, tp, ceil_div(spec.num_hidden_layers, pp), block)
                     if okey not in own:
                         own[okey] = kv_request_terms(spec, layouts[kv], target.context_tokens, tp, pp, block)
-                    pkey = (kv, tp, pp, block, batched if windowed else None)
+                    start, end = _widest_stage(spec, pp)
+                    # One layer kind: the policy reads the stage's layer count only; else which layers it holds.
+                    span = (end - start,) if uniform else (start, end)
+                    pkey = (kv, tp, span, block, batched if windowed else None)
                     if pkey not in policy:
                         policy[pkey] = kv_policy_request(target.engine, spec, kv, target.context_tokens, tp, pp,
                                                          block, batched, 1, base.engine_version)
