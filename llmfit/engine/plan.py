@@ -487,6 +487,9 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     # The policies read max_num_batched_tokens only for windowed (sliding, chunked, cross) layers' admission.
     windowed = any(getattr(group.kind, "window", None) for group in spec.layer_groups)
     uniform = len(spec.layer_groups) == 1
+    # One layer kind: the policy reads the widest stage's layer count only; else which layers it holds.
+    widest = [_widest_stage(spec, pp) for _, pp in splits]
+    spans = [(end - start,) if uniform else (start, end) for start, end in widest]
     for ci, (block, batched) in enumerate(classes):
         for fi in range(n_f):
             for ki in range(n_k):
@@ -495,10 +498,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                     okey = (kv, tp, ceil_div(spec.num_hidden_layers, pp), block)
                     if okey not in own:
                         own[okey] = kv_request_terms(spec, layouts[kv], target.context_tokens, tp, pp, block)
-                    start, end = _widest_stage(spec, pp)
-                    # One layer kind: the policy reads the stage's layer count only; else which layers it holds.
-                    span = (end - start,) if uniform else (start, end)
-                    pkey = (kv, tp, span, block, batched if windowed else None)
+                    pkey = (kv, tp, spans[pi], block, batched if windowed else None)
                     if pkey not in policy:
                         policy[pkey] = kv_policy_request(target.engine, spec, kv, target.context_tokens, tp, pp,
                                                          block, batched, 1, base.engine_version)
