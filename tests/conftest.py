@@ -29,13 +29,13 @@ class Run:
         return json.loads(self.stdout)
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> Run:
+def run_cli(*args: str, env: dict[str, str] | None = None, input: str | None = None) -> Run:
     """Invoke `llmfit ARGS` in-process; stdout and stderr apart, as a CI script sees them."""
     try:
         runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]
     except TypeError:  # click >= 8.2 always keeps them apart
         runner = CliRunner()
-    result = runner.invoke(app, list(args), env=env)
+    result = runner.invoke(app, list(args), env=env, input=input)
     return Run(result.exit_code, result.stdout, result.stderr if result.stderr_bytes is not None else "")
 
 

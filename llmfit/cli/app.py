@@ -1,4 +1,10 @@
-"""The Typer application: registers one module per command; `main()` is the console script."""
+"""The Typer application: registers one module per command; `main()` is the console script.
+
+Start-up: importing this module imports neither Typer nor any command. `main()` answers `--version`
+before Typer is imported, then builds an app holding only the command named on the command line
+(Typer builds every option of every registered command when the app is called). `app` (the full
+application, for typer.testing and `python -m`) is built on first access.
+"""
 
 from __future__ import annotations
 
@@ -6,19 +12,17 @@ import importlib
 import os
 import sys
 
-import typer
-
-try:  # typer >= 0.26 vendors click as typer._click; its exceptions are the ones the app raises
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - older typer on top of click
-    from click import exceptions as click_exceptions  # type: ignore[no-redef]
-
 from llmfit import __version__
-from llmfit.cli.common import DEBUG
-from llmfit.errors import ExitCode
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing on the --version path
+if TYPE_CHECKING:
+    from typing import Any
+
+    import typer
 
 # The CLI process uses no pydantic plugins; without this pydantic scans every installed distribution's
-# entry points when the first model class is built (20-40 ms of start-up for nothing).
+# entry points when the first model class is built (20-40 ms of start-up for nothing). Set before any
+# module that may import pydantic.
 os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 # command name -> module in llmfit.cli (each defines register(app)); heavy imports live in command bodies.
@@ -30,26 +34,39 @@ COMMANDS: dict[str, str] = {
     "quantize-demo": "quantize_demo",
     "decide": "decide",
     "presets": "presets_cmd",
+    "batch": "batch",
 }
+ROOT_FLAGS = ("--debug", "--version", "--help", "-h", "--install-completion", "--show-completion")
 
 
 def _version(value: bool) -> None:
+    import typer
+
     if value:
         sys.stdout.write(f"llmfit {__version__}\n")
         raise typer.Exit(0)
 
 
-def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
-    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error."),
-) -> None:
-    if debug:
-        DEBUG["on"] = True
+def _root_callback() -> Any:
+    import typer
+
+    from llmfit.cli.common import DEBUG
+
+    def _root(
+        version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+        debug: bool = typer.Option(False, "--debug", help="Show the traceback of an internal error."),
+    ) -> None:
+        if debug:
+            DEBUG["on"] = True
+
+    return _root
 
 
 def build_app(only: str | None = None) -> typer.Typer:
     """The Typer app with every command, or with just `only` (what `main` runs: Typer builds each
     command's options when the app is called, so leaving the others out keeps start-up lean)."""
+    import typer
+
     from llmfit.cli.examples import epilog
 
     application = typer.Typer(
@@ -63,7 +80,7 @@ def build_app(only: str | None = None) -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
         epilog=epilog("llmfit"),
     )
-    application.callback()(_root)
+    application.callback()(_root_callback())
     for command, module_name in COMMANDS.items():
         if only is not None and command != only:
             continue
@@ -72,7 +89,16 @@ def build_app(only: str | None = None) -> typer.Typer:
     return application
 
 
-app = build_app()
+_APP: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """`app`: the full application, built on first use (importing this module stays free of Typer)."""
+    if name == "app":
+        if "app" not in _APP:
+            _APP["app"] = build_app()
+        return _APP["app"]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _invoked_command(args: list[str]) -> str | None:
@@ -84,6 +110,16 @@ def _invoked_command(args: list[str]) -> str | None:
     return None
 
 
+def _asks_version(args: list[str]) -> bool:
+    """`--version` among the root options (before any command), as Typer's eager option reads it."""
+    for arg in args:
+        if arg == "--version":
+            return True
+        if arg not in ROOT_FLAGS or arg in ("--help", "-h"):
+            return False
+    return False
+
+
 def _first_line(message: str) -> str:
     # An empty message has no first line: "".splitlines()[0] raised inside the handler (a traceback).
     return (message.strip().splitlines() or ["invalid input"])[0]
@@ -92,11 +128,24 @@ def _first_line(message: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: usage errors become one line on stderr and exit 2, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
+    if _asks_version(args):  # answered before Typer (and everything else) is imported
+        sys.stdout.write(f"llmfit {__version__}\n")
+        sys.exit(0)
+    import typer
+
+    try:  # typer >= 0.26 vendors click as typer._click; its exceptions are the ones the app raises
+        from typer._click import exceptions as click_exceptions
+    except ImportError:  # pragma: no cover - older typer on top of click
+        from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+    from llmfit.cli.common import DEBUG
+    from llmfit.errors import ExitCode
+
     if "--debug" in args:
         DEBUG["on"] = True
     try:
         command = _invoked_command(args)
-        runner = build_app(command) if command is not None else app
+        runner = build_app(command) if command is not None else build_app()
         rc = runner(args=args, prog_name="llmfit", standalone_mode=False)
     except click_exceptions.NoArgsIsHelpError as error:
         sys.stdout.write((error.ctx.get_help() if error.ctx else str(error)) + "\n")

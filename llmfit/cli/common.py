@@ -8,6 +8,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, TypeVar, cast
 
@@ -85,15 +86,28 @@ def write_text(stream: Any, text: str) -> None:
             text = text.encode("ascii", "replace").decode("ascii")
     stream.write(text)
 
+# `llmfit batch` and the Python API (llmfit/cli/batch.py) run a command function with a sink set here:
+# emit() and warn() hand the result object and the warnings to it instead of printing, and errors
+# propagate as exceptions instead of becoming a line on stderr and an exit code.
+SINK: ContextVar[Any] = ContextVar("llmfit_sink", default=None)
+
 
 def warn(message: str) -> None:
     """A warning on stderr (never stdout: `--format json | jq` must keep working)."""
+    sink = SINK.get()
+    if sink is not None:
+        sink.warn(message)
+        return
     _WARNED.append(message)
     write_text(sys.stderr, f"warning: {message}\n")
 
 
 def printed(line: str, note: str) -> None:
     """A line on stderr whose text is also a note of the report (shown once when both share a screen)."""
+    sink = SINK.get()
+    if sink is not None:
+        sink.warn(line)
+        return
     _WARNED.append(note)
     write_text(sys.stderr, line + "\n")
 
@@ -142,11 +156,15 @@ class _Command:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except LlmfitError as error:
+            if SINK.get() is not None:
+                raise  # batch / API: the caller reports it
             raise fail_usage(str(error).splitlines()[0] if str(error) else type(error).__name__) from None
         except (KeyboardInterrupt, EOFError):
             write_text(sys.stderr, "interrupted\n")
             raise typer.Exit(130) from None
         except Exception as error:  # an internal error: exit 3, traceback only with --debug
+            if SINK.get() is not None:
+                raise
             if DEBUG["on"]:
                 traceback.print_exc()
             first = str(error).splitlines()[0] if str(error) else ""
@@ -225,6 +243,10 @@ def emit(
     explain: bool = False,
 ) -> None:
     """Print a result: JSON straight from the result object; table/Markdown through its Document."""
+    sink = SINK.get()
+    if sink is not None:
+        sink.emit(result)
+        return
     if fmt is OutputFormat.json:
         from llmfit.render.jsonout import to_json
 

@@ -25,21 +25,36 @@ from llmfit.units import DisplayUnits
 
 
 @contextmanager
-def progress_bar(label: str) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar on stderr, only when stderr is a terminal (stdout stays clean for JSON)."""
+def progress_bar(label: str, *, after_seconds: float = 1.0) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar on stderr (stdout stays clean for JSON), only when stderr is a terminal and
+    only once the sweep has run for `after_seconds`: a quick plan prints no bar at all."""
     if not sys.stderr.isatty():
         yield None
         return
-    from rich.console import Console
-    from rich.progress import Progress
+    import time
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(label, total=None)
+    from rich.progress import Progress, TaskID
 
-        def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+    start = time.monotonic()
+    shown: list[tuple[Progress, TaskID]] = []  # the bar, once it is drawn
 
+    def update(done: int, total: int) -> None:
+        if not shown:
+            if time.monotonic() - start < after_seconds or done >= total:
+                return
+            from rich.console import Console
+
+            bar = Progress(console=Console(stderr=True), transient=True)
+            bar.start()
+            shown.append((bar, bar.add_task(label, total=total)))
+        bar, task = shown[0]
+        bar.update(task, completed=done, total=total)
+
+    try:
         yield update
+    finally:
+        if shown:
+            shown[0][0].stop()
 
 
 def _split(text: str) -> list[str]:

@@ -6,11 +6,26 @@ replicas (the rest) x weight format x KV dtype. A configuration serves the targe
 holds at least `concurrency` full-context requests (serving.fit's max_concurrency, under the engine's
 budget rule from engines.py).
 
-Speed: the sweep is vectorised. Everything that depends on the model's tensors (weights per GPU,
-runtime overhead, KV bytes per request per GPU) is computed once per (format, TP, PP) or
-(KV dtype, TP, PP) with the exact integer code of serving.fit; the per-configuration arithmetic
-(budget, whole requests, replicas, verdict, roofline tokens/s) then runs on numpy int64/float64 arrays,
-with the same operations in the same order, so it agrees exactly with fit (tests hold it to that).
+Speed (issue 17: 10^5 configurations < 0.5 s, 10^6 < 3 s): nothing is computed per configuration in
+Python. Tensor byte counts come from weights.group_bytes once per format; weights on the fullest GPU
+are then closed-form per (TP, PP) (`_weights_by_split`: per-layer bytes x the fullest stage's layer
+share, plus the embeddings or lm_head on their stage, exactly serving._weights_per_gpu); KV per
+request once per (KV dtype, TP, PP, block). The per-configuration arithmetic (budget, whole requests,
+replicas, verdict, roofline tokens/s) runs on numpy int64/float64 arrays with the same operations in
+the same order as serving.fit and speed.speed_bounds, and the Pareto front is a vectorised prefix-max
+scan. tests/engine/test_plan.py holds all of it to a plain evaluation: engine_fit and speed_bounds per
+configuration and a pure-Python front.
+
+Engine terms (where an engine's rules enter the sweep; re-point these two when engines become types):
+  - `engine_terms(engine, spec, gpu, fmt, tp, pp, base, memory_fraction) -> EngineTerms`: the memory
+    the budget starts from, the runtime overhead, TRT-LLM's share of free memory, max_num_seqs and the
+    KV block size for one (GPU, format, shape); today engines.engine_rule. It is evaluated once per GPU
+    and `_shape_key(spec, fmt, tp, pp)`: the key names what the engine's rules read of the format
+    (activation width, MXFP4's kernel layout) and of the shape (TP, PP > 1, MXFP4 layers per stage), so
+    a 128-GPU sweep evaluates as many rules as a 16-GPU one; widen it if an engine's rule reads more (a
+    test compares the terms across every key's shapes).
+  - `kv_request_terms(spec, layout, context, tp, pp, block) -> (paged bytes, unpaged bytes)` per GPU:
+    the KV cache rule (vLLM's paged blocks on the fullest stage); today kv.request_bytes.
 
 Ranking: the front keeps the deployments no other serving deployment beats on all three of price per
 hour (lower), GPUs (fewer) and aggregate tokens/s at the target concurrency (higher); sorted cheapest
@@ -19,6 +34,7 @@ first. GPUs without `price_per_hour` rank after priced ones, by GPU count.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -27,10 +43,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from llmfit.engine.emit import LaunchCommand, launch_command
-from llmfit.engine.engines import ENGINES, EngineRule, engine_fit, engine_rule
+from llmfit.engine.engines import ENGINES, engine_fit, engine_rule
 from llmfit.engine.formats import WeightFormat
-from llmfit.engine.kv import kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
-from llmfit.engine.serving import Deployment, FitResult, ServingOptions, _weights_per_gpu, validate_deployment
+from llmfit.engine.kv import KvLayout, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
+from llmfit.engine.serving import Deployment, FitResult, ServingOptions, _line_name, validate_deployment
 from llmfit.engine.speed import (
     Efficiency,
     SpeedBounds,
@@ -73,16 +89,22 @@ class Shape:
 
 
 def shapes(spec: ModelSpec, max_gpus: int, gpus_per_node: int) -> list[Shape]:
-    """Every valid split of 1..max_gpus GPUs: TP within a node and valid for the heads, PP <= layers."""
+    """Every valid split of 1..max_gpus GPUs: TP within a node and valid for the heads, PP <= layers.
+    serving.validate_deployment decides; what it reads of a split besides TP and PP is that TP x PP
+    divides the count, true here by construction, so it is asked once per (TP, PP)."""
     out = []
+    valid: dict[tuple[int, int], bool] = {}
     for count in range(1, max_gpus + 1):
         for tp in (d for d in range(1, min(count, gpus_per_node) + 1) if count % d == 0):
             for pp in (d for d in range(1, count // tp + 1) if (count // tp) % d == 0):
-                try:
-                    validate_deployment(spec, Deployment(gpu_count=count, tp=tp, pp=pp))
-                except SpecError:
-                    continue
-                out.append(Shape(count, tp, pp))
+                if (tp, pp) not in valid:
+                    try:
+                        validate_deployment(spec, Deployment(gpu_count=count, tp=tp, pp=pp))
+                        valid[(tp, pp)] = True
+                    except SpecError:
+                        valid[(tp, pp)] = False
+                if valid[(tp, pp)]:
+                    out.append(Shape(count, tp, pp))
     return out
 
 
@@ -171,6 +193,115 @@ def _options(target: PlanTarget, base: ServingOptions, kv: str) -> ServingOption
                                    "min_concurrency": target.concurrency})
 
 
+# ------------------------------------------------------------------------------------------ engine terms
+
+
+@dataclass(frozen=True)
+class EngineTerms:
+    """Everything engine-specific about one (GPU, format, shape) that the budget needs, per GPU."""
+
+    usable_bytes_per_gpu: int  # the memory the engine's budget starts from
+    overhead_bytes_per_gpu: int  # runtime lines subtracted before the KV pool
+    free_fraction: float | None  # TRT-LLM: the pool is this share of what is left; None: all of it
+    max_num_seqs: int
+    block_size: int
+
+
+def engine_terms(engine: str, spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, tp: int, pp: int,
+                 base: ServingOptions, memory_fraction: float | None) -> EngineTerms:
+    """The one place the sweep asks an engine for its rules (engines.engine_rule today)."""
+    rule = engine_rule(engine, spec, gpu, fmt, tp, pp, base, memory_fraction)
+    overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
+    if engine == "trt-llm":  # engine_fit runs TRT-LLM with gpu_util 1.0 and keeps a share of the free memory
+        return EngineTerms(int(gpu.usable_memory_bytes * 1.0), overhead, rule.memory_fraction, rule.max_num_seqs,
+                           rule.block_size)
+    return EngineTerms(int(gpu.usable_memory_bytes * float(rule.memory_fraction)), overhead, None, rule.max_num_seqs,
+                       rule.block_size)
+
+
+def _shape_key(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int) -> tuple[Any, ...]:
+    """What of (format, shape) the engine rules read, so `engine_terms` is evaluated once per key and GPU:
+    runtime.overhead_lines reads TP, whether PP > 1 (non-torch memory), and for an MXFP4 MoE checkpoint
+    the layers on the fullest stage (the kernel layout). tests/engine/test_plan_oracle.py checks the
+    terms are equal across each key's shapes; widen the key when an engine's rule reads more."""
+    stage_layers = ceil_div(spec.num_hidden_layers, pp) if fmt.name.startswith("mxfp4") else None
+    return (_format_key(fmt), tp, pp > 1, stage_layers)
+
+
+def _format_key(fmt: WeightFormat) -> str:
+    """What of the format the engine rules read: the activation width, and MXFP4's MoE kernel layout."""
+    if fmt.name.startswith("mxfp4"):
+        return fmt.name
+    return "fp32" if fmt.name == "fp32" else "16-bit"
+
+
+def kv_request_terms(spec: ModelSpec, layout: KvLayout, context_tokens: int, tp: int, pp: int,
+                     block_size: int) -> tuple[int, int]:
+    """KV bytes of one full-context request on the fullest GPU: (block-rounded, unrounded)."""
+    layer_share = Fraction(ceil_div(spec.num_hidden_layers, pp), spec.num_hidden_layers)
+    head_share = kv_shard_fraction(spec, tp)
+    return (request_bytes(layout, context_tokens, block_size=block_size, layer_share=layer_share,
+                          head_share=head_share),
+            request_bytes(layout, context_tokens, block_size=1, layer_share=layer_share, head_share=head_share))
+
+
+# ------------------------------------------------------------------------------------------ weights per GPU
+
+
+def _weights_by_split(spec: ModelSpec, fmt: WeightFormat, splits: Sequence[tuple[int, int]]) -> dict[tuple[int, int],
+                                                                                                        int]:
+    """serving._weights_per_gpu for every (TP, PP) in `splits`, from one pass over the tensor groups.
+
+    Per TP, each line's bytes on one GPU are summed over the groups once, apart by where they live:
+    per-layer groups (spread over the stages by their layer counts), the lm_head (last stage) and the
+    rest (embeddings, final norm: first stage). Per PP, only three stages can be the fullest: stage 0,
+    stage 1 (the most layers among the middle stages) and the last; the first of them with the largest
+    total wins, as max() picks it in serving. Each line is rounded up on its own, then summed."""
+    layers = spec.num_hidden_layers
+    items = group_bytes(spec, fmt)
+    out: dict[tuple[int, int], int] = {}
+    # Per TP: each line's per-layer, first-stage and last-stage bytes on one GPU as integers over a common
+    # denominator, so each PP split is integer arithmetic only.
+    by_tp: dict[int, tuple[int, list[tuple[int, int, int]]]] = {}
+    for tp, pp in splits:
+        if tp not in by_tp:
+            kv_share = kv_shard_fraction(spec, tp)
+            sums: dict[str, list[Fraction]] = {}  # line -> [per layer, first stage, last stage]
+            for item in items:
+                group = item.group
+                if group.kind in ("vector", "router") or group.name == "attn.kv_a_proj_with_mqa":
+                    shard = Fraction(1)
+                elif group.name in ("attn.k_proj", "attn.v_proj"):
+                    shard = kv_share
+                else:
+                    shard = Fraction(1, tp)
+                where = 0 if group.per_layer else 2 if group.kind == "lm_head" else 1
+                parts = [(_line_name(item.packed, fmt), item.payload_bytes)]
+                if item.metadata_bytes:
+                    parts.append(("scales and zero points", item.metadata_bytes))
+                for line, size in parts:
+                    sums.setdefault(line, [Fraction(0), Fraction(0), Fraction(0)])[where] += size * shard
+            denominator = math.lcm(*(value.denominator for values in sums.values() for value in values))
+            by_tp[tp] = (denominator, [(int(per * denominator), int(first * denominator), int(last * denominator))
+                                       for per, first, last in sums.values()])
+        denominator, lines = by_tp[tp]
+        quotient, remainder = divmod(layers, pp)
+        best: list[int] = []
+        best_total = -1
+        for stage in sorted({0, min(1, pp - 1), pp - 1}):
+            held = quotient + (1 if stage < remainder else 0)
+            # Each line on this stage, in units of 1 / (layers x denominator) bytes.
+            values = [per * held + (first * layers if stage == 0 else 0) + (last * layers if stage == pp - 1 else 0)
+                      for per, first, last in lines]
+            if sum(values) > best_total:
+                best, best_total = values, sum(values)
+        out[(tp, pp)] = sum(ceil_div(value, layers * denominator) for value in best)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the sweep
+
+
 def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightFormat], kv_dtypes: Sequence[str],
           target: PlanTarget, base: ServingOptions,
           progress: Callable[[int, int], None] | None = None) -> Sweep:
@@ -182,96 +313,122 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     shape_list = shapes(spec, target.max_gpus, target.gpus_per_node)
     n_g, n_s, n_f, n_k = len(gpus), len(shape_list), len(formats), len(kv_dtypes)
     eff = target.efficiency
+    splits = sorted({(sh.tp, sh.pp) for sh in shape_list})
+    split_index = {split: i for i, split in enumerate(splits)}
+    shape_split = np.array([split_index[(sh.tp, sh.pp)] for sh in shape_list], dtype=np.intp)
+    keys = sorted({_format_key(fmt) for fmt in formats})
+    format_key = np.array([keys.index(_format_key(fmt)) for fmt in formats], dtype=np.intp)
+    replicas_s = np.array([sh.replicas for sh in shape_list], dtype=np.int64)
+    per_replica = -(-target.concurrency // replicas_s)  # ceil_div, int64
 
     # Per (format, shape): weights on the fullest GPU, and what a decode step reads of them.
     weights = np.zeros((n_f, n_s), dtype=np.int64)
     weights_read = np.zeros((n_f, n_s), dtype=np.float64)
-    per_replica = np.array([ceil_div(target.concurrency, sh.replicas) for sh in shape_list], dtype=np.int64)
     for fi, fmt in enumerate(formats):
-        expert_bytes = sum(i.bytes for i in group_bytes(spec, fmt) if i.group.kind == "expert") if spec.is_moe else 0
-        by_split: dict[tuple[int, int], int] = {}
-        for si, sh in enumerate(shape_list):
-            if (sh.tp, sh.pp) not in by_split:
-                by_split[(sh.tp, sh.pp)] = _weights_per_gpu(spec, fmt, sh.tp, sh.pp)
-            w = by_split[(sh.tp, sh.pp)]
-            weights[fi, si] = w
-            weights_read[fi, si] = _weights_read(spec, w, expert_bytes, sh, int(per_replica[si]))
+        by_split = _weights_by_split(spec, fmt, splits)
+        weights[fi] = np.array([by_split[split] for split in splits], dtype=np.int64)[shape_split]
+        if spec.is_moe:
+            expert_bytes = sum(i.bytes for i in group_bytes(spec, fmt) if i.group.kind == "expert")
+            weights_read[fi] = [_weights_read(spec, int(weights[fi, si]), expert_bytes, sh, int(per_replica[si]))
+                                for si, sh in enumerate(shape_list)]
+        else:
+            weights_read[fi] = weights[fi]
 
-    # Per (format, KV dtype, shape): KV per request on the fullest GPU, paged and unpaged.
-    kv_resolved = [[resolve_kv_dtype(kv, spec, fmt.name) for kv in kv_dtypes] for fmt in formats]
-    request = np.zeros((n_f, n_k, n_s), dtype=np.int64)
-    request_read = np.zeros((n_f, n_k, n_s), dtype=np.float64)
-    block = 1 if target.engine == "sglang" else base.block_size
-    cache: dict[tuple[str, int, int], tuple[int, int]] = {}
-    for fi in range(n_f):
-        for ki in range(n_k):
-            layout = kv_layout(spec, kv_resolved[fi][ki])
-            for si, sh in enumerate(shape_list):
-                key = (layout.kv_dtype, sh.tp, sh.pp)
-                if key not in cache:
-                    layer_share = Fraction(ceil_div(spec.num_hidden_layers, sh.pp), spec.num_hidden_layers)
-                    head_share = kv_shard_fraction(spec, sh.tp)
-                    cache[key] = (request_bytes(layout, target.context_tokens, block_size=block,
-                                                layer_share=layer_share, head_share=head_share),
-                                  request_bytes(layout, target.context_tokens, block_size=1,
-                                                layer_share=layer_share, head_share=head_share))
-                request[fi, ki, si], request_read[fi, ki, si] = cache[key]
-
-    # Per (GPU, shape, format): usable memory and runtime overhead under the engine's rule.
-    usable = np.zeros((n_g, n_s), dtype=np.int64)
-    overhead = np.zeros((n_g, n_s, n_f), dtype=np.int64)
-    fraction = np.zeros((n_g, n_s), dtype=np.float64)
-    caps = np.zeros((n_g, n_s), dtype=np.int64)
-    valid_gf = np.ones((n_g, n_f), dtype=bool)
-    bandwidth = np.array([g.memory_bandwidth_bytes_per_s or np.nan for g in gpus], dtype=np.float64)
+    # Per (GPU, split, format key): the engine's terms; then spread over shapes and formats.
+    n_p, n_q = len(splits), len(keys)
+    first_format = [next(f for f in formats if _format_key(f) == key) for key in keys]
+    shape_keys = [[_shape_key(spec, fmt, tp, pp) for fmt in first_format] for tp, pp in splits]
+    terms: list[EngineTerms] = []  # [G][P][Q] flattened
     for gi, gpu in enumerate(gpus):
-        for fi, fmt in enumerate(formats):
-            # Formats whose kernels need hardware the GPU lacks are left out (fp8 on Ampere runs, via Marlin).
-            valid_gf[gi, fi] = not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
-        rules: dict[tuple[int, int, str], EngineRule] = {}
-        for si, sh in enumerate(shape_list):
-            for fi, fmt in enumerate(formats):
-                # The runtime lines depend on the activation width, and MXFP4 MoE on its kernel layout.
-                width = "fp32" if fmt.name == "fp32" else "16-bit"
-                key = (sh.tp, sh.pp, fmt.name if fmt.name.startswith("mxfp4") else width)
-                if key not in rules:
-                    rules[key] = engine_rule(target.engine, spec, gpu, fmt, sh.tp, sh.pp, base, target.memory_fraction)
-                overhead[gi, si, fi] = sum(line.bytes_per_gpu for line in rules[key].overhead_lines)
-                fraction[gi, si] = rules[key].memory_fraction
-                caps[gi, si] = rules[key].max_num_seqs
-            if target.engine == "trt-llm":
-                usable[gi, si] = int(gpu.usable_memory_bytes * 1.0)  # fit runs with gpu_util 1.0
-            else:
-                usable[gi, si] = int(gpu.usable_memory_bytes * float(fraction[gi, si]))
+        known: dict[tuple[Any, ...], EngineTerms] = {}
+        for (tp, pp), split_keys in zip(splits, shape_keys, strict=True):
+            for fmt, key in zip(first_format, split_keys, strict=True):
+                if key not in known:
+                    known[key] = engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction)
+                terms.append(known[key])
         if progress is not None:
             progress(gi + 1, n_g)
 
-    # The per-configuration arithmetic of serving.fit, broadcast over [G, S, F, K].
-    budget = usable[:, :, None] - weights.T[None, :, :] - overhead  # [G, S, F]
-    if target.engine == "trt-llm":
-        free = budget
-        reserve = np.where(free > 0, free - np.floor(free * fraction[:, :, None]).astype(np.int64), 0)
-        budget = free - reserve
-    budget4 = np.broadcast_to(budget[:, :, :, None], (n_g, n_s, n_f, n_k))
-    req4 = np.broadcast_to(np.transpose(request, (2, 0, 1))[None], (n_g, n_s, n_f, n_k))
-    loads = budget4 > 0
-    safe_req = np.where(req4 > 0, req4, 1)
-    whole = np.where(req4 > 0, budget4 // safe_req, 0)
-    replicas = np.array([sh.replicas for sh in shape_list], dtype=np.int64)[None, :, None, None]
-    cap = caps[:, :, None, None]
-    max_conc = np.where(loads, replicas * np.minimum(whole, cap), 0)
-    headroom_whole = np.where(req4 > 0, np.floor_divide(budget4 * (1 - base.headroom), safe_req), 0).astype(np.int64)
-    recommended = np.where(loads, replicas * np.minimum(headroom_whole, cap), 0)
-    valid = np.broadcast_to(valid_gf[:, None, :, None], (n_g, n_s, n_f, n_k))
+    def grid(values: list[Any], dtype: Any) -> Any:
+        return np.array(values, dtype=dtype).reshape(n_g, n_p, n_q)
+
+    usable = grid([t.usable_bytes_per_gpu for t in terms], np.int64)
+    overhead = grid([t.overhead_bytes_per_gpu for t in terms], np.int64)
+    free_fraction = grid([np.nan if t.free_fraction is None else t.free_fraction for t in terms], np.float64)
+    caps = grid([t.max_num_seqs for t in terms], np.int64)
+    blocks = grid([t.block_size for t in terms], np.int64)
+    pick = (slice(None), shape_split[:, None], format_key[None, :])  # -> [G, S, F]
+    usable3, overhead3, free3, caps3 = usable[pick], overhead[pick], free_fraction[pick], caps[pick]
+    valid_gf = np.array([[not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
+                          for fmt in formats] for gpu in gpus], dtype=bool).reshape(n_g, n_f)
+
+    # Per (format, KV dtype, split, block): KV per request on the fullest GPU, paged and unpaged.
+    kv_resolved = [[resolve_kv_dtype(kv, spec, fmt.name) for kv in kv_dtypes] for fmt in formats]
+    block_values = sorted({int(b) for b in np.unique(blocks)})
+    request = np.zeros((len(block_values), n_f, n_k, n_p), dtype=np.int64)
+    request_read = np.zeros((n_f, n_k, n_p), dtype=np.float64)
+    cache: dict[tuple[str, int, int, int], tuple[int, int]] = {}  # (KV dtype, TP, stage layers, block)
+    layouts = {kv: kv_layout(spec, kv) for kv in {kv for row in kv_resolved for kv in row}}
+    for bi, block in enumerate(block_values):
+        for fi in range(n_f):
+            for ki in range(n_k):
+                for pi, (tp, pp) in enumerate(splits):
+                    # kv_request_terms reads PP only as the layers on the fullest stage
+                    key = (kv_resolved[fi][ki], tp, ceil_div(spec.num_hidden_layers, pp), block)
+                    if key not in cache:
+                        cache[key] = kv_request_terms(spec, layouts[kv_resolved[fi][ki]], target.context_tokens, tp,
+                                                      pp, block)
+                    request[bi, fi, ki, pi], request_read[fi, ki, pi] = cache[key]
+    # request[block, f, k, split] -> [G, S, F, K]; with one block size (every engine today) a broadcast
+    # view of [S, F, K], so no 4-D copy is made.
+    if len(block_values) == 1:
+        req4 = np.transpose(request[0][:, :, shape_split], (2, 0, 1))[None]
+    else:
+        block_index = np.searchsorted(np.array(block_values), blocks)[pick]  # [G, S, F]
+        req4 = request[block_index[:, :, :, None], np.arange(n_f)[None, None, :, None],
+                       np.arange(n_k)[None, None, None, :], shape_split[None, :, None, None]]
+    shape4 = (n_g, n_s, n_f, n_k)
+
+    # The per-configuration arithmetic of serving.fit, broadcast over [G, S, F, K]; the 4-D arrays are
+    # made once each and then updated in place (a 10^6-configuration plan stays under 200 MiB).
+    budget = usable3 - weights.T[None, :, :] - overhead3  # [G, S, F]
+    trt = ~np.isnan(free3)
+    if trt.any():
+        fraction = np.where(trt, free3, 0.0)
+        reserve = np.where(budget > 0, budget - np.floor(budget * fraction).astype(np.int64), 0)
+        budget = np.where(trt, budget - reserve, budget)
+    budget4 = np.broadcast_to(budget[:, :, :, None], shape4)  # a view
+    loads = budget[:, :, :, None] > 0  # [G, S, F, 1]
+    positive = req4 > 0
+    safe_req = np.where(positive, req4, 1)
+    replicas = replicas_s[None, :, None, None]
+    cap = caps3[:, :, :, None]
+
+    def whole_requests(pool: Any) -> Any:
+        """replicas x min(whole requests in `pool`, the cap), 0 where nothing loads (in place)."""
+        whole = np.floor_divide(pool, safe_req)  # a fresh [G, S, F, K] array
+        if whole.dtype != np.int64:
+            whole = whole.astype(np.int64)
+        if not positive.all():
+            whole = np.where(positive, whole, 0)
+        np.minimum(whole, cap, out=whole)
+        np.multiply(whole, replicas, out=whole)
+        np.multiply(whole, loads, out=whole)
+        return whole
+
+    max_conc = whole_requests(budget[:, :, :, None])
+    recommended = whole_requests(budget[:, :, :, None] * (1 - base.headroom))
+    valid = np.broadcast_to(valid_gf[:, None, :, None], shape4)
     fits = valid & loads & (max_conc >= target.concurrency)
 
     # Roofline tokens/s at the target concurrency (speed.speed_bounds, same order of operations).
-    pp = np.array([sh.pp for sh in shape_list], dtype=np.float64)[None, :, None, None]
+    bandwidth = np.array([g.memory_bandwidth_bytes_per_s or np.nan for g in gpus], dtype=np.float64)
+    pp_s = np.array([sh.pp for sh in shape_list], dtype=np.float64)[None, :, None, None]
     per_rep = per_replica.astype(np.float64)[None, :, None, None]
-    kv_read = per_rep * np.transpose(request_read, (2, 0, 1))[None]
-    round_bytes = pp * weights_read.T[None, :, :, None] + kv_read
-    step = round_bytes / (bandwidth[:, None, None, None] * eff.memory)
-    tokens = replicas * per_rep / step
+    kv_read = per_rep * np.transpose(request_read[:, :, shape_split], (2, 0, 1))[None]
+    round_bytes = pp_s * weights_read.T[None, :, :, None] + kv_read  # [1, S, F, K]
+    tokens = round_bytes / (bandwidth[:, None, None, None] * eff.memory)  # the decode step, [G, S, F, K]
+    np.divide(replicas * per_rep, tokens, out=tokens)
     return Sweep(gpus=list(gpus), shapes=shape_list, formats=list(formats), kv_dtypes=list(kv_dtypes),
                  valid=valid, budget=budget4, max_concurrency=max_conc, recommended=recommended, fits=fits,
                  tokens_per_second=tokens, kv_resolved=kv_resolved)
@@ -292,33 +449,125 @@ def _weights_read(spec: ModelSpec, weights_per_gpu: int, expert_bytes: int, shap
 # ------------------------------------------------------------------------------------------ the front
 
 
+def _fastest_per_cell(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> Any:
+    """Indexes (ascending) of the first fastest row of each (GPU type, GPU count) cell, or None when the
+    cells do not apply (types not small non-negative integers, or a price that varies inside a cell).
+
+    Rows of one cell have the same price and GPU count, so the fastest (the first of equal ones, as the
+    stable sort orders them) beats every other row of its cell, and whatever those rows would beat."""
+    import numpy as np
+
+    if gpu_type.dtype.kind not in "iu" or gpu_type.min() < 0 or gpus.min() < 1:
+        return None
+    width = int(gpus.max()) + 1
+    cells = int(gpu_type.max()) + 1
+    if cells * width > 1 << 24:
+        return None
+    cell = gpu_type.astype(np.int64) * width + gpus
+    key = np.where(np.isnan(price), -1.0, price)
+    low = np.full(cells * width, np.inf)
+    high = np.full(cells * width, -np.inf)
+    np.minimum.at(low, cell, key)
+    np.maximum.at(high, cell, key)
+    used = np.isfinite(low)
+    if not np.array_equal(low[used], high[used]):
+        return None
+    best = np.full(cells * width, -np.inf)
+    np.maximum.at(best, cell, speed)
+    candidates = np.flatnonzero(speed == best[cell])
+    _, first = np.unique(cell[candidates], return_index=True)
+    return np.sort(candidates[first])
+
+
+def _dense_rank(values: Any) -> Any:
+    """0-based ranks of `values` with equal values sharing a rank (int64)."""
+    import numpy as np
+
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    steps = np.concatenate(([0], (ordered[1:] != ordered[:-1]).astype(np.int64)))
+    rank = np.empty(len(values), dtype=np.int64)
+    rank[order] = np.cumsum(steps)
+    return rank
+
+
 def pareto_front(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> list[int]:
     """Indexes no other row beats on (price lower, GPUs fewer, speed higher). A missing price (nan) is
     unknown, not free: an unpriced row is compared on price only with rows of the same GPU type (where
     price follows the GPU count). nan speed counts as 0. Sorted: priced rows cheapest first, then unpriced
-    rows by GPU count; ties go to the faster."""
+    rows by GPU count; ties go to the faster, then to the earlier row.
+
+    Vectorised. In that order a row's dominators all come before it (no dearer, no larger, no slower),
+    so a row is dominated exactly when an earlier row of its comparison group (all priced rows; the
+    unpriced rows of one GPU type) with no more GPUs is at least as fast. Speeds become dense integer
+    ranks (exact ties). First pass: an earlier row with the same GPU count (a segmented running
+    maximum). The survivors then meet the earlier survivors with fewer GPUs, one running maximum per
+    distinct GPU count (at most --max-gpus of them): a dominator that did not survive is itself beaten by
+    an earlier survivor with the same count, which then beats the row too."""
     import numpy as np
 
+    price = np.asarray(price, dtype=np.float64)
+    gpus = np.asarray(gpus, dtype=np.int64)
+    raw_speed = np.asarray(speed, dtype=np.float64)
+    speed = np.where(np.isnan(raw_speed), 0.0, raw_speed)
+    n = len(price)
+    if n == 0:
+        return []
+    types = np.asarray(gpu_type)
+    keep = _fastest_per_cell(price, gpus, speed, types)
+    if keep is not None and len(keep) < n:  # only the first fastest row of a (GPU type, count) can be on it
+        return [int(keep[i]) for i in pareto_front(price[keep], gpus[keep], speed[keep], types[keep])]
     priced = ~np.isnan(price)
-    speed = np.where(np.isnan(speed), 0.0, speed)
-    order = np.lexsort((-speed, gpus, np.where(priced, price, np.inf)))
-    front: list[int] = []
-    for i in order:
-        dominated = False
-        for j in front:
-            if priced[i] and priced[j]:
-                cheaper = price[j] <= price[i]
-            elif gpu_type[i] == gpu_type[j]:
-                cheaper = gpus[j] <= gpus[i]
-            else:
-                continue  # unknown price on one side: not comparable
-            # Sorted order puts the better of two equal rows first, so "no worse on all three" suffices.
-            if cheaper and gpus[j] <= gpus[i] and speed[j] >= speed[i]:
-                dominated = True
-                break
-        if not dominated:
-            front.append(int(i))
-    return front
+    speed_rank = _dense_rank(speed)
+    price_rank = _dense_rank(np.where(priced, price, np.inf))
+    low = int(gpus.min())
+    span = int(gpus.max()) - low + 1
+    # One int64 key for (price, GPUs, -speed); a stable sort keeps the input order among exact ties.
+    key = (price_rank * span + (gpus - low)) * (int(speed_rank.max()) + 1) + (int(speed_rank.max()) - speed_rank)
+    order = np.argsort(key, kind="stable")
+    rank = speed_rank[order]
+    types = types.astype(np.int64)
+    group = np.where(priced, -1, types)[order]
+    count = gpus[order]
+    # First pass: segments of equal (group, GPU count), positions kept in sorted order.
+    group_rank = group + 1 if types.min() >= 0 else _dense_rank(group)
+    seg_key = group_rank * span + (count - low)
+    if int(seg_key.max()) < 2**15:
+        seg_key = seg_key.astype(np.int16)  # numpy's stable sort of 16-bit integers is a radix sort
+    seg_order = np.argsort(seg_key, kind="stable")
+    seg_key_group, seg_key_count = group[seg_order], count[seg_order]
+    starts = np.ones(n, dtype=bool)
+    starts[1:] = (seg_key_group[1:] != seg_key_group[:-1]) | (seg_key_count[1:] != seg_key_count[:-1])
+    segment = np.cumsum(starts) - 1
+    lifted = rank[seg_order] + segment * (n + 1)  # later segments lie above earlier ones: the max restarts
+    running = np.maximum.accumulate(lifted)
+    before = np.concatenate(([-1], running[:-1])) - segment * (n + 1)
+    before[starts] = -1
+    dominated = np.zeros(n, dtype=bool)
+    dominated[seg_order] = before >= rank[seg_order]
+    # Second pass: survivors against earlier survivors of their group with fewer GPUs.
+    alive = np.flatnonzero(~dominated)
+    for label in np.unique(group[alive]):
+        members = alive[group[alive] == label]
+        m_count, m_rank = count[members], rank[members]
+        thresholds = np.unique(m_count)[1:]
+        if not len(thresholds):
+            continue  # one GPU count in the group: the first pass decided
+        if len(thresholds) * len(members) <= 1 << 22:  # every threshold in one [T, m] running maximum
+            eligible = np.where(m_count[None, :] < thresholds[:, None], m_rank[None, :], -1)
+            running = np.maximum.accumulate(eligible, axis=1)
+            before = np.concatenate((np.full((len(thresholds), 1), -1), running[:, :-1]), axis=1)
+            row = np.searchsorted(thresholds, m_count)  # the row of a member's own count (if it has one)
+            has = (row < len(thresholds)) & (thresholds[np.minimum(row, len(thresholds) - 1)] == m_count)
+            best = np.where(has, before[np.minimum(row, len(thresholds) - 1), np.arange(len(members))], -1)
+            dominated[members] |= best >= m_rank
+            continue
+        for threshold in thresholds:
+            eligible = np.where(m_count < threshold, m_rank, -1)
+            best = np.concatenate(([-1], np.maximum.accumulate(eligible)[:-1]))
+            here = m_count == threshold
+            dominated[members[here]] |= best[here] >= m_rank[here]
+    return [int(i) for i in order[~dominated]]
 
 
 def _row(rank: int, spec: ModelSpec, sw: Sweep, index: tuple[int, int, int, int], target: PlanTarget,
@@ -352,20 +601,24 @@ def plan(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForma
 
     base = base or ServingOptions(context_tokens=target.context_tokens)
     sw = sweep(spec, gpus, formats, kv_dtypes, target, base, progress)
-    serving = np.argwhere(sw.fits)
+    serving = np.flatnonzero(sw.fits)  # flat indexes in [G, S, F, K] order
     notes: list[str] = []
     rows: list[PlanRow] = []
     front: list[int] = []
     if len(serving):
+        shape4 = sw.fits.shape
+        gpu_of = serving // (shape4[1] * shape4[2] * shape4[3])
+        shape_of = (serving // (shape4[2] * shape4[3])) % shape4[1]
         price_gpu = np.array([g.price_per_hour if g.price_per_hour is not None else np.nan for g in gpus])
         counts = np.array([sh.gpu_count for sh in sw.shapes])
-        price = price_gpu[serving[:, 0]] * counts[serving[:, 1]]
-        speed = sw.tokens_per_second[tuple(serving.T)]
+        price = price_gpu[gpu_of] * counts[shape_of]
+        speed = sw.tokens_per_second.reshape(-1)[serving]
         # Ties on all three keys are broken towards fewer nodes, less PP, then the listed dtype order.
-        front = pareto_front(price, counts[serving[:, 1]], speed, serving[:, 0])
+        front = pareto_front(price, counts[shape_of], speed, gpu_of)
+        del gpu_of, shape_of, price, speed
         for rank, i in enumerate(front[:target.top], start=1):
-            rows.append(_row(rank, spec, sw, tuple(int(x) for x in serving[i]), target, base,  # type: ignore[arg-type]
-                             target.gpus_per_node))
+            index = tuple(int(x) for x in np.unravel_index(int(serving[i]), shape4))
+            rows.append(_row(rank, spec, sw, index, target, base, target.gpus_per_node))  # type: ignore[arg-type]
 
     # Reverse question: the smallest single GPU (least memory) that serves the target alone.
     single_rows = [i for i, sh in enumerate(sw.shapes) if sh.gpu_count == 1]
@@ -374,10 +627,11 @@ def plan(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForma
         si = single_rows[0]
         best: tuple[int, tuple[int, int, int, int]] | None = None
         for gi, gpu in enumerate(gpus):
-            hits = np.argwhere(sw.fits[gi, si])
-            if len(hits):
-                speeds = [float(np.nan_to_num(sw.tokens_per_second[gi, si, f, k])) for f, k in hits]
-                f, k = hits[int(np.argmax(speeds))]
+            hits = sw.fits[gi, si]  # [F, K]
+            if hits.any():
+                # The fastest serving (format, KV dtype), the first of equals in row order (nan speed = 0).
+                speeds = np.where(hits, np.nan_to_num(sw.tokens_per_second[gi, si]), -np.inf)
+                f, k = np.unravel_index(int(np.argmax(speeds)), speeds.shape)
                 if best is None or gpu.usable_memory_bytes < gpus[best[1][0]].usable_memory_bytes:
                     best = (gpu.usable_memory_bytes, (gi, si, int(f), int(k)))
         if best is not None:

@@ -1,10 +1,19 @@
 """A `.gguf` file -> ModelSpec with the exact type and byte size of every stored tensor.
 
-`gguf.GGUFReader` (llama.cpp's gguf-py) memory-maps the file and parses its metadata and tensor
-table; no tensor data is read. The architecture keys (`{arch}.block_count`, `.embedding_length`,
-`.attention.head_count_kv` ...) are translated to the config.json fields of the same architecture
-(llama.cpp's convert_hf_to_gguf.py writes them from those fields), so the parameter and KV formulas
-are the ones presets and config.json use. Split files (`-00001-of-0000N.gguf`) are read whole.
+The file is read by llmfit.readers.gguf_reader (a struct-based walk of the documented format:
+metadata and tensor infos, the vocabulary skipped, no tensor data read; gguf.GGUFReader took seconds
+on a real file's 152k-token vocabulary). The architecture keys (`{arch}.block_count`,
+`.embedding_length`, `.attention.head_count_kv` ...) are translated to the config.json fields of the
+same architecture (llama.cpp's convert_hf_to_gguf.py writes them from those fields), so the parameter
+and KV formulas are the ones presets and config.json use. Split files (`-00001-of-0000N.gguf`) are
+read whole.
+
+For `config_from_metadata(reader, tensors, where)` (the per-family translation): `reader` is a
+`gguf_reader.GgufFile`; read a value with `_value(reader, key)` (int, float, bool, str, list, or a
+`SkippedArray(type, count)` for a long array such as the vocabulary; None when absent). `tensors` maps
+a name to a `gguf_reader.GgufTensor`: `.shape` in ggml order (ne0 first), `.type_name` ("Q4_K"),
+`.n_elements`, `.n_bytes`. Every `{arch}.*` value named like a count, length or size (`_NUMERIC_KEY`) has
+been checked to be a number (or a list of numbers) before it is called.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from llmfit.readers.config import ModelFileError, spec_fields
+from llmfit.readers.gguf_reader import GgufFile, GgufTensor, SkippedArray, file_type_name, read_gguf
 from llmfit.readers.snapshot import build_spec, with_count_note
 from llmfit.specs import CheckpointInfo, ModelSpec
 
@@ -22,20 +32,24 @@ GGUF_ARCHES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen2moe":
                "qwen3moe": "qwen3_moe", "gemma2": "gemma2", "gemma3": "gemma3_text", "phi3": "phi3",
                "deepseek2": "deepseek_v2", "gpt-oss": "gpt_oss", "falcon": "falcon"}
 _SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")
+MAX_SPLITS = 9999  # gguf-split numbers shards with 5 digits; no real model has thousands of them
+# `{arch}.*` keys named as counts, lengths, sizes... are numbers (docs/gguf.md, "LLM" keys); a string or a
+# skipped array there is malformed metadata. Other keys (tensor_data_layout, rope.scaling.type) may be strings.
+_NUMERIC_KEY = re.compile(r"(count|length|size|rank|window|pattern|base|factor|epsilon|scale|dim)[^.]*$")
 
 
-def _value(reader: Any, key: str) -> Any:
-    field = reader.fields.get(key)
-    if field is None:
-        return None
-    return field.contents()
+def _value(reader: GgufFile, key: str) -> Any:
+    return reader.metadata.get(key)
 
 
 def _parts(path: Path) -> list[Path]:
     match = _SPLIT.match(path.name)
     if not match:
         return [path]
-    count = int(match.group(3))
+    number, count = int(match.group(2)), int(match.group(3))
+    if count < 1 or count > MAX_SPLITS or number < 1 or number > count:
+        raise ModelFileError(f"{path}: split GGUF name says part {number} of {count}; parts are numbered "
+                             f"1..N with 1 <= N <= {MAX_SPLITS} (name-00001-of-00003.gguf)")
     parts = [path.with_name(f"{match.group(1)}-{i:05d}-of-{count:05d}.gguf") for i in range(1, count + 1)]
     missing = [p.name for p in parts if not p.is_file()]
     if missing:
@@ -43,13 +57,25 @@ def _parts(path: Path) -> list[Path]:
     return parts
 
 
-def _open(path: Path) -> Any:
-    from gguf import GGUFReader
+def _open(path: Path) -> GgufFile:
+    return read_gguf(path)
 
-    try:
-        return GGUFReader(str(path), "r")
-    except (ValueError, OSError, IndexError, KeyError) as error:
-        raise ModelFileError(f"{path}: not a readable GGUF file ({error})") from None
+
+def _check_types(reader: GgufFile, where: str) -> str:
+    """general.architecture as a string, and `{arch}.*` counts and lengths numeric: wrong types are one line."""
+    arch = _value(reader, "general.architecture")
+    if not isinstance(arch, str):
+        raise ModelFileError(f"{where}: general.architecture must be a string, got "
+                             f"{reader.value_types.get('general.architecture', 'nothing')}")
+    prefix = f"{arch}."
+    for key, value in reader.metadata.items():
+        if not key.startswith(prefix) or not _NUMERIC_KEY.search(key):
+            continue
+        items = value if isinstance(value, list) else [value]
+        if isinstance(value, SkippedArray) or not all(isinstance(v, int | float) for v in items):
+            raise ModelFileError(f"{where}: GGUF metadata {key} must be a number (or numbers), got "
+                                 f"{reader.value_types.get(key, type(value).__name__)}")
+    return arch
 
 
 def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> dict[str, Any]:
@@ -126,22 +152,17 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
     return {k: v for k, v in config.items() if v is not None}
 
 
-def _format_name(reader: Any, tensors: dict[str, Any]) -> str:
+def _format_name(reader: GgufFile, tensors: dict[str, GgufTensor]) -> str:
     """llmfit's name for the file type (general.file_type, a llama_ftype), else the dominant tensor type."""
-    from gguf import LlamaFileType
-
-    file_type = _value(reader, "general.file_type")
     names = {"ALL_F32": "fp32", "MOSTLY_F16": "fp16", "MOSTLY_BF16": "bf16", "MOSTLY_MXFP4_MOE": "mxfp4-experts"}
-    if isinstance(file_type, int):
-        try:
-            raw = LlamaFileType(file_type).name
-        except ValueError:
-            raw = None
-        if raw:
-            return names.get(raw, raw.removeprefix("MOSTLY_").lower())
+    raw = file_type_name(_value(reader, "general.file_type"))
+    if raw:
+        return names.get(raw, raw.removeprefix("MOSTLY_").lower())
     sizes: dict[str, int] = {}
     for tensor in tensors.values():
-        sizes[tensor.tensor_type.name] = sizes.get(tensor.tensor_type.name, 0) + int(tensor.n_bytes)
+        sizes[tensor.type_name] = sizes.get(tensor.type_name, 0) + tensor.n_bytes
+    if not sizes:
+        raise ModelFileError(f"{reader.path}: GGUF file has no tensors")
     top = max(sizes, key=lambda k: sizes[k])
     return {"F32": "fp32", "F16": "fp16", "BF16": "bf16"}.get(top, top.lower())
 
@@ -149,15 +170,21 @@ def _format_name(reader: Any, tensors: dict[str, Any]) -> str:
 def spec_from_gguf(path: Path, *, name: str | None = None) -> ModelSpec:
     parts = _parts(path)
     readers = [_open(p) for p in parts]
-    tensors = {t.name: t for reader in readers for t in reader.tensors}
+    tensors: dict[str, GgufTensor] = {}
+    for reader in readers:
+        for tensor in reader.tensors:
+            if tensor.name in tensors:
+                raise ModelFileError(f"{path}: tensor {tensor.name} appears in more than one split part")
+            tensors[tensor.name] = tensor
     where = str(path)
+    _check_types(readers[0], where)
     config = config_from_metadata(readers[0], tensors, where)
     fields = spec_fields(config, where)
-    stored_params = sum(int(t.n_elements) for t in tensors.values())
-    stored_bytes = sum(int(t.n_bytes) for t in tensors.values())
+    stored_params = sum(t.n_elements for t in tensors.values())
+    stored_bytes = sum(t.n_bytes for t in tensors.values())
     by_type: dict[str, int] = {}
     for tensor in tensors.values():
-        by_type[tensor.tensor_type.name] = by_type.get(tensor.tensor_type.name, 0) + int(tensor.n_bytes)
+        by_type[tensor.type_name] = by_type.get(tensor.type_name, 0) + tensor.n_bytes
     general_name = _value(readers[0], "general.name")
     model_name = name or (general_name if isinstance(general_name, str) and general_name else path.stem)
     info = CheckpointInfo(path=str(path), reader="gguf", format=_format_name(readers[0], tensors),

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from llmfit.readers.config import MAX_CONFIG_BYTES, ModelFileError
+from llmfit.limits import MAX_CONFIG_BYTES
+from llmfit.readers.config import ModelFileError
 from llmfit.readers.safetensors_headers import (
     INDEX_NAME,
     TensorInfo,

@@ -1,7 +1,17 @@
-"""Safetensors headers: every tensor's name, dtype and shape, without loading one.
+"""Safetensors headers: every tensor's name, dtype and shape, without loading one (and without numpy).
 
-`safetensors.safe_open` memory-maps the file and parses only its JSON header; `get_slice(name)`
-gives dtype and shape without reading data. Sharded checkpoints list their files in
+The format (huggingface/safetensors README, "Format"; checks as safetensors/src/tensor.rs's
+`Metadata::validate` makes them): 8 bytes `N`, a little-endian u64; N bytes of UTF-8 JSON, an object
+of tensor name -> {"dtype", "shape", "data_offsets": [begin, end]} plus an optional "__metadata__"
+map of strings; then the byte buffer. Read here with `struct` + `json`: the safetensors package would
+import numpy for `framework="numpy"` (0.5 s for a 10k-tensor header, of which the JSON is 14 ms).
+
+Validated as the library does, so a file it refuses is refused here too (tests hold the two to the same
+answers): N within the file and under MAX_HEADER_BYTES, the JSON an object (nesting stopped at the
+interpreter's recursion limit; a valid header nests 3 deep, which the type checks enforce), dtypes
+known, shapes lists of non-negative integers whose byte size does not overflow u64, `end - begin`
+equal to that size, offsets contiguous from 0 in order with no gap or overlap, and the buffer exactly
+covered. Sharded checkpoints list their files in
 `model.safetensors.index.json` (`weight_map`: tensor -> file; `metadata.total_size`: bytes).
 """
 
@@ -9,6 +19,8 @@ from __future__ import annotations
 
 import json
 import re
+import stat
+import struct
 from dataclasses import dataclass
 from fractions import Fraction
 from math import prod
@@ -17,6 +29,9 @@ from pathlib import Path
 from llmfit.readers.config import ModelFileError
 
 INDEX_NAME = "model.safetensors.index.json"
+MAX_HEADER_BYTES = 16 << 20  # ~160k tensors; real shards: 0.1-1 MiB (the library's own cap is 100 MB)
+MAX_INDEX_BYTES = 64 << 20  # an index lists tensor -> file; the largest real ones are a few MiB
+MAX_TENSOR_BYTES = 2**64 - 1  # the library computes sizes in u64/usize and refuses an overflow
 
 # Bytes per element of each safetensors dtype (safetensors' Dtype enum; F4 packs two per byte).
 DTYPE_BYTES: dict[str, Fraction] = {
@@ -24,8 +39,9 @@ DTYPE_BYTES: dict[str, Fraction] = {
     "F8_E8M0": Fraction(1), "E8M0": Fraction(1), "I16": Fraction(2), "U16": Fraction(2), "F16": Fraction(2),
     "BF16": Fraction(2), "I32": Fraction(4), "U32": Fraction(4), "F32": Fraction(4), "I64": Fraction(8),
     "U64": Fraction(8), "F64": Fraction(8), "F4": Fraction(1, 2), "F6_E2M3": Fraction(3, 4),
-    "F6_E3M2": Fraction(3, 4),
+    "F6_E3M2": Fraction(3, 4), "F8_E4M3FNUZ": Fraction(1), "F8_E5M2FNUZ": Fraction(1), "C64": Fraction(8),
 }
+DTYPE_BITS: dict[str, int] = {name: int(size * 8) for name, size in DTYPE_BYTES.items()}
 
 
 @dataclass(frozen=True)
@@ -48,32 +64,121 @@ def _tensor(name: str, dtype: str, shape: list[int] | tuple[int, ...], where: st
     return TensorInfo(name=name, dtype=dtype, shape=tuple(shape), nbytes=-(-numel * size.numerator // size.denominator))
 
 
-def read_file_headers(path: Path) -> list[TensorInfo]:
-    """The tensors of one .safetensors file, from its header only."""
-    from safetensors import SafetensorError, safe_open
+def _fail(path: Path, message: str) -> ModelFileError:
+    return ModelFileError(f"{path}: not a readable safetensors file ({message})")
 
+
+def parse_header(path: Path, data: bytes, file_bytes: int) -> list[TensorInfo]:
+    """The tensors of a safetensors header (the JSON bytes), checked against the file's size."""
+    if not data.lstrip().startswith(b"{"):
+        raise _fail(path, "the header is not a JSON object")
     try:
-        with safe_open(str(path), framework="numpy") as handle:
-            out = []
-            for name in handle.keys():  # noqa: SIM118 - safe_open has keys(), not iteration
-                piece = handle.get_slice(name)
-                out.append(_tensor(name, piece.get_dtype(), piece.get_shape(), str(path)))
-            return out
-    except (SafetensorError, OSError) as error:
-        raise ModelFileError(f"{path}: not a readable safetensors file ({error})") from None
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _fail(path, "the header is not UTF-8") from None
+    try:
+        header = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _fail(path, f"invalid JSON in the header: {error}") from None
+    except RecursionError:
+        # json's C scanner counts its nesting against the interpreter's recursion limit (~1,000): a deeper
+        # header stops there, in bounded time and memory. A valid one nests 3 deep, which the type checks
+        # below hold it to.
+        raise _fail(path, "the header JSON nests too deep") from None
+    if not isinstance(header, dict):
+        raise _fail(path, "the header is not a JSON object")
+    metadata = header.pop("__metadata__", None)
+    if metadata is not None and (not isinstance(metadata, dict)
+                                 or not all(isinstance(v, str) for v in metadata.values())):
+        raise _fail(path, "__metadata__ must map strings to strings")
+    spans: list[tuple[int, int, str]] = []
+    infos: dict[str, TensorInfo] = {}
+    bits_of = DTYPE_BITS
+    for name, entry in header.items():
+        if type(entry) is not dict:
+            raise _fail(path, f"tensor {name}: expected an object of dtype, shape, data_offsets")
+        dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+        bits = bits_of.get(dtype) if type(dtype) is str else None
+        if bits is None:
+            raise _fail(path, f"tensor {name}: unknown dtype {dtype!r}")
+        if type(shape) is not list:
+            raise _fail(path, f"tensor {name}: shape must be a list of non-negative integers, got {shape!r}")
+        for dim in shape:
+            if type(dim) is not int or dim < 0:
+                raise _fail(path, f"tensor {name}: shape must be a list of non-negative integers, got {shape!r}")
+        if type(offsets) is not list or len(offsets) != 2 or type(offsets[0]) is not int \
+                or type(offsets[1]) is not int or offsets[0] < 0:
+            raise _fail(path, f"tensor {name}: data_offsets must be [begin, end], got {offsets!r}")
+        total_bits = prod(shape) * bits
+        if total_bits > MAX_TENSOR_BYTES * 8:
+            raise _fail(path, f"tensor {name}: shape {shape} overflows the byte count")
+        if total_bits % 8:
+            raise _fail(path, f"tensor {name}: {total_bits // bits} elements of {dtype} do not fill whole bytes")
+        begin, end = offsets
+        if end - begin != total_bits // 8:
+            raise _fail(path, f"tensor {name}: data_offsets {offsets} hold {end - begin} bytes, its shape and "
+                              f"dtype need {total_bits // 8}")
+        infos[name] = TensorInfo(name, str(dtype), tuple(shape), total_bits // 8)
+        spans.append((begin, end, name))
+    spans.sort()
+    position = 0
+    for begin, end, name in spans:
+        if begin != position:
+            raise _fail(path, f"tensor {name}: data_offsets start at {begin}, expected {position} "
+                              "(offsets must be contiguous)")
+        position = end
+    if position != file_bytes - 8 - len(data):
+        raise _fail(path, f"tensors cover {position:,} bytes of a {file_bytes - 8 - len(data):,}-byte buffer "
+                          "(truncated or padded file)")
+    return [infos[name] for name in sorted(infos)]
+
+
+def read_file_headers(path: Path) -> list[TensorInfo]:
+    """The tensors of one .safetensors file, from its header only (sorted by name, as safe_open lists them)."""
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise _fail(path, "not a regular file")
+        with open(path, "rb") as handle:
+            prefix = handle.read(8)
+            if len(prefix) < 8:
+                raise _fail(path, f"{len(prefix)} bytes, shorter than the 8-byte header length")
+            (length,) = struct.unpack("<Q", prefix)
+            if length > MAX_HEADER_BYTES:
+                raise _fail(path, f"header of {length:,} bytes is over the limit of {MAX_HEADER_BYTES:,}")
+            if length > info.st_size - 8:
+                raise _fail(path, f"header length {length:,} runs past the end of the {info.st_size:,}-byte file")
+            data = handle.read(length)
+    except OSError as error:
+        raise ModelFileError(f"{path}: cannot read ({error.strerror or error})") from None
+    return parse_header(path, data, info.st_size)
 
 
 def read_index(path: Path) -> tuple[list[str], int | None]:
-    """(shard file names, metadata.total_size) of a model.safetensors.index.json."""
+    """(shard file names, metadata.total_size) of a model.safetensors.index.json.
+
+    Bounded and kept inside the snapshot: the file at most MAX_INDEX_BYTES, its JSON an object, every
+    shard a plain file name (no folder part, not absolute, not `..`): an index never points outside
+    the folder it sits in."""
     try:
+        size = path.stat().st_size
+        if size > MAX_INDEX_BYTES:
+            raise ModelFileError(f"{path}: {size:,} bytes is not a safetensors index (over {MAX_INDEX_BYTES:,})")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{path}: not valid JSON ({error})") from None
+    except RecursionError:
+        raise ModelFileError(f"{path}: not a safetensors index (JSON nested too deep)") from None
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
         raise ModelFileError(f"{path}: no weight_map of tensor -> file")
-    total = (data.get("metadata") or {}).get("total_size")
-    return sorted(set(weight_map.values())), total if isinstance(total, int) and total > 0 else None
+    shards = sorted(set(weight_map.values()))
+    for shard in shards:
+        if not shard or shard in (".", "..") or "/" in shard or "\\" in shard or "\0" in shard:
+            raise ModelFileError(f"{path}: weight_map names {shard!r}, not a file in the snapshot folder")
+    metadata = data.get("metadata")
+    total = metadata.get("total_size") if isinstance(metadata, dict) else None
+    return shards, total if type(total) is int and total > 0 else None
 
 
 def folder_headers(folder: Path) -> tuple[list[TensorInfo] | None, int | None, str]:
