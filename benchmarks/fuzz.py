@@ -530,11 +530,9 @@ def file_cases(rng: random.Random) -> list[Case]:
                           {f"snap/{k}": v for k, v in files.items()}, expect, note=f"snapshot: {note}"))
     for note, content, expect in hostile_ggufs(rng, _valid_gguf(TINY_LLAMA)):
         cases.append(Case("files", ["fit", "model.gguf", "--gpu", "a100-80", "--format", "json"],
-                          {"model.gguf": content}, expect, note=f"gguf: {note}",
-                          owner="E" if expect != "valid" else ""))
+                          {"model.gguf": content}, expect, note=f"gguf: {note}"))
     split = Case("files", ["fit", "m-00001-of-00000.gguf", "--gpu", "a100-80", "--format", "json"],
-                 {"m-00001-of-00000.gguf": _valid_gguf(TINY_LLAMA)}, "invalid", note="gguf: -00001-of-00000",
-                 owner="E")
+                 {"m-00001-of-00000.gguf": _valid_gguf(TINY_LLAMA)}, "invalid", note="gguf: -00001-of-00000")
     cases.append(split)
     for note, content, expect in hostile_matrices(rng):
         extra = rng.choice([[], ["--gptq"], ["--awq"], ["--scheme", "group", "--group-size", "32"]])
