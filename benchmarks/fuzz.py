@@ -403,7 +403,7 @@ def hostile_presets(rng: random.Random) -> list[tuple[str, str, bytes, str, str]
         ("layers true", "models", swap(model, "num_hidden_layers", "num_hidden_layers: true"), "invalid", ""),
         ("layers '32'", "models", swap(model, "num_hidden_layers", "num_hidden_layers: '32'"), "invalid", ""),
         ("layers 1e9", "models", swap(model, "num_hidden_layers", "num_hidden_layers: 1000000000"), "invalid", ""),
-        ("duplicate key", "models", (model + "hidden_size: 8192\n").encode(), "invalid", "D"),
+        ("duplicate key", "models", (model + "hidden_size: 8192\n").encode(), "invalid", ""),
         ("valid copy", "models", model.encode(), "valid", ""),
     ]
 
@@ -530,11 +530,9 @@ def file_cases(rng: random.Random) -> list[Case]:
                           {f"snap/{k}": v for k, v in files.items()}, expect, note=f"snapshot: {note}"))
     for note, content, expect in hostile_ggufs(rng, _valid_gguf(TINY_LLAMA)):
         cases.append(Case("files", ["fit", "model.gguf", "--gpu", "a100-80", "--format", "json"],
-                          {"model.gguf": content}, expect, note=f"gguf: {note}",
-                          owner="E" if expect != "valid" else ""))
+                          {"model.gguf": content}, expect, note=f"gguf: {note}"))
     split = Case("files", ["fit", "m-00001-of-00000.gguf", "--gpu", "a100-80", "--format", "json"],
-                 {"m-00001-of-00000.gguf": _valid_gguf(TINY_LLAMA)}, "invalid", note="gguf: -00001-of-00000",
-                 owner="E")
+                 {"m-00001-of-00000.gguf": _valid_gguf(TINY_LLAMA)}, "invalid", note="gguf: -00001-of-00000")
     cases.append(split)
     for note, content, expect in hostile_matrices(rng):
         extra = rng.choice([[], ["--gptq"], ["--awq"], ["--scheme", "group", "--group-size", "32"]])
