@@ -66,6 +66,7 @@ from llmfit.engine.speed import (
     speed_bounds,
     touched_expert_share,
 )
+from llmfit.engine.support import runs
 from llmfit.engine.weights import group_bytes
 from llmfit.errors import SpecError
 from llmfit.specs import GpuSpec, ModelSpec
@@ -471,12 +472,15 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     class_grid = grid([classes.index((t.block_size, t.batched_tokens)) for t in terms], np.intp)
     pick = (slice(None), shape_split[:, None], format_key[None, :])  # -> [G, S, F]
     usable3, first3, last3, free3, caps3 = usable[pick], first_o[pick], last_o[pick], free_fraction[pick], caps[pick]
-    valid_gf = np.array([[not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
-                          for fmt in formats] for gpu in gpus], dtype=bool).reshape(n_g, n_f)
 
     # Per (KV class, format, KV dtype, split): what one request takes of the pool under the engine's cache
     # policy (max_requests) and by fit's own per-stage figure (recommended with PP > 1), and what it reads.
     kv_resolved = [[resolve_kv_dtype(kv, spec, fmt.name) for kv in kv_dtypes] for fmt in formats]
+    # What can run at all: MXFP4 on a GPU whose known native dtypes lack fp4, and what the support matrix
+    # (configs/engines/support.yaml, support.runs) says the engine refuses, are left out.
+    valid_gfk = np.array([[[not (fmt.needs_native == "fp4" and "fp4" not in gpu.native_dtypes and gpu.native_dtypes)
+                            and runs(target.engine, gpu, fmt, kv_resolved[fi][ki]) for ki in range(n_k)]
+                           for fi, fmt in enumerate(formats)] for gpu in gpus], dtype=bool).reshape(n_g, n_f, n_k)
     n_c = len(classes)
     request = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)
     request_rec = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)
@@ -554,7 +558,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
 
     max_conc = whole_requests(budget[:, :, :, None], req4)
     recommended = whole_requests(budget[:, :, :, None] * (1 - base.headroom), rec4)
-    valid = np.broadcast_to(valid_gf[:, None, :, None], shape4)
+    valid = np.broadcast_to(valid_gfk[:, None, :, :], shape4)
     fits = valid & loads & (max_conc >= target.concurrency)
 
     # Roofline tokens/s at the target concurrency (speed.speed_bounds, same order of operations).

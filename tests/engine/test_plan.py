@@ -11,6 +11,7 @@ from llmfit.engine.formats import get_format
 from llmfit.engine.plan import PlanTarget, pareto_front, plan, shapes, sweep
 from llmfit.engine.serving import Deployment, ServingOptions
 from llmfit.engine.speed import speed_bounds
+from llmfit.engine.support import runs
 from llmfit.presets import Registry
 
 GPUS = ("a100-80", "h100-80", "l40s", "a10g", "mi300x")
@@ -37,7 +38,8 @@ def test_vectorised_sweep_agrees_exactly_with_fit(registry: Registry, engine: st
         assert int(sw.budget[index]) == result.kv_budget_bytes_per_gpu, (index, engine)
         assert int(sw.max_concurrency[index]) == (result.max_concurrency or 0), (index, engine)
         assert int(sw.recommended[index]) == (result.recommended_concurrency or 0), (index, engine)
-        assert bool(sw.fits[index]) == result.fits, (index, engine)
+        # What the support matrix says the engine refuses is left out of the plan (never serves).
+        assert bool(sw.fits[index]) == (result.fits and runs(engine, gpu, fmt, result.kv_dtype)), (index, engine)
         bounds = speed_bounds(spec, gpu, fmt, result, concurrency=target.concurrency)
         assert float(sw.tokens_per_second[index]) == bounds.tokens_per_second, (index, engine)
 
@@ -132,3 +134,20 @@ def test_engines_skip_devices_they_do_not_run_on(registry) -> None:
     assert engine_runs_on("vllm", registry.gpu("mi300x")) and engine_runs_on("vllm", registry.gpu("h100-80"))
     assert not engine_runs_on("trt-llm", registry.gpu("mi300x"))
     assert not any(engine_runs_on(e, registry.gpu("m4-max")) for e in ("vllm", "sglang", "trt-llm"))
+
+
+def test_plan_leaves_out_what_the_support_matrix_says_cannot_run(registry: Registry) -> None:
+    # configs/engines/support.yaml: TensorRT-LLM drives NVIDIA GPUs only (not the MI300X, CDNA3) and refuses
+    # fp8 weights on Ampere (the A100); the H100 runs both.
+    spec = registry.model("qwen2.5-7b")
+    gpus = [registry.gpu(n) for n in ("a100-80", "h100-80", "mi300x")]
+    formats = [get_format("bf16"), get_format("fp8")]
+    target = PlanTarget(context_tokens=8192, concurrency=1, max_gpus=2, engine="trt-llm", top=100)
+    sw = sweep(spec, gpus, formats, ["auto"], target, ServingOptions(context_tokens=8192))
+    assert not sw.valid[2].any() and not sw.fits[2].any()  # MI300X: nothing
+    assert not sw.valid[0, :, 1].any() and sw.valid[0, :, 0].all()  # A100: bf16 only
+    assert sw.valid[1].all() and sw.fits[1].any()  # H100: everything runs
+    result = plan(spec, gpus, formats, ["auto"], target)
+    assert result.configurations_evaluated == int(sw.valid.sum()) < sw.valid.size
+    assert all(row.gpu != "mi300x" and not (row.gpu == "a100-80" and row.dtype == "fp8") for row in result.rows)
+    assert result.rows
