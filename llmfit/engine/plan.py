@@ -16,16 +16,21 @@ the same order as serving.fit and speed.speed_bounds, and the Pareto front is a 
 scan. tests/engine/test_plan.py holds all of it to a plain evaluation: engine_fit and speed_bounds per
 configuration and a pure-Python front.
 
-Engine terms (where an engine's rules enter the sweep; re-point these two when engines become types):
+Engine terms (where an engine's rules enter the sweep):
   - `engine_terms(engine, spec, gpu, fmt, tp, pp, base, memory_fraction) -> EngineTerms`: the memory
-    the budget starts from, the runtime overhead, TRT-LLM's share of free memory, max_num_seqs and the
-    KV block size for one (GPU, format, shape); today engines.engine_rule. It is evaluated once per GPU
-    and `_shape_key(spec, fmt, tp, pp)`: the key names what the engine's rules read of the format
-    (activation width, MXFP4's kernel layout) and of the shape (TP, PP > 1, MXFP4 layers per stage), so
-    a 128-GPU sweep evaluates as many rules as a 16-GPU one; widen it if an engine's rule reads more (a
-    test compares the terms across every key's shapes).
-  - `kv_request_terms(spec, layout, context, tp, pp, block) -> (paged bytes, unpaged bytes)` per GPU:
-    the KV cache rule (vLLM's paged blocks on the fullest stage); today kv.request_bytes.
+    the budget starts from, the runtime lines of the first and of the last PP stage (serving.stage_plan),
+    TRT-LLM's share of free memory, max_num_seqs, the KV block size and max_num_batched_tokens for one
+    (GPU, format, shape). The per-stage weights (`_stage_weights_by_split`: first, fullest middle, last
+    stage, as serving.stage_layers splits the layers) are added per format and split, and the pool is
+    the smallest stage's as in serving.stage_plan (TRT-LLM: the limiting stage's lines on every stage).
+    It is evaluated once per GPU and `_shape_key(spec, fmt, tp, pp, engine)` (format's activation width
+    and MXFP4 layout, TP, PP > 1, the fullest stage's layers, SGLang's TP x PP); the sweep drops the stage
+    layers from the key and adds the CUDA-graph pool's difference (runtime.cuda_graph_bytes), the only
+    line that reads them outside MXFP4. A test compares the terms across every key's shapes.
+  - KV per request: the engine's cache policy (`kv_policy_request`, what serving.fit asks of it for the
+    widest stage: pool // this = its max_requests) per (KV dtype, TP, widest stage, block, batched
+    tokens), and fit's own per-stage figure (`kv_request_terms`) for the recommendation with PP > 1.
+  - What the support matrix says the engine cannot run (support.runs) is left out.
 
 Ranking: the front keeps the deployments no other serving deployment beats on all three of price per
 hour (lower), GPUs (fewer) and aggregate tokens/s at the target concurrency (higher); sorted cheapest
