@@ -49,7 +49,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llmfit.engine.cache_policy import CacheRequest, StageBudget
+from llmfit.engine.cache_policy import CacheRequest, SglangPolicy, StageBudget
 from llmfit.engine.emit import LaunchCommand, launch_command
 from llmfit.engine.engines import ENGINES, engine_fit, engine_rule, get_engine
 from llmfit.engine.formats import WeightFormat
@@ -313,17 +313,21 @@ def _widest_stage(spec: ModelSpec, pp: int) -> tuple[int, int]:
 
 
 def kv_policy_request(engine: str, spec: ModelSpec, kv_dtype: str, context_tokens: int, tp: int, pp: int,
-                      block_size: int, batched_tokens: int, max_num_seqs: int, version: str) -> int:
+                      block_size: int, batched_tokens: int, max_num_seqs: int, version: str) -> tuple[int, int]:
     """What one full-context request takes of a pool under the engine's cache policy, as serving.fit asks it:
     the stage with the most layers (the first of them), its pool divided by this gives the policy's
-    max_requests (paged: request bytes; vLLM hybrid: pages per request x page x layers per group)."""
+    max_requests (paged: request bytes; vLLM hybrid: pages per request x page x layers per group); and
+    SGLang's per-request state when it keeps one in a separate pool (then max_requests is _sglang_requests)."""
     start, end = _widest_stage(spec, pp)
     policy = get_engine(engine).cache_policy(version)
     cache = policy.plan(CacheRequest(
         spec=spec, kv_dtype=kv_dtype, tp=tp, context_tokens=context_tokens, block_size=block_size,
         stages=(StageBudget(layer_start=start, layer_end=end, budget_bytes_per_gpu=0),),
         max_num_batched_tokens=batched_tokens, max_num_seqs=max_num_seqs))
-    return int(cache.request_bytes_per_gpu)
+    state = 0
+    if isinstance(policy, SglangPolicy):  # recurrent state in its own pool: max_requests is not pool // request
+        state = sum(g.layers_in(start, end) * g.kind.state_bytes(tp) for g in spec.layer_groups)
+    return int(cache.request_bytes_per_gpu), state
 
 
 # ------------------------------------------------------------------------------------------ weights per GPU
@@ -490,14 +494,22 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     request = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)
     request_rec = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)
     request_read = np.zeros((n_f, n_k, n_p), dtype=np.float64)
+    request_state = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)  # SGLang's separate state pool, per request
     own: dict[tuple[Any, ...], tuple[int, int]] = {}  # (KV dtype, TP, stage layers, block)
-    policy: dict[tuple[Any, ...], int] = {}  # (KV dtype, TP, PP, block, batched tokens); max_num_seqs unread
+    policy: dict[tuple[Any, ...], tuple[int, int]] = {}  # (KV dtype, TP, stage, block, batched); max_num_seqs unread
     layouts = {kv: kv_layout(spec, kv) for kv in {kv for row in kv_resolved for kv in row}}
     # The policies read max_num_batched_tokens only for windowed (sliding, chunked, cross) layers' admission.
     windowed = any(getattr(group.kind, "window", None) for group in spec.layer_groups)
     uniform = len(spec.layer_groups) == 1
     # One layer kind: the policy reads the widest stage's layer count only; else which layers it holds.
     widest = [_widest_stage(spec, pp) for _, pp in splits]
+    # serving.fit's own per-stage request figure adds the fixed state of the stage holding the most.
+    stage_state: dict[tuple[int, int], int] = {}
+    for tp, pp in splits:
+        per_stage = stage_layers(spec.num_hidden_layers, pp)
+        starts = [sum(per_stage[:st]) for st in range(pp)]
+        stage_state[(tp, pp)] = max(state_bytes(spec, tp, layer_start=starts[st],
+                                                layer_end=starts[st] + per_stage[st]) for st in range(pp))
     spans = [(end - start,) if uniform else (start, end) for start, end in widest]
     for ci, (block, batched) in enumerate(classes):
         for fi in range(n_f):
@@ -512,8 +524,8 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                         policy[pkey] = kv_policy_request(target.engine, spec, kv, target.context_tokens, tp, pp,
                                                          block, batched, 1, base.engine_version)
                     paged, request_read[fi, ki, pi] = own[okey]
-                    request[ci, fi, ki, pi] = policy[pkey]
-                    request_rec[ci, fi, ki, pi] = policy[pkey] if pp == 1 else paged
+                    request[ci, fi, ki, pi], request_state[ci, fi, ki, pi] = policy[pkey]
+                    request_rec[ci, fi, ki, pi] = policy[pkey][0] if pp == 1 else paged + stage_state[(tp, pp)]
 
     def per_config(values: Any) -> Any:
         """[class, F, K, split] -> [G, S, F, K]; with one class a broadcast view of [S, F, K]."""
@@ -524,6 +536,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                       shape_split[None, :, None, None]]
 
     req4, rec4 = per_config(request), per_config(request_rec)
+    state4 = per_config(request_state) if request_state.any() else None
     shape4 = (n_g, n_s, n_f, n_k)
 
     # The per-configuration arithmetic of serving.fit, broadcast over [G, S, F, K]; the 4-D arrays are
@@ -561,7 +574,20 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         np.multiply(whole, loads, out=whole)
         return whole
 
-    max_conc = whole_requests(budget[:, :, :, None], req4)
+    if state4 is None:
+        max_conc = whole_requests(budget[:, :, :, None], req4)
+    else:  # SGLang with recurrent layers: cache_policy.SglangPolicy's two pools, elementwise
+        pool = np.maximum(budget[:, :, :, None], 0)
+        ratio = SglangPolicy().mamba_full_memory_ratio
+        mamba = np.floor(pool * ratio / (1 + ratio)).astype(np.int64)
+        has_state = state4 > 0
+        states = np.where(has_state, mamba // np.where(has_state, state4, 1), 0)
+        attn = np.maximum(pool - states * state4, 0)
+        kv_req = req4 - state4
+        by_tokens = np.where(kv_req > 0, attn // np.where(kv_req > 0, kv_req, 1), states)
+        plain = np.where(req4 > 0, pool // np.where(req4 > 0, req4, 1), 0)
+        whole = np.where(has_state, np.minimum(states, by_tokens), plain)
+        max_conc = np.minimum(whole, cap) * replicas * loads
     recommended = whole_requests(budget[:, :, :, None] * (1 - base.headroom), rec4)
     valid = np.broadcast_to(valid_gfk[:, None, :, :], shape4)
     fits = valid & loads & (max_conc >= target.concurrency)

@@ -151,3 +151,29 @@ def test_plan_leaves_out_what_the_support_matrix_says_cannot_run(registry: Regis
     assert result.configurations_evaluated == int(sw.valid.sum()) < sw.valid.size
     assert all(row.gpu != "mi300x" and not (row.gpu == "a100-80" and row.dtype == "fp8") for row in result.rows)
     assert result.rows
+
+
+@pytest.mark.parametrize("engine", ["vllm", "sglang", "trt-llm"])
+@pytest.mark.parametrize("model", ["ai21-jamba-mini-1.6", "granite-4.0-h-small", "gemma-3-27b-pt"])
+def test_sweep_agrees_with_fit_on_hybrid_and_state_models(registry: Registry, engine: str, model: str) -> None:
+    # Cache policies that are not plain paging: vLLM's hybrid allocator (raised block, groups, sliding admission),
+    # SGLang's separate Mamba state pool, per-stage state with PP.
+    spec = registry.model(model)
+    gpus = [registry.gpu(n) for n in ("a100-80", "h100-80", "l4")]
+    formats = [get_format(n) for n in ("bf16", "fp8")]
+    kvs = ["auto", "fp8"]
+    target = PlanTarget(context_tokens=32768, concurrency=4, max_gpus=8, engine=engine)
+    base = ServingOptions(context_tokens=32768)
+    sw = sweep(spec, gpus, formats, kvs, target, base)
+    rng = random.Random(5)
+    for _ in range(80):
+        index = (rng.randrange(len(gpus)), rng.randrange(len(sw.shapes)), rng.randrange(len(formats)),
+                 rng.randrange(len(kvs)))
+        gpu, shape, fmt, kv = sw.config(index)
+        options = base.model_copy(update={"kv_dtype": kv, "min_concurrency": target.concurrency})
+        result = engine_fit(spec, gpu, fmt, Deployment(gpu_count=shape.gpu_count, tp=shape.tp, pp=shape.pp),
+                            options, engine)
+        assert int(sw.budget[index]) == result.kv_budget_bytes_per_gpu, (index, engine)
+        assert int(sw.max_concurrency[index]) == (result.max_concurrency or 0), (index, engine)
+        assert int(sw.recommended[index]) == (result.recommended_concurrency or 0), (index, engine)
+        assert bool(sw.fits[index]) == (result.fits and runs(engine, gpu, fmt, result.kv_dtype)), (index, engine)
