@@ -504,8 +504,8 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     # One layer kind: the policy reads the widest stage's layer count only; else which layers it holds.
     widest = [_widest_stage(spec, pp) for _, pp in splits]
     # serving.fit's own per-stage request figure adds the fixed state of the stage holding the most.
-    stage_state: dict[tuple[int, int], int] = {}
-    for tp, pp in splits:
+    stage_state: dict[tuple[int, int], int] = dict.fromkeys(splits, 0)
+    for tp, pp in splits if any(group.kind.has_state for group in spec.layer_groups) else ():
         per_stage = stage_layers(spec.num_hidden_layers, pp)
         starts = [sum(per_stage[:st]) for st in range(pp)]
         stage_state[(tp, pp)] = max(state_bytes(spec, tp, layer_start=starts[st],
