@@ -82,6 +82,11 @@ class LlamaCppResult(BaseModel):
     kv_bytes_gpu: int
     kv_bytes_ram: int
     kv_full_cells: int
+    # The common fit keys (docs/output.md): one sequence's share of the cache, its recurrent state included, and
+    # that fixed state apart (f32 cells of the recurrent layers, src/llama-memory-recurrent.cpp); 0 without
+    # recurrent layers.
+    kv_bytes_per_request: int = 0
+    state_bytes_per_request: int = 0
     kv_swa_cells: int | None
     compute_buffer_bytes_gpu: int
     compute_buffer_bytes_ram: int
@@ -156,6 +161,14 @@ def kv_layer_bytes(spec: ModelSpec, options: LlamaCppOptions) -> list[int]:
     return out
 
 
+def state_bytes_per_sequence(spec: ModelSpec) -> int:
+    """One sequence's recurrent cells over every recurrent layer (conv + SSM state in f32,
+    cache_policy.recurrent_cell_bytes); 0 for a model without recurrent layers."""
+    from llmfit.engine.cache_policy import recurrent_cell_bytes
+
+    return sum(group.layers * recurrent_cell_bytes(group) for group in spec.layer_groups if group.kind.has_state)
+
+
 def compute_buffer_bytes(spec: ModelSpec, options: LlamaCppOptions, *, with_output: bool) -> int:
     """The modelled widest point of one ubatch on a device (see the module docstring)."""
     ub, h = options.ubatch, spec.hidden_size
@@ -212,6 +225,7 @@ def llamacpp_fit(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, options: Llam
         ngl = next((n for n in range(n_layer + 1, -1, -1) if need(n)[0] <= vram), 0)
     gpu_total, on_gpu, out_gpu, kv_gpu, compute_gpu, weights_gpu, first_gpu = need(ngl)
     kv_total = sum(kv_layers)
+    state_per_seq = state_bytes_per_sequence(spec)
     kv_ram = kv_total - kv_gpu
     compute_ram = compute_buffer_bytes(spec, options, with_output=not out_gpu) if (first_gpu or not out_gpu) else \
         2 * options.ubatch * spec.hidden_size * 4
@@ -229,7 +243,9 @@ def llamacpp_fit(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, options: Llam
         MemoryLine(name="output layer", bytes=output if out_gpu else 0,
                    note="on the GPU" if out_gpu else f"stays in RAM unless -ngl > {n_layer}"),
         MemoryLine(name="KV cache of the GPU layers", bytes=kv_gpu, note=f"K {options.cache_type_k}, V "
-                   f"{options.cache_type_v}" + ("" if options.kv_offload else "; --no-kv-offload: all in RAM")),
+                   f"{options.cache_type_v}" + ("" if options.kv_offload else "; --no-kv-offload: all in RAM")
+                   + (f"; with the recurrent state (f32, {state_per_seq:,} B per sequence over all layers)"
+                      if state_per_seq else "")),
         MemoryLine(name="compute buffer", bytes=compute_gpu, note=f"one ubatch of {options.ubatch} tokens"
                    + (", flash attention" if options.flash_attn else ", KQ scores in f32")),
         MemoryLine(name="CUDA context", bytes=VRAM_FOOTPRINT_BYTES if ngl else 0, note="platform footprint"),
@@ -247,6 +263,9 @@ def llamacpp_fit(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, options: Llam
     notes = []
     if not fmt.gguf_mix:
         notes.append(f"{fmt.name} is not a GGUF type: sizes as computed for that format; llama.cpp reads GGUF files")
+    if state_per_seq:
+        notes.append(f"recurrent state: {state_per_seq:,} B per sequence in f32 (one cell per sequence, "
+                     f"{options.parallel} sequence(s)), the same at any context; the rest of the KV grows with -c")
     if ngl <= n_layer:
         notes.append(f"{n_layer - on_gpu} of {n_layer} layers run on the CPU: decode speed is bound by RAM bandwidth")
     fits_gpu = gpu_total <= vram
@@ -257,6 +276,7 @@ def llamacpp_fit(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, options: Llam
         weights_bytes=layers_total + embed + output - (embed if spec.tie_word_embeddings else 0),
         weights_bytes_per_layer=per_layer, kv_bytes=kv_total, kv_bytes_gpu=kv_gpu, kv_bytes_ram=kv_ram,
         kv_full_cells=ceil_div(options.ctx_size, options.pad) * options.pad, kv_swa_cells=swa,
+        kv_bytes_per_request=kv_total // max(1, options.parallel), state_bytes_per_request=state_per_seq,
         compute_buffer_bytes_gpu=compute_gpu, compute_buffer_bytes_ram=compute_ram,
         output_buffer_bytes=output_buffer, vram_bytes=vram, vram_needed_bytes=gpu_total, ram_bytes=ram_bytes,
         ram_needed_bytes=ram_total, vram_lines=vram_lines, ram_lines=ram_lines, fits_gpu=fits_gpu, fits_ram=fits_ram,

@@ -20,7 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llmfit.engine.cache_policy import CachePolicy, CacheRequest, StageBudget
 from llmfit.engine.formats import WeightFormat
-from llmfit.engine.kv import bytes_per_token, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype
+from llmfit.engine.kv import (
+    bytes_per_token,
+    kv_layout,
+    kv_shard_fraction,
+    request_bytes,
+    resolve_kv_dtype,
+    state_bytes,
+)
 from llmfit.engine.params import count_params
 from llmfit.engine.runtime import (
     DEFAULT_ENGINE_VERSION,
@@ -124,7 +131,11 @@ class FitResult(BaseModel):
     overhead_lines: list[OverheadLine]
     kv_bytes_per_token: int | None  # one replica, all its GPUs (replicated heads counted per GPU)
     kv_bytes_per_token_per_gpu: int | None
-    kv_bytes_per_request: int | None  # one request of context_tokens, rounded up to whole blocks
+    kv_bytes_per_request: int | None  # one replica: KV of one request of context_tokens (whole blocks) + its state
+    # Fixed per-sequence state of the recurrent layers (Mamba / Mamba-2 / Gated DeltaNet / KDA / short conv),
+    # one replica, as the engine's cache policy counts it; included in kv_bytes_per_request; 0 without such
+    # layers, None without an architecture (--params).
+    state_bytes_per_request: int | None = None
     kv_budget_bytes: int
     kv_budget_bytes_per_gpu: int
     kv_tokens: int | None  # per replica, floored to whole blocks
@@ -381,7 +392,7 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
     loads = all(budget > 0 for budget in stage_budgets)
 
     kv_dtype = "n/a"
-    kv_per_token = kv_per_token_gpu = kv_per_request = kv_tokens = kv_blocks = None
+    kv_per_token = kv_per_token_gpu = kv_per_request = kv_tokens = kv_blocks = state_per_request = None
     vllm_conc: float | None = None
     max_conc = recommended = None
     capped = False
@@ -398,6 +409,14 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         kv_per_request = request_bytes(layout, options.context_tokens, block_size=block, head_share=head_share * tp)
         request_per_gpu = request_bytes(layout, options.context_tokens, block_size=block, layer_share=layer_share,
                                         head_share=head_share)
+        # Fixed state of the recurrent layers: one replica (every GPU's share), and one GPU of the stage holding
+        # the most (kv.state_bytes; the cache policy's figure replaces the replica's below).
+        starts = [sum(per_stage_layers[:s]) for s in range(pp)]
+        state_per_request = state_bytes(spec, tp) * tp
+        state_per_gpu = max(state_bytes(spec, tp, layer_start=starts[s], layer_end=starts[s] + per_stage_layers[s])
+                            for s in range(pp))
+        kv_per_request += state_per_request
+        request_per_gpu += state_per_gpu
         steps.append(Step(label="KV per token", formula="layers x 2 x kv_heads x head_dim x bytes"
                           if not spec.is_mla else "layers x (kv_lora_rank + qk_rope_head_dim) x bytes",
                           substituted=_kv_terms(spec, layout.bits_per_value), result=bytes_per_token(layout),
@@ -407,12 +426,17 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
                           substituted=f"{bytes_per_token(layout, head_share=head_share * tp):,} B x "
                           f"{ceil_div(options.context_tokens, block) * block:,} tokens"
                           + (" (windowed layers capped)" if any(g.window_tokens for g in layout.groups) else ""),
-                          result=kv_per_request, unit="bytes"))
+                          result=kv_per_request - state_per_request, unit="bytes"))
+        if state_per_request:
+            steps.append(Step(label="fixed state per request", formula="per recurrent layer: conv state + "
+                              "recurrent state, one per sequence whatever the context (one replica)",
+                              substituted="; ".join(f"{g.layers} x ({g.kind.state_formula()})"
+                                                    for g in spec.layer_groups if g.kind.has_state),
+                              result=state_per_request, unit="bytes"))
         cache = None
         if cache_policy is not None:
             # The engine's cache policy (engine/cache_policy.py) over the stages' pools: paging, grouping and
             # admission per layer kind, as the engine does them.
-            starts = [sum(per_stage_layers[:s]) for s in range(pp)]
             seqs = options.max_num_seqs
             tokens_step = options.max_num_batched_tokens or engine_batch_defaults(
                 options.engine_version, gpu_memory_bytes=gpu.usable_memory_bytes, gpu_name=gpu.name,
@@ -423,14 +447,24 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
             cache_stages = (StageBudget(layer_start=starts[widest],
                                         layer_end=starts[widest] + per_stage_layers[widest],
                                         budget_bytes_per_gpu=max(0, budget_per_gpu)),)
-            cache = cache_policy.plan(CacheRequest(
+            request = CacheRequest(
                 spec=spec, kv_dtype=kv_dtype, tp=tp, context_tokens=options.context_tokens, block_size=block,
                 stages=cache_stages,
-                max_num_batched_tokens=tokens_step, max_num_seqs=seqs))
+                max_num_batched_tokens=tokens_step, max_num_seqs=seqs)
+            cache = cache_policy.plan(request)
             kv_per_token, kv_per_token_gpu = cache.kv_bytes_per_token, cache.kv_bytes_per_token_per_gpu
-            kv_per_request = cache.kv_bytes_per_request
+            kv_per_request = cache.kv_bytes_per_request  # the policy's: KV of the context + state (+ its padding)
+            if pp > 1:
+                # One replica's request spans every stage; the plan above sees the widest one only (vLLM's hybrid
+                # allocator counts a request's pages on the stages it is given), so ask once more with all stages.
+                every_stage = tuple(StageBudget(layer_start=starts[s], layer_end=starts[s] + per_stage_layers[s],
+                                                budget_bytes_per_gpu=max(0, budget_per_gpu)) for s in range(pp))
+                kv_per_request = cache_policy.plan(CacheRequest(**{**request.__dict__, "stages": every_stage})
+                                                   ).kv_bytes_per_request
+            state_per_request = cache.state_bytes_per_request
             if pp == 1:  # CachePlan.request_bytes_per_gpu counts every layer (B_needs.md); per stage: ours
                 request_per_gpu = cache.request_bytes_per_gpu
+            block = cache.block_size  # the block the engine uses (vLLM's hybrid allocator may raise it)
             notes.extend(cache.notes)
         if loads:
             per_block_gpu = bytes_per_token(layout, layer_share=layer_share, head_share=head_share) * block
@@ -508,6 +542,7 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         kv_bytes_per_token=kv_per_token,
         kv_bytes_per_token_per_gpu=kv_per_token_gpu,
         kv_bytes_per_request=kv_per_request,
+        state_bytes_per_request=state_per_request,
         kv_budget_bytes=budget_per_gpu * deployment.gpu_count,
         kv_budget_bytes_per_gpu=budget_per_gpu,
         kv_tokens=kv_tokens,

@@ -89,9 +89,28 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
             [
                 f"KV per {format_tokens(result.context_tokens)}-token request, {replica}",
                 _b(result.kv_bytes_per_request, units),
-                f"blocks of {result.block_size} tokens",
+                f"blocks of {result.block_size} tokens"
+                + ("; KV of the context + fixed state" if result.state_bytes_per_request else ""),
             ]
         )
+        if result.state_bytes_per_request and result.kv_bytes_per_request is not None:
+            # design.md: state_bytes_per_request is the fixed per-sequence part; kv_bytes_per_request includes it.
+            krows.append(
+                [
+                    f"  KV of the context, {replica}",
+                    format_bytes(result.kv_bytes_per_request - result.state_bytes_per_request, units),
+                    f"grows with the context ({format_tokens(result.context_tokens)} tokens, blocks of "
+                    f"{result.block_size}; engine padding included)",
+                ]
+            )
+            krows.append(
+                [
+                    f"  fixed state per request, {replica}",
+                    format_bytes(result.state_bytes_per_request, units),
+                    f"{result.state_bytes_per_request:,} B: recurrent layers' conv + recurrent state, "
+                    "the same at any context",
+                ]
+            )
     if result.kv_tokens is not None:
         krows.append(
             [
