@@ -76,31 +76,18 @@ def _loader() -> Any:
 
 def read_yaml(path: Path) -> Any:
     """Read one YAML file safely: size-capped, safe_load only, alias bombs refused."""
-    import stat
-
     import yaml
+
+    from llmfit import safe_io
 
     loader = _loader()
     try:
-        info = path.stat()  # follows symlinks: what would be read
-    except FileNotFoundError:
-        raise PresetError(f"{path}: no such file" + (" (broken symlink)" if path.is_symlink() else "")) from None
-    except OSError as error:
-        raise PresetError(f"{path}: cannot read ({error.strerror or error})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise PresetError(f"{path}: is a directory, expected a YAML file")
-    if not stat.S_ISREG(info.st_mode):
-        # A named pipe blocks forever and /dev/zero never ends: only plain files are read.
-        raise PresetError(f"{path}: not a regular file (a pipe or device), expected a YAML file")
-    if info.st_size > MAX_PRESET_BYTES:
-        raise PresetError(f"{path}: {info.st_size:,} bytes, presets over {MAX_PRESET_BYTES:,} bytes are refused unread")
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_PRESET_BYTES + 1)  # capped even if the file grew after stat
-    except OSError as error:
-        raise PresetError(f"{path}: cannot read ({error.strerror or error})") from None
-    if len(raw) > MAX_PRESET_BYTES:
-        raise PresetError(f"{path}: over {MAX_PRESET_BYTES:,} bytes, presets that large are refused")
+        # Regular files only (a named pipe blocks forever, /dev/zero never ends), size-capped before and while
+        # reading: safe_io's bounded read, its refusal re-raised as a preset error.
+        raw = safe_io.read_bytes(path, max_bytes=MAX_PRESET_BYTES, what="YAML file")
+    except safe_io.UnsafeInputError as error:
+        broken = " (broken symlink)" if path.is_symlink() and not path.exists() else ""
+        raise PresetError(f"{error}{broken}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
