@@ -249,7 +249,7 @@ class ModelSpec(BaseModel):
                 raise ValueError("num_experts_per_tok must be between 1 and num_experts")
             if self.first_k_dense_replace > self.num_hidden_layers:
                 raise ValueError("first_k_dense_replace exceeds num_hidden_layers")
-        if self.is_mla and None in (self.qk_rope_head_dim, self.qk_nope_head_dim, self.v_head_dim):
+        if self.kv_lora_rank and None in (self.qk_rope_head_dim, self.qk_nope_head_dim, self.v_head_dim):
             raise ValueError("MLA (kv_lora_rank) needs qk_rope_head_dim, qk_nope_head_dim and v_head_dim")
         return self
 
@@ -272,19 +272,6 @@ class ModelSpec(BaseModel):
         from llmfit.engine.layers import build_layer_groups
 
         return build_layer_groups(self)
-
-    @property
-    def is_mla(self) -> bool:
-        return bool(self.kv_lora_rank)
-
-    @property
-    def attention_kinds(self) -> list[str]:
-        """Deprecated: the layer kind name of each layer; use layer_groups."""
-        names = [""] * self.num_hidden_layers
-        for group in self.layer_groups:
-            for i in group.layer_indices:
-                names[i] = names[i] or group.kind.name
-        return names
 
     @property
     def dtype_bits(self) -> int:

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pytest
 
+from llmfit.engine.layers import FullAttention, LatentAttention, SlidingAttention, attention_kind, kind_of_each_layer
 from llmfit.engine.params import count_params
 from llmfit.presets import load_registry
 from llmfit.specs import GpuSpec, ModelSpec
@@ -46,6 +47,11 @@ def _rounded(text: str) -> tuple[Decimal, Decimal]:
     scale = Decimal(10) ** (9 if match.group(3) == "B" else 6)
     decimals = len(match.group(2) or "")
     return Decimal(text[:-1]) * scale, scale / Decimal(10) ** decimals
+
+
+def _kinds(spec: ModelSpec) -> list[type]:
+    """The kind type of each decoder layer (SlidingAttention is a FullAttention subclass: compared by type)."""
+    return [type(kind) for kind in kind_of_each_layer(spec)]
 
 
 def _model(name: str) -> ModelSpec:
@@ -130,33 +136,33 @@ def test_model_preset_is_well_formed(name: str) -> None:
 def test_kv_layout_is_sane(name: str) -> None:
     spec = _model(name)
     assert spec.num_attention_heads % spec.kv_heads == 0
-    if spec.is_mla:
+    if isinstance(attention_kind(spec), LatentAttention):
         assert spec.kv_lora_rank and spec.qk_rope_head_dim
     elif spec.head_dim is None:
         # No explicit head_dim: hidden_size must split evenly over the heads.
         assert spec.hidden_size % spec.num_attention_heads == 0
-    kinds = spec.attention_kinds
+    kinds = _kinds(spec)
     assert len(kinds) == spec.num_hidden_layers
-    if "sliding_attention" in kinds:
+    if SlidingAttention in kinds:
         assert spec.sliding_window is not None and spec.sliding_window < spec.max_position_embeddings
-        assert "full_attention" in kinds or spec.family == "mistral", f"{name}: every layer windowed"
+        assert FullAttention in kinds or spec.family == "mistral", f"{name}: every layer windowed"
 
 
 def test_attention_layouts_by_family() -> None:
     """Explicit head_dim and sliding patterns that planners get wrong (issue 3)."""
     gemma2 = _model("gemma-2-9b")
     assert gemma2.real_head_dim == 256 != gemma2.hidden_size // gemma2.num_attention_heads
-    assert gemma2.attention_kinds[:2] == ["sliding_attention", "full_attention"]
-    assert gemma2.attention_kinds.count("full_attention") == 21
+    assert _kinds(gemma2)[:2] == [SlidingAttention, FullAttention]
+    assert _kinds(gemma2).count(FullAttention) == 21
     gemma3 = _model("gemma-3-27b-pt")
-    assert gemma3.attention_kinds[:6] == ["sliding_attention"] * 5 + ["full_attention"]
-    assert gemma3.attention_kinds.count("full_attention") == 62 // 6
+    assert _kinds(gemma3)[:6] == [SlidingAttention] * 5 + [FullAttention]
+    assert _kinds(gemma3).count(FullAttention) == 62 // 6
     oss = _model("gpt-oss-120b")
-    assert oss.attention_kinds[:2] == ["sliding_attention", "full_attention"] and oss.sliding_window == 128
-    assert oss.attention_kinds.count("full_attention") == 18
+    assert _kinds(oss)[:2] == [SlidingAttention, FullAttention] and oss.sliding_window == 128
+    assert _kinds(oss).count(FullAttention) == 18
     qwen3 = _model("qwen3-32b")
     assert qwen3.real_head_dim * qwen3.num_attention_heads == 8192 != qwen3.hidden_size
-    assert _model("llama-3.1-8b").attention_kinds == ["full_attention"] * 32
+    assert _kinds(_model("llama-3.1-8b")) == [FullAttention] * 32
 
 
 @pytest.mark.parametrize("name", MODEL_NAMES)

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 from llmfit.engine.formats import FORMATS, get_format
 from llmfit.engine.kv import KV_DTYPE_BITS, KvResult, kv_cache, kv_layout, request_bytes
+from llmfit.engine.layers import LatentAttention, attention_kind
 from llmfit.engine.params import count_params, tensor_groups
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions, fit
 from llmfit.engine.weights import weight_bytes
@@ -182,7 +183,8 @@ def _splits(spec: ModelSpec) -> list[tuple[int, int]]:
     out = []
     for tp in (1, 2, 4, 8):
         kv = spec.kv_heads
-        if spec.num_attention_heads % tp or (not spec.is_mla and ((tp <= kv and kv % tp) or (tp > kv and tp % kv))):
+        if spec.num_attention_heads % tp or (not isinstance(attention_kind(spec), LatentAttention)
+                                             and ((tp <= kv and kv % tp) or (tp > kv and tp % kv))):
             continue
         out += [(tp, pp) for pp in (1, 2, 4) if pp <= spec.num_hidden_layers]
     return out

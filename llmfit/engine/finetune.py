@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmfit.engine import peft_targets
 from llmfit.engine.formats import get_format
+from llmfit.engine.layers import attention_kind
 from llmfit.engine.params import TensorGroup, count_params, tensor_groups
 from llmfit.engine.peft_targets import DEFAULT_TRANSFORMERS, TargetModule
 from llmfit.engine.recipes import PLAIN, CpuOffload, LossModel, Recipe
@@ -534,7 +535,6 @@ def activation_items(spec: ModelSpec, options: FinetuneOptions, *, lora_modules:
         modules |= {"down_proj"}  # the IA3 scaling multiplies the down_proj input and saves it
     saves = _Saves(all_linear=method in ("full", "qlora"), modules=frozenset(modules))
     h, layers, a = spec.hidden_size, spec.num_hidden_layers, spec.num_attention_heads
-    d, kv = spec.real_head_dim, spec.kv_heads
     items: list[ActivationItem] = []
 
     def add(name: str, per_token: int, *, per_kv: bool = False, pair: bool = False, n: int = layers,
@@ -553,23 +553,11 @@ def activation_items(spec: ModelSpec, options: FinetuneOptions, *, lora_modules:
         add("dropout masks (attention and MLP outputs)", 2 * h)
 
     # Attention.
-    if spec.is_mla:
-        rope, nope, v_dim = spec.qk_rope_head_dim or 0, spec.qk_nope_head_dim or 0, spec.v_head_dim or 0
-        if saves.any("q_proj", "q_a_proj", "kv_a_proj_with_mqa"):
-            add("q_a / kv_a input", act * h)
-        if spec.q_lora_rank:
-            add("q_a_layernorm input (fp32)", 4 * spec.q_lora_rank)
-            if saves.any("q_b_proj"):
-                add("q_b_proj input", act * spec.q_lora_rank)
-        add("kv_a_layernorm input (fp32)", 4 * (spec.kv_lora_rank or 0))
-        if saves.any("kv_b_proj"):
-            add("kv_b_proj input", act * (spec.kv_lora_rank or 0))
-        q_width, k_width, v_width, o_width = a * (nope + rope), a * (nope + rope), a * v_dim, a * v_dim
-    else:
-        qkv_modules = ("q_proj", "k_proj", "v_proj", "query_key_value")
-        if saves.any(*qkv_modules):
-            add("q/k/v projection input", act * h)
-        q_width, k_width, v_width, o_width = a * d, kv * d, kv * d, a * d
+    attention = attention_kind(spec)
+    for saved in attention.saved_inputs(h):
+        if not saved.modules or saves.any(*saved.modules):
+            add(saved.name, (4 if saved.fp32 else act) * saved.values_per_token)
+    q_width, k_width, v_width, o_width = attention.attention_widths()
     if method == "ia3":
         add("k and v before the IA3 scaling", act * (k_width + v_width))
     add("Q (after RoPE)", act * q_width, source="saved by the attention kernel")
@@ -1274,7 +1262,8 @@ def training_flops_per_token(spec: ModelSpec | None, method: str, total_params: 
         matmul = counts.active_params - counts.vector_params
         if not spec.tie_word_embeddings:
             matmul -= counts.embedding_params
-        width = spec.num_attention_heads * (spec.v_head_dim if spec.is_mla and spec.v_head_dim else spec.real_head_dim)
+        # The attention output: heads x v_head_dim under MLA, heads x head_dim otherwise.
+        width = attention_kind(spec).attention_widths()[3] or spec.num_attention_heads * spec.real_head_dim
         attention_fwd = 2 * spec.num_hidden_layers * seq * width
     else:
         matmul, attention_fwd = total_params, 0

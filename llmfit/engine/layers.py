@@ -4,6 +4,10 @@ A kind knows its parameter tensors, the KV bytes it caches per token (per GPU un
 parallelism), how many tokens one request keeps (window, chunk, fixed encoder tokens, or the whole
 context), the fixed state it keeps per sequence (conv + SSM / recurrent state, at its own dtype), its
 attention FLOPs and bytes read per token, what it saves for training, and its `--explain` formula.
+The attention kinds (FullAttention and its windowed forms, LatentAttention) also own the shape rules
+engines and trainers size "the attention" by: the TP split of the KV heads, the rotary dims, the q/k/v
+and output widths, the input of the CUDA-graph split point, training's saved inputs and PEFT roles;
+`attention_kind(spec)` is the kind of a model's (first) attention layers.
 How an engine *caches* a kind (pages, grouping, padding, admission) is the engine's policy
 (llmfit/engine/cache_policy.py), not the kind's.
 
@@ -110,6 +114,16 @@ class CacheComponent:
     name: str
     bytes_per_token: Fraction  # per layer, per GPU
     formula: str
+
+
+@dataclass(frozen=True)
+class SavedInput:
+    """An input an attention kind's modules save for backward (a projection's input, a norm's fp32 input)."""
+
+    name: str
+    values_per_token: int
+    fp32: bool = False  # saved as its fp32 upcast (HF RMSNorm), else at the activation dtype
+    modules: tuple[str, ...] = ()  # saved only when one of these modules saves its input; () = always
 
 
 @dataclass(frozen=True)
@@ -252,6 +266,44 @@ class FullAttention(LayerKind):
     def saved_activation_values(self, hidden: int, seq_tokens: int) -> int:
         # input, q, k, v, attention output (flash attention saves no score matrix)
         return seq_tokens * (2 * hidden + (self.heads + 2 * self.kv_heads) * self.head_dim)
+
+    # -- the attention's shape as engines and trainers see it -------------------------------------------
+    def splits_kv_evenly(self, tp: int) -> bool:
+        """Whether an engine accepts TP for the KV heads: kv_heads divisible by TP, or TP a multiple of
+        kv_heads (each head replicated; vLLM ModelConfig.get_num_kv_heads, SGLang get_num_kv_heads)."""
+        kv = self.kv_heads
+        return not ((tp <= kv and kv % tp) or (tp > kv and tp % kv))
+
+    @property
+    def rotary_dim(self) -> int:
+        """Dimensions RoPE rotates: the whole head (vLLM get_rope(head_size=head_dim))."""
+        return self.head_dim
+
+    def attention_widths(self) -> tuple[int, int, int, int]:
+        """(q, k, v, attention output) values per token over all heads (1/TP of each on one GPU)."""
+        d = self.head_dim
+        return self.heads * d, self.kv_heads * d, self.kv_heads * d, self.heads * d
+
+    def attention_op_input_width(self, tp: int) -> int:
+        """Values per token entering the attention op on one GPU (q, k and v, each split over TP): the
+        static buffer at vLLM's piecewise CUDA-graph split point (vllm/compilation/backends.py)."""
+        q, k, v, _ = self.attention_widths()
+        return (q + k + v) // tp
+
+    def saved_inputs(self, hidden: int) -> tuple[SavedInput, ...]:
+        """Inputs the attention's projections save for training (HF modeling_llama.py: q/k/v share one input)."""
+        return (SavedInput("q/k/v projection input", hidden,
+                           modules=("q_proj", "k_proj", "v_proj", "query_key_value")),)
+
+    def lora_roles(self, module: str) -> tuple[str, ...]:
+        """PEFT roles of an attention module the name map leaves without one (none for q/k/v/o_proj)."""
+        return ()
+
+    # The KV-per-token formula of --explain, in names and with the numbers substituted.
+    kv_formula_names: ClassVar[str] = "2 x kv_heads x head_dim"
+
+    def kv_formula_terms(self) -> str:
+        return f"2 x {self.kv_heads} x {self.head_dim}"
 
     def explain(self) -> str:
         return f"2 x {self.kv_heads} kv_heads x {self.head_dim} head_dim values per token"
@@ -429,6 +481,51 @@ class LatentAttention(LayerKind):
         qk = self.qk_nope_head_dim + self.qk_rope_head_dim
         return seq_tokens * (2 * hidden + (self.q_lora_rank or 0) + self.kv_values_per_token
                              + self.heads * (qk + qk + self.v_head_dim))
+
+    # -- the attention's shape as engines and trainers see it -------------------------------------------
+    def splits_kv_evenly(self, tp: int) -> bool:
+        """Always: the latent is one head, replicated on every TP GPU (vLLM MLA backends), so the KV heads
+        put no constraint on TP."""
+        return True
+
+    @property
+    def rotary_dim(self) -> int:
+        """Dimensions RoPE rotates: qk_rope_head_dim of each head (modeling_deepseek_v3.py: only q_pe/k_pe)."""
+        return self.qk_rope_head_dim
+
+    def attention_widths(self) -> tuple[int, int, int, int]:
+        """(q, k, v, attention output) values per token over all heads once kv_b_proj has expanded the latent
+        (modeling_deepseek_v3.py: q and k of qk_nope + qk_rope, v and the output of v_head_dim per head)."""
+        qk = self.heads * (self.qk_nope_head_dim + self.qk_rope_head_dim)
+        v = self.heads * self.v_head_dim
+        return qk, qk, v, v
+
+    def attention_op_input_width(self, tp: int) -> int:
+        """q split over TP plus the latent (kv_lora_rank + qk_rope_head_dim), whole on every GPU: vLLM's MLA
+        attention op takes the compressed KV, not expanded K and V."""
+        q, _, _, _ = self.attention_widths()
+        return q // tp + self.kv_values_per_token
+
+    def saved_inputs(self, hidden: int) -> tuple[SavedInput, ...]:
+        """Inputs MLA's projections and norms save for training (modeling_deepseek_v3.py DeepseekV3Attention:
+        q_a_proj / kv_a_proj_with_mqa share the hidden input; q_a_layernorm and kv_a_layernorm save theirs in
+        fp32; q_b_proj and kv_b_proj take the normalized ranks)."""
+        inputs = [SavedInput("q_a / kv_a input", hidden, modules=("q_proj", "q_a_proj", "kv_a_proj_with_mqa"))]
+        if self.q_lora_rank:
+            inputs.append(SavedInput("q_a_layernorm input (fp32)", self.q_lora_rank, fp32=True))
+            inputs.append(SavedInput("q_b_proj input", self.q_lora_rank, modules=("q_b_proj",)))
+        inputs.append(SavedInput("kv_a_layernorm input (fp32)", self.kv_lora_rank, fp32=True))
+        inputs.append(SavedInput("kv_b_proj input", self.kv_lora_rank, modules=("kv_b_proj",)))
+        return tuple(inputs)
+
+    def lora_roles(self, module: str) -> tuple[str, ...]:
+        """MLA: the query (q_a/q_b or q_proj) carries q; kv_a_proj_with_mqa and kv_b_proj carry k and v."""
+        return ("q",) if module.startswith("q_") else ("k", "v")
+
+    kv_formula_names: ClassVar[str] = "(kv_lora_rank + qk_rope_head_dim)"
+
+    def kv_formula_terms(self) -> str:
+        return f"({self.kv_lora_rank} + {self.qk_rope_head_dim})"
 
     def explain(self) -> str:
         return (f"({self.kv_lora_rank} kv_lora_rank + {self.qk_rope_head_dim} qk_rope_head_dim) values per token "
@@ -755,7 +852,7 @@ def _attention_fields(spec: ModelSpec) -> dict[str, int | bool]:
             "output_gate": spec.attn_output_gate}
 
 
-def _full(spec: ModelSpec) -> LayerKind:
+def _full(spec: ModelSpec) -> FullAttention | LatentAttention:
     if spec.kv_lora_rank:
         rope, nope, v_dim = _need(spec, "MLA", "qk_rope_head_dim", "qk_nope_head_dim", "v_head_dim")
         indexer = None
@@ -878,6 +975,30 @@ def build_layer_groups(spec: ModelSpec) -> tuple[LayerGroup, ...]:
     return tuple(LayerGroup(kind=kind, layer_indices=tuple(indices)) for kind, indices in by_kind.items())
 
 
+AttentionKind = FullAttention | LatentAttention
+
+
+def attention_kinds_of(spec: ModelSpec) -> tuple[AttentionKind, ...]:
+    """The model's distinct attention kinds, first-seen order. A model without attention layers (all
+    Mamba, say) gets the kind its attention fields describe, which the engines still check and size."""
+    kinds = tuple(g.kind for g in spec.layer_groups if isinstance(g.kind, FullAttention | LatentAttention))
+    return kinds or (_full(spec),)
+
+
+def attention_kind(spec: ModelSpec) -> AttentionKind:
+    """The kind of the model's (first) attention layers: what rules sized by "the attention" ask."""
+    return attention_kinds_of(spec)[0]
+
+
+def kind_of_each_layer(spec: ModelSpec) -> list[LayerKind]:
+    """The kind of each decoder layer (a parallel hybrid's layer: its first group, the attention)."""
+    kinds: list[LayerKind | None] = [None] * spec.num_hidden_layers
+    for group in spec.layer_groups:
+        for i in group.layer_indices:
+            kinds[i] = kinds[i] or group.kind
+    return [k for k in kinds if k is not None]
+
+
 @dataclass(frozen=True)
 class StageLayers:
     """Decoder layers [start, end) of one pipeline stage."""
@@ -900,6 +1021,7 @@ def pipeline_stages(layers: int, pp: int) -> tuple[StageLayers, ...]:
 __all__ = [
     "KIND_BUILDERS",
     "KNOWN_LAYER_TYPES",
+    "AttentionKind",
     "CacheComponent",
     "ChunkedAttention",
     "CrossAttention",
@@ -912,13 +1034,17 @@ __all__ = [
     "Mamba",
     "Mamba2",
     "NoMixer",
+    "SavedInput",
     "ShortConv",
     "SlidingAttention",
     "SparseIndexer",
     "StageLayers",
     "TensorGroup",
     "TensorKind",
+    "attention_kind",
+    "attention_kinds_of",
     "build_layer_groups",
+    "kind_of_each_layer",
     "layer_type_names",
     "linear",
     "pipeline_stages",

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from llmfit.engine.layers import attention_kind
 from llmfit.engine.params import TensorGroup, tensor_groups
 from llmfit.errors import SpecError
 from llmfit.specs import ModelSpec
@@ -195,11 +196,11 @@ def layout(spec: ModelSpec, transformers: int = DEFAULT_TRANSFORMERS) -> Layout:
         modules.append(_dense(by_name["attn.o_proj"], {}, attn_path))
     else:
         modules += [_dense(g, attn_names, attn_path) for g in groups if g.name.startswith("attn.")]
-        if spec.is_mla:
-            # MLA: the query (q_a/q_b or q_proj) carries q; kv_a_proj_with_mqa and kv_b_proj carry k and v.
-            modules = [m if m.roles else TargetModule(
-                name=m.name, path=m.path, rows=m.rows, cols=m.cols, count=m.count, sources=m.sources,
-                roles=("q",) if m.name.startswith("q_") else ("k", "v")) for m in modules]
+        # Modules the name map leaves without a role take the attention kind's (MLA: q, or k and v).
+        attention = attention_kind(spec)
+        modules = [m if m.roles or not attention.lora_roles(m.name) else TargetModule(
+            name=m.name, path=m.path, rows=m.rows, cols=m.cols, count=m.count, sources=m.sources,
+            roles=attention.lora_roles(m.name)) for m in modules]
 
     # Token mixers other than attention (linear attention, Mamba, short convolution).
     mixer_paths = MIXER_PATHS | MIXER_PATHS_BY_TYPE.get(mtype, {})

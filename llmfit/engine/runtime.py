@@ -47,6 +47,7 @@ from functools import lru_cache
 from pydantic import BaseModel, ConfigDict
 
 from llmfit.engine.engine_data import NonTorch, VllmProfileData, pick_profile, vllm_profiles
+from llmfit.engine.layers import attention_kind
 from llmfit.errors import SpecError
 from llmfit.specs import ModelSpec
 from llmfit.units import GIB, MIB
@@ -227,14 +228,8 @@ class ActivationPeak(BaseModel):
 def _forward_width(spec: ModelSpec, tp: int, v1: bool) -> tuple[int, str]:
     """Elements per token alive at the widest point of one layer on one GPU, and the term that sets it."""
     h = spec.hidden_size
-    d = spec.real_head_dim
-    if spec.is_mla:
-        q_width = spec.num_attention_heads * ((spec.qk_nope_head_dim or 0) + (spec.qk_rope_head_dim or 0))
-        qkv = 2 * q_width + spec.num_attention_heads * (spec.v_head_dim or 0)
-        attn_out = spec.num_attention_heads * (spec.v_head_dim or 0)
-    else:
-        qkv = (spec.num_attention_heads + 2 * spec.kv_heads) * d
-        attn_out = spec.num_attention_heads * d
+    q, k, v, attn_out = attention_kind(spec).attention_widths()
+    qkv = q + k + v
     attention = 3 * h + qkv // tp + attn_out // tp
     act_copies = 2 if v1 else 1  # v1: SiLU(gate) and the product; V0: the fused kernel's product only
     if spec.mlp_kind == "gated":
@@ -293,8 +288,7 @@ def rope_cache_bytes(spec: ModelSpec, act_bytes: int) -> tuple[int, int]:
     shared by all layers (vllm/model_executor/layers/rotary_embedding get_rope caches the module); it is
     loaded with the weights and counted in "Model loading took" (Llama-3.1-8B: 14.9575 GiB of parameters
     + 131072 x 128 x 2 B = 14.9888 GiB, as the V0 log prints). Returns (bytes, rotary_dim)."""
-    rotary_dim = spec.qk_rope_head_dim if spec.is_mla else spec.real_head_dim
-    rotary_dim = rotary_dim or spec.real_head_dim
+    rotary_dim = attention_kind(spec).rotary_dim or spec.real_head_dim
     return spec.max_position_embeddings * rotary_dim * act_bytes, rotary_dim
 
 
@@ -360,14 +354,9 @@ def cuda_graph_bytes(spec: ModelSpec, *, max_num_seqs: int, tp: int, pp: int, ac
     output of every layer on this GPU, plus the residual and hidden stream (2 x hidden), for
     min(2 x max_num_seqs, 512) tokens."""
     tokens = min(2 * max_num_seqs, CUDA_GRAPH_MAX_CAPTURE)
-    d = spec.real_head_dim
-    if spec.is_mla:
-        qkv = spec.num_attention_heads * ((spec.qk_nope_head_dim or 0) + (spec.qk_rope_head_dim or 0)) // tp \
-            + (spec.kv_lora_rank or 0) + (spec.qk_rope_head_dim or 0)
-        out = spec.num_attention_heads * (spec.v_head_dim or 0) // tp
-    else:
-        qkv = (spec.num_attention_heads + 2 * spec.kv_heads) * d // tp
-        out = spec.num_attention_heads * d // tp
+    attention = attention_kind(spec)
+    qkv = attention.attention_op_input_width(tp)
+    out = attention.attention_widths()[3] // tp
     width = qkv + out + 2 * spec.hidden_size
     layers = -(-spec.num_hidden_layers // pp)
     total = tokens * width * act_bytes * layers

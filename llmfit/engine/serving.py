@@ -28,6 +28,7 @@ from llmfit.engine.kv import (
     resolve_kv_dtype,
     state_bytes,
 )
+from llmfit.engine.layers import attention_kind, attention_kinds_of
 from llmfit.engine.params import count_params
 from llmfit.engine.runtime import (
     DEFAULT_ENGINE_VERSION,
@@ -169,7 +170,7 @@ def validate_deployment(spec: ModelSpec | None, deployment: Deployment) -> None:
         raise SpecError(f"{spec.name}: {heads} attention heads cannot be split over TP={tp} "
                         f"(TP must divide the heads; valid: {', '.join(str(d) for d in _divisors(heads) if d <= 64)})")
     kv = spec.kv_heads
-    if not spec.is_mla and ((tp <= kv and kv % tp) or (tp > kv and tp % kv)):
+    if not all(kind.splits_kv_evenly(tp) for kind in attention_kinds_of(spec)):
         raise SpecError(f"{spec.name}: {kv} KV heads cannot be split or replicated evenly over TP={tp}")
     if pp > spec.num_hidden_layers:
         raise SpecError(f"{spec.name}: PP={pp} exceeds its {spec.num_hidden_layers} layers")
@@ -417,8 +418,7 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
                             for s in range(pp))
         kv_per_request += state_per_request
         request_per_gpu += state_per_gpu
-        steps.append(Step(label="KV per token", formula="layers x 2 x kv_heads x head_dim x bytes"
-                          if not spec.is_mla else "layers x (kv_lora_rank + qk_rope_head_dim) x bytes",
+        steps.append(Step(label="KV per token", formula=f"layers x {attention_kind(spec).kv_formula_names} x bytes",
                           substituted=_kv_terms(spec, layout.bits_per_value), result=bytes_per_token(layout),
                           unit="bytes"))
         steps.append(Step(label="KV per request", formula="KV per token x context (blocks of "
@@ -566,6 +566,4 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
 
 def _kv_terms(spec: ModelSpec, bits: float) -> str:
     value_bytes = f"{bits / 8:g} B"
-    if spec.is_mla:
-        return f"{spec.num_hidden_layers} x ({spec.kv_lora_rank} + {spec.qk_rope_head_dim}) x {value_bytes}"
-    return f"{spec.num_hidden_layers} x 2 x {spec.kv_heads} x {spec.real_head_dim} x {value_bytes}"
+    return f"{spec.num_hidden_layers} x {attention_kind(spec).kv_formula_terms()} x {value_bytes}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmfit.engine.formats import get_format
+from llmfit.engine.layers import FullAttention, kind_of_each_layer
 from llmfit.engine.llamacpp import (
     LlamaCppOptions,
     compute_buffer_bytes,
@@ -29,8 +30,9 @@ def test_gpt_oss_kv_matches_the_ollama_log() -> None:
     # "llama_kv_cache: size = 9216.00 MiB (131072 cells, 18 layers, 2/2 seqs), K (f16): 4608.00 MiB".
     options = LlamaCppOptions(ctx_size=262144, parallel=2, kv_unified=False, flash_attn=True, ubatch=1024)
     per_layer = kv_layer_bytes(GPT_OSS_120B, options)
-    full = sum(b for b, kind in zip(per_layer, GPT_OSS_120B.attention_kinds, strict=True) if kind == "full_attention")
-    swa = sum(b for b, kind in zip(per_layer, GPT_OSS_120B.attention_kinds, strict=True) if kind != "full_attention")
+    kinds = [type(kind) for kind in kind_of_each_layer(GPT_OSS_120B)]
+    full = sum(b for b, kind in zip(per_layer, kinds, strict=True) if kind is FullAttention)
+    swa = sum(b for b, kind in zip(per_layer, kinds, strict=True) if kind is not FullAttention)
     assert full == 9216 * MIB
     # "creating SWA KV cache, size = 1280 cells" and "KV buffer size = 90.00 MiB": the log does not print
     # n_ubatch; 128 x 1 + n_ubatch padded to 256 gives 1280 cells for n_ubatch in 897..1152 (1024 used here).

@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 
+from llmfit.engine.layers import FullAttention, LatentAttention, SlidingAttention, attention_kind, kind_of_each_layer
 from llmfit.engine.params import count_params
 from llmfit.readers.config import ModelFileError, spec_fields
 from llmfit.specs import ModelSpec
+
+
+def _kinds(spec: ModelSpec) -> list[type]:
+    """The kind type of each decoder layer (SlidingAttention is a FullAttention subclass: compared by type)."""
+    return [type(kind) for kind in kind_of_each_layer(spec)]
 
 
 def _spec(config: dict[str, Any]) -> ModelSpec:
@@ -106,7 +112,8 @@ def test_deepseek_v3_main_model_is_671b() -> None:
     # lm_head (0.93B each); without the input embeddings it rounds to 37B.
     assert round((counts.active_params - counts.embedding_params) / 1e9) == 37
     spec = _spec(DEEPSEEK_V3)
-    assert spec.is_mla and spec.first_k_dense_replace == 3 and spec.router_correction_bias
+    assert isinstance(attention_kind(spec), LatentAttention)
+    assert spec.first_k_dense_replace == 3 and spec.router_correction_bias
     # yarn: original 4096 x factor 40 (vLLM's derived max_model_len).
     assert spec.max_position_embeddings == 163_840
 
@@ -120,14 +127,14 @@ def test_falcon_7b_mqa_and_derived_count() -> None:
 
 
 def test_attention_layouts() -> None:
-    assert _spec(GPT_OSS_20B).attention_kinds.count("sliding_attention") == 12
-    assert _spec(GEMMA2_9B).attention_kinds[:2] == ["sliding_attention", "full_attention"]
+    assert _kinds(_spec(GPT_OSS_20B)).count(SlidingAttention) == 12
+    assert _kinds(_spec(GEMMA2_9B))[:2] == [SlidingAttention, FullAttention]
     gemma3 = _spec(GEMMA3_4B)
-    assert gemma3.attention_kinds[:6] == ["sliding_attention"] * 5 + ["full_attention"]
+    assert _kinds(gemma3)[:6] == [SlidingAttention] * 5 + [FullAttention]
     assert gemma3.qk_norm and gemma3.head_dim == 256 and gemma3.sliding_window == 1024
     assert set(gemma3.extra_params) == {"vision tower (siglip_vision_model)", "multimodal projector"}
-    assert _spec(PHI3_MINI).attention_kinds == ["sliding_attention"] * 32
-    assert _spec(QWEN25_05B).attention_kinds == ["full_attention"] * 24  # use_sliding_window false
+    assert _kinds(_spec(PHI3_MINI)) == [SlidingAttention] * 32
+    assert _kinds(_spec(QWEN25_05B)) == [FullAttention] * 24  # use_sliding_window false
     # Llama-3 rope scaling keeps max_position_embeddings (vLLM skips llama3/longrope).
     assert _spec(LLAMA_31_8B).max_position_embeddings == 131072
 
