@@ -63,6 +63,14 @@ def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
+def _absent(refusal: ModelFileError | None, missing: ModelFileError, required: bool) -> None:
+    """A failed Hub call: its own refusal, else the file is absent (an error only when it is required)."""
+    if refusal is not None:
+        raise refusal from None
+    if required:
+        raise missing from None
+
+
 def timeout_seconds() -> float:
     text = os.environ.get("LLMFIT_HUB_TIMEOUT", "").strip()
     try:
@@ -231,12 +239,8 @@ def _download(repo: str, revision: str | None, filename: str, *, required: bool)
         url = hf_hub_url(repo, filename, revision=revision, endpoint=endpoint())
         meta = get_hf_file_metadata(url, timeout=timeout, retry_on_errors=False)
     except Exception as error:
-        refusal = _hub_error(repo, revision, filename, error)
-        if refusal is None:
-            if required:
-                raise missing from None
-            return None
-        raise refusal from None
+        _absent(_hub_error(repo, revision, filename, error), missing, required)
+        return None
     if meta.size is not None and meta.size > _cap(filename):
         raise ModelFileError(f"{repo}: {filename} is {meta.size:,} bytes on the Hub, over the {_cap(filename):,}-byte "
                              "limit for it: refused before download")
@@ -245,12 +249,8 @@ def _download(repo: str, revision: str | None, filename: str, *, required: bool)
         path = Path(hf_hub_download(repo, filename, revision=revision, cache_dir=cache_dir(),
                                     etag_timeout=timeout, endpoint=endpoint()))
     except Exception as error:
-        refusal = _hub_error(repo, revision, filename, error)
-        if refusal is None:
-            if required:
-                raise missing from None
-            return None
-        raise refusal from None
+        _absent(_hub_error(repo, revision, filename, error), missing, required)
+        return None
     _check_size(path, filename)
     return path
 
