@@ -36,6 +36,7 @@ import yaml
 
 from llmfit.engine.formats import FORMATS, get_format
 from llmfit.engine.params import count_params
+from llmfit.engine.records import replace
 from llmfit.engine.runtime import activation_peak, default_max_num_batched_tokens, default_max_num_seqs
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions, fit
 from llmfit.engine.weights import weight_bytes
@@ -145,7 +146,7 @@ def logged_gpu(registry: Registry, entry: dict[str, Any], source: str | None) ->
     preset = registry.gpu("rtx-3090" if "3090" in text else "h100-80")
     match = re.search(r"([\d.]+)\s*GiB", text)
     memory_gib = float(match.group(1)) if match else SOURCE_MEMORY_GIB.get(source or "", preset.memory / GIB)
-    return preset.model_copy(update={"memory": round(memory_gib * GIB)})
+    return replace(preset, memory=round(memory_gib * GIB))
 
 
 def engine_version(entry: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ import yaml
 
 from llmfit.engine.finetune import FinetuneOptions, FinetuneResult, finetune
 from llmfit.engine.recipes import LossModel
+from llmfit.engine.records import replace
 from llmfit.presets import load_registry
 from llmfit.specs import ModelSpec
 from llmfit.training_recipes import get_recipe
@@ -155,7 +156,7 @@ def torchtune_ladder(entry: dict[str, Any]) -> list[Row]:
         chunked = chunked or chunk
         recipe = get_recipe("torchtune")
         if not chunked:
-            recipe = recipe.model_copy(update={"loss": plain_ce})
+            recipe = replace(recipe, loss=plain_ce)
         r = finetune(load_registry().model("llama-3.2-3b"), None, FinetuneOptions(recipe=recipe, **options))
         rows.append(Row(entry["id"], f"Llama 3.2 3B full {technique}", "torchtune", trainer_figure(r) / GIB,
                         measured[technique], "GiB", caveat=caveat))

@@ -16,15 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from pydantic import BaseModel, ValidationError
-
 from llmfit.errors import PresetError, UnknownPresetError
 from llmfit.specs import GpuSpec, ModelSpec
 
 MAX_PRESET_BYTES = 1_000_000
 ENV_VAR = "LLMFIT_PRESETS"
 
-T = TypeVar("T", bound=BaseModel)
+T = TypeVar("T")
 
 
 def builtin_dir() -> Path:
@@ -108,13 +106,17 @@ def read_yaml(path: Path) -> Any:
         raise PresetError(f"{path}: invalid YAML{where}: {problem}") from None
 
 
-def validation_message(path: Path | str, error: ValidationError) -> str:
+# pydantic's error types for a dataclass (keyword-only arguments) -> the words its models used.
+_MESSAGES = {"extra_forbidden": "unknown field", "unexpected_keyword_argument": "unknown field",
+             "missing_keyword_only_argument": "Field required", "missing_argument": "Field required"}
+
+
+def validation_message(path: Path | str, error: Any) -> str:
+    """A pydantic ValidationError as one line: the file, then each bad field and what is wrong with it."""
     parts = []
     for item in error.errors()[:3]:
         loc = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        msg = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            msg = "unknown field"
+        msg = _MESSAGES.get(item["type"]) or item["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}")
     more = f" (+{len(error.errors()) - 3} more)" if len(error.errors()) > 3 else ""
     return f"{path}: " + "; ".join(parts) + more
@@ -126,9 +128,13 @@ def load_preset(path: Path, model: type[T], *, default_name: str | None = None) 
         raise PresetError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
     if default_name and "name" not in data:
         data = {"name": default_name, **data}
+    from pydantic import ValidationError
+
+    from llmfit.engine.records import validate
+
     try:
         # context: a size read from a file must carry its unit (specs._bytes_value)
-        return model.model_validate(data, context={"source": "file"})
+        return validate(model, data, context={"source": "file"})
     except ValidationError as error:
         raise PresetError(validation_message(path, error)) from None
 

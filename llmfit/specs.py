@@ -1,26 +1,28 @@
-"""Validated spec objects: a model architecture (HF config.json fields) and a GPU.
+"""Spec objects: a model architecture (HF config.json fields) and a GPU.
 
-Both are frozen pydantic models with `extra="forbid"`, so a typo in a preset is an error naming the
-field, not a silently ignored key. Field names follow Hugging Face `config.json` where one exists.
+Both are frozen stdlib dataclasses (llmfit/engine/records.py): free to build and to import. They are
+validated where data comes in (presets, model files: `records.validate`, which hands them to pydantic),
+from the constraints in their annotations and `extra="forbid"`, so a typo in a preset is an error naming
+the field, not a silently ignored key. The cross-field rules are `__post_init__`, which pydantic runs after
+the fields validate and which runs on every construction in code too. Field names follow Hugging Face
+`config.json` where one exists.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
-
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationInfo, model_validator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from llmfit import limits
+from llmfit.engine.records import FORBID_EXTRA, BeforeCheck, Check
 from llmfit.errors import SpecError
 from llmfit.units import MAX_BYTES, parse_bytes
 
 if TYPE_CHECKING:
     from llmfit.engine.layers import LayerGroup
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-
-def _bytes_value(value: object, info: ValidationInfo) -> int:
+def _bytes_value(value: object, info: Any) -> int:
     """YAML memory fields carry their unit ("80 GiB", "81559 MiB"); a bare number is refused."""
     if isinstance(value, bool):
         raise ValueError("expected a size with a unit, e.g. 80 GiB")
@@ -37,15 +39,16 @@ def _bytes_value(value: object, info: ValidationInfo) -> int:
     raise ValueError("expected a size with a unit, e.g. '80 GiB' or '81559 MiB'")
 
 
-ByteSize = Annotated[int, BeforeValidator(_bytes_value), PlainSerializer(lambda n: n, return_type=int)]
+# `info` is pydantic's ValidationInfo: its context says whether the value comes from a file.
+ByteSize = Annotated[int, BeforeCheck(_bytes_value)]
 
 # strict: a bool (`true`), a string ("32") or a float (32.0) in a count is an error naming the field, not 1 or 32.
-Positive = Annotated[int, Field(gt=0, le=2**40, strict=True)]
-NonNegative = Annotated[int, Field(ge=0, le=2**40, strict=True)]
+Positive = Annotated[int, Check(gt=0, le=2**40, strict=True)]
+NonNegative = Annotated[int, Check(ge=0, le=2**40, strict=True)]
 # Published decoders have at most ~130 layers (Llama-3.1-405B: 126); the engine walks layers one by one
 # (sliding-window kinds, GGUF per-layer types), so a hostile 10**9 must be refused, not iterated.
 MAX_LAYERS = limits.MAX_LAYERS
-LayerCount = Annotated[int, Field(gt=0, le=MAX_LAYERS, strict=True)]
+LayerCount = Annotated[int, Check(gt=0, le=MAX_LAYERS, strict=True)]
 
 # config.json layer type names llmfit models (llmfit/engine/layers.py KIND_BUILDERS builds each into a kind).
 LayerTypeName = Literal["full_attention", "sliding_attention", "chunked_attention", "cross_attention",
@@ -53,7 +56,8 @@ LayerTypeName = Literal["full_attention", "sliding_attention", "chunked_attentio
 MlpType = Literal["dense", "moe", "none"]
 
 
-class CheckpointInfo(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class CheckpointInfo:
     """What a model file on disk stores, read from its headers (safetensors, GGUF) without loading a tensor.
 
     Only specs read from a file or a Hub repo carry one; presets do not. `format` is the llmfit weight
@@ -61,30 +65,39 @@ class CheckpointInfo(BaseModel):
     `fp8-block128` or `mxfp4-experts`); `stored_bytes` is the tensor data an engine loads.
     """
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
-    path: str = Field(description="file, folder or repo id that was read")
+    # file, folder or repo id that was read
+    path: str
     reader: Literal["safetensors", "gguf", "config.json", "index.json"]
     format: str
     format_note: str | None = None
-    stored_bytes: int | None = Field(default=None, ge=0, description="tensor bytes an engine loads")
-    file_bytes: int | None = Field(default=None, ge=0, description="all tensor bytes in the files")
-    stored_params: int | None = Field(default=None, ge=0, description="logical (unpacked) parameters stored")
-    bytes_by_dtype: dict[str, int] = Field(default_factory=dict)
-    notes: list[str] = Field(default_factory=list)
+    # tensor bytes an engine loads
+    stored_bytes: Annotated[int, Check(ge=0)] | None = None
+    # all tensor bytes in the files
+    file_bytes: Annotated[int, Check(ge=0)] | None = None
+    # logical (unpacked) parameters stored
+    stored_params: Annotated[int, Check(ge=0)] | None = None
+    bytes_by_dtype: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
-class ModelSpec(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
     """A decoder-only transformer, as its config.json describes it, plus its published parameter count."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
-    name: str = Field(description="preset name: the HF model name, lowercased, without the organisation")
-    hf_id: str | None = Field(default=None, description="Hugging Face repo id, e.g. meta-llama/Llama-3.1-8B")
-    aliases: list[str] = Field(default_factory=list)
-    source: str = Field(min_length=1, description="where the architecture and count come from")
+    # preset name: the HF model name, lowercased, without the organisation
+    name: str
+    # Hugging Face repo id, e.g. meta-llama/Llama-3.1-8B
+    hf_id: str | None = None
+    aliases: list[str] = field(default_factory=list)
+    # where the architecture and count come from
+    source: Annotated[str, Check(min_length=1)]
     family: str | None = None
-    architecture: str | None = Field(default=None, description="config.json architectures[0]")
+    # config.json architectures[0]
+    architecture: str | None = None
 
     # Published parameter count and the convention it follows (tied embeddings counted once, etc.).
     published_params: Positive | None = None
@@ -92,22 +105,18 @@ class ModelSpec(BaseModel):
     params_convention: str | None = None
     # Where the publisher gives only a rounded figure ("671B", "12.9B"), it is kept as written, so a test can
     # check the computed count rounds to it; exact counts go in published_params / published_active_params.
-    published_params_rounded: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[MB]$")
-    published_active_params: Positive | None = Field(
-        default=None, description="MoE: exact published parameters used per token (embeddings included)"
-    )
-    published_active_params_rounded: str | None = Field(default=None, pattern=r"^[0-9]+(\.[0-9]+)?[MB]$")
-    published_active_excludes_embedding: bool = Field(
-        default=False, description="the publisher's active count leaves out the input embedding (a lookup, not "
-        "compute), as DeepSeek and OpenAI do; llmfit's active_params always include it"
-    )
+    published_params_rounded: Annotated[str, Check(pattern=r"^[0-9]+(\.[0-9]+)?[MB]$")] | None = None
+    # MoE: exact published parameters used per token (embeddings included)
+    published_active_params: Positive | None = None
+    published_active_params_rounded: Annotated[str, Check(pattern=r"^[0-9]+(\.[0-9]+)?[MB]$")] | None = None
+    # the publisher's active count leaves out the input embedding (a lookup, not compute), as DeepSeek and OpenAI do;
+    # llmfit's active_params always include it
+    published_active_excludes_embedding: bool = False
     # The published checkpoint's own weight format when it is not torch_dtype (config.json quantization_config).
-    checkpoint_format: str | None = Field(
-        default=None, description="format name of the published weights, e.g. 'mxfp4' (gpt-oss), 'fp8' (DeepSeek-V3)"
-    )
-    checkpoint_format_tensors: Literal["linear", "experts"] | None = Field(
-        default=None, description="which tensors checkpoint_format covers; the rest stay in torch_dtype"
-    )
+    # format name of the published weights, e.g. 'mxfp4' (gpt-oss), 'fp8' (DeepSeek-V3)
+    checkpoint_format: str | None = None
+    # which tensors checkpoint_format covers; the rest stay in torch_dtype
+    checkpoint_format_tensors: Literal["linear", "experts"] | None = None
 
     hidden_size: Positive
     num_hidden_layers: LayerCount
@@ -121,21 +130,21 @@ class ModelSpec(BaseModel):
     torch_dtype: Literal["float32", "float16", "bfloat16"] = "bfloat16"
 
     # Layer shapes that change the count.
-    mlp_kind: Literal["gated", "plain"] = Field(
-        default="gated", description="gated: gate/up/down (SwiGLU, 3 matrices); plain: up/down (2 matrices)"
-    )
-    norm_kind: Literal["rmsnorm", "layernorm"] = Field(
-        default="rmsnorm", description="layernorm carries a bias vector as well as a weight"
-    )
-    norms_per_layer: NonNegative = Field(
-        default=2,
-        description="normalisation vectors per layer: 2 (pre-attn, pre-mlp), 1 (Falcon parallel), 4 (Gemma-2)",
-    )
-    attention_bias: bool = Field(default=False, description="bias on q, k, v projections (Qwen2, gpt-oss)")
-    attention_out_bias: bool = Field(default=False, description="bias on the output projection (gpt-oss)")
+    # gated: gate/up/down (SwiGLU, 3 matrices); plain: up/down (2 matrices)
+    mlp_kind: Literal["gated", "plain"] = "gated"
+    # layernorm carries a bias vector as well as a weight
+    norm_kind: Literal["rmsnorm", "layernorm"] = "rmsnorm"
+    # normalisation vectors per layer: 2 (pre-attn, pre-mlp), 1 (Falcon parallel), 4 (Gemma-2)
+    norms_per_layer: NonNegative = 2
+    # bias on q, k, v projections (Qwen2, gpt-oss)
+    attention_bias: bool = False
+    # bias on the output projection (gpt-oss)
+    attention_out_bias: bool = False
     mlp_bias: bool = False
-    qk_norm: bool = Field(default=False, description="per-head RMSNorm on q and k (Qwen3, Gemma-3): 2 x head_dim")
-    attention_sinks: bool = Field(default=False, description="one learned sink logit per head and layer (gpt-oss)")
+    # per-head RMSNorm on q and k (Qwen3, Gemma-3): 2 x head_dim
+    qk_norm: bool = False
+    # one learned sink logit per head and layer (gpt-oss)
+    attention_sinks: bool = False
     final_norm: bool = True
 
     # Mixture of experts (Mixtral: num_local_experts; DeepSeek: n_routed_experts; Qwen-MoE: num_experts).
@@ -144,13 +153,16 @@ class ModelSpec(BaseModel):
     num_shared_experts: NonNegative = 0
     moe_intermediate_size: NonNegative | None = None
     shared_expert_intermediate_size: NonNegative | None = None
-    shared_expert_gate: bool = Field(default=False, description="sigmoid gate on the shared expert (Qwen2-MoE)")
-    first_k_dense_replace: NonNegative = Field(default=0, description="leading layers with a dense MLP (DeepSeek)")
-    router_bias: bool = Field(default=False, description="bias on the router (gpt-oss)")
-    router_correction_bias: bool = Field(
-        default=False, description="e_score_correction_bias of size num_experts per MoE layer (DeepSeek-V3)"
-    )
-    expert_bias: bool = Field(default=False, description="biases inside each expert (gpt-oss)")
+    # sigmoid gate on the shared expert (Qwen2-MoE)
+    shared_expert_gate: bool = False
+    # leading layers with a dense MLP (DeepSeek)
+    first_k_dense_replace: NonNegative = 0
+    # bias on the router (gpt-oss)
+    router_bias: bool = False
+    # e_score_correction_bias of size num_experts per MoE layer (DeepSeek-V3)
+    router_correction_bias: bool = False
+    # biases inside each expert (gpt-oss)
+    expert_bias: bool = False
 
     # Multi-head latent attention (DeepSeek-V2/V3).
     q_lora_rank: NonNegative | None = None
@@ -161,16 +173,13 @@ class ModelSpec(BaseModel):
 
     # Per-layer attention kinds (sliding windows).
     sliding_window: Positive | None = None
-    layer_types: list[LayerTypeName] | None = Field(
-        default=None, description="token-mixer kind of each layer (config.json layer_types); overrides the rest"
-    )
-    use_sliding_window: bool = Field(
-        default=False, description="Qwen2/Mistral semantics: layers from max_window_layers on use the window"
-    )
+    # token-mixer kind of each layer (config.json layer_types); overrides the rest
+    layer_types: list[LayerTypeName] | None = None
+    # Qwen2/Mistral semantics: layers from max_window_layers on use the window
+    use_sliding_window: bool = False
     max_window_layers: NonNegative = 0
-    sliding_window_pattern: Positive | None = Field(
-        default=None, description="Gemma semantics: layer i is global when (i + 1) % pattern == 0, else sliding"
-    )
+    # Gemma semantics: layer i is global when (i + 1) % pattern == 0, else sliding
+    sliding_window_pattern: Positive | None = None
     # Gated attention (Qwen3-Next): q_proj also produces an output gate (2 x heads x head_dim).
     attn_output_gate: bool = False
     # Chunked local attention (Llama-4): a chunked_attention layer holds at most one chunk.
@@ -189,7 +198,8 @@ class ModelSpec(BaseModel):
     linear_value_head_dim: Positive | None = None
     linear_conv_kernel_dim: Positive | None = None
     # Mamba / Mamba-2 mixers (Jamba, Nemotron-H, Granite-4.0-H, Falcon-H1).
-    mamba_intermediate_size: Positive | None = Field(default=None, description="mamba_expand x hidden_size")
+    # mamba_expand x hidden_size
+    mamba_intermediate_size: Positive | None = None
     mamba_d_state: Positive | None = None
     mamba_d_conv: Positive | None = None
     mamba_dt_rank: Positive | None = None
@@ -198,24 +208,27 @@ class ModelSpec(BaseModel):
     mamba_n_groups: Positive | None = None
     mamba_conv_bias: bool = True
     mamba_proj_bias: bool = False
-    mamba_out_bias: bool | None = Field(default=None, description="Falcon-H1 projectors_bias; None = mamba_proj_bias")
-    mamba_gated_norm: bool = Field(default=True, description="gated RMSNorm before out_proj (Falcon-H1 mamba_rms_norm)")
-    mamba_inner_norms: bool = Field(default=False, description="Jamba's dt/B/C RMSNorms inside the mixer")
-    mamba_ssm_cache_dtype: Literal["float32", "float16", "bfloat16"] | None = Field(
-        default=None, description="dtype of the SSM state (vLLM mamba_ssm_cache_dtype); None = the model dtype")
-    parallel_mamba: bool = Field(default=False, description="Falcon-H1: a Mamba-2 mixer beside attention in each layer")
+    # Falcon-H1 projectors_bias; None = mamba_proj_bias
+    mamba_out_bias: bool | None = None
+    # gated RMSNorm before out_proj (Falcon-H1 mamba_rms_norm)
+    mamba_gated_norm: bool = True
+    # Jamba's dt/B/C RMSNorms inside the mixer
+    mamba_inner_norms: bool = False
+    # dtype of the SSM state (vLLM mamba_ssm_cache_dtype); None = the model dtype
+    mamba_ssm_cache_dtype: Literal["float32", "float16", "bfloat16"] | None = None
+    # Falcon-H1: a Mamba-2 mixer beside attention in each layer
+    parallel_mamba: bool = False
     # Short convolution (LFM2).
     conv_l_cache: Positive | None = None
     conv_bias: bool = False
     # MLP of each layer (dense, moe, none); None = first_k_dense_replace dense layers then MoE (or all dense).
     mlp_layer_types: list[MlpType] | None = None
     # Extra parameters a formula cannot see (e.g. a multimodal model's vision tower), each named.
-    extra_params: dict[str, NonNegative] = Field(default_factory=dict)
+    extra_params: dict[str, NonNegative] = field(default_factory=dict)
     # Set when the spec was read from a model file / Hub repo: what the checkpoint really stores.
     checkpoint: CheckpointInfo | None = None
 
-    @model_validator(mode="after")
-    def _check(self) -> ModelSpec:
+    def __post_init__(self) -> None:
         kv_heads = self.kv_heads
         if kv_heads > self.num_attention_heads or self.num_attention_heads % kv_heads:
             raise ValueError(
@@ -251,7 +264,6 @@ class ModelSpec(BaseModel):
                 raise ValueError("first_k_dense_replace exceeds num_hidden_layers")
         if self.kv_lora_rank and None in (self.qk_rope_head_dim, self.qk_nope_head_dim, self.v_head_dim):
             raise ValueError("MLA (kv_lora_rank) needs qk_rope_head_dim, qk_nope_head_dim and v_head_dim")
-        return self
 
     @property
     def kv_heads(self) -> int:
@@ -278,42 +290,45 @@ class ModelSpec(BaseModel):
         return 32 if self.torch_dtype == "float32" else 16
 
 
-class GpuSpec(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class GpuSpec:
     """An accelerator as the device reports it, with the source of each figure."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     name: str
-    aliases: list[str] = Field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
     vendor: Literal["nvidia", "amd", "apple", "intel", "google", "other"] = "nvidia"
     display_name: str | None = None
-    memory: ByteSize = Field(description="total memory CUDA / ROCm / Metal reports to the engine (what vLLM and torch "
-                             "see: torch.cuda.mem_get_info()[1]), e.g. '79.19 GiB'")
+    # total memory CUDA / ROCm / Metal reports to the engine (what vLLM and torch see: torch.cuda.mem_get_info()[1]),
+    # e.g. '79.19 GiB'
+    memory: ByteSize
     memory_source: str | None = None
-    nvidia_smi_memory: ByteSize | None = Field(
-        default=None, description="nvidia-smi memory.total, kept beside `memory`: SGLang sizes its defaults from it "
-        "(sglang/srt/utils get_device_memory_capacity reads nvidia-smi)")
+    # nvidia-smi memory.total, kept beside `memory`: SGLang sizes its defaults from it (sglang/srt/utils
+    # get_device_memory_capacity reads nvidia-smi)
+    nvidia_smi_memory: ByteSize | None = None
     # How GPUs of one node talk: the TP all-reduce path, and with it the engine's non-torch memory at TP > 1
     # (vLLM's custom all-reduce buffers on NVLink; NCCL over PCIe).
     interconnect: Literal["nvlink", "pcie", "infinity-fabric", "none"] | None = None
     interconnect_source: str | None = None
+    # peak memory bandwidth, bytes per second
     memory_bandwidth_bytes_per_s: Annotated[
-        int, Field(gt=0, le=limits.MAX_BANDWIDTH_BYTES_PER_S, strict=True)
-    ] | None = Field(default=None, description="peak memory bandwidth, bytes per second")
+        int, Check(gt=0, le=limits.MAX_BANDWIDTH_BYTES_PER_S, strict=True)
+    ] | None = None
     # Dense (not sparse) peak tensor throughput per dtype, in TFLOPS (10**12 FLOP/s).
-    tflops: dict[str, Annotated[float, Field(ge=0, le=limits.MAX_TFLOPS, allow_inf_nan=False, strict=True)]] = Field(
+    tflops: dict[str, Annotated[float, Check(ge=0, le=limits.MAX_TFLOPS, allow_inf_nan=False, strict=True)]] = field(
         default_factory=dict)
     # Weight/KV formats with native hardware support ('fp8', 'bf16', 'int8', 'fp4', ...).
-    native_dtypes: list[str] = Field(default_factory=list)
+    native_dtypes: list[str] = field(default_factory=list)
     compute_capability: str | None = None
     unified_memory: bool = False
-    gpu_memory_share: float | None = Field(
-        default=None, gt=0, le=1, description="share of unified memory the GPU may use (Apple silicon)"
-    )
-    price_per_hour: float | None = Field(default=None, ge=0, le=limits.MAX_PRICE_PER_HOUR, allow_inf_nan=False,
-                                         strict=True, description="USD per GPU-hour, on-demand")
+    # share of unified memory the GPU may use (Apple silicon)
+    gpu_memory_share: Annotated[float, Check(gt=0, le=1)] | None = None
+    # USD per GPU-hour, on-demand
+    price_per_hour: Annotated[
+        float, Check(ge=0, le=limits.MAX_PRICE_PER_HOUR, allow_inf_nan=False, strict=True)] | None = None
     price_source: str | None = None
-    source: str = Field(min_length=1)
+    source: Annotated[str, Check(min_length=1)]
     notes: str | None = None
 
     @property

@@ -7,7 +7,7 @@ Each property is one a capacity planner must never break, whatever the model:
 - more data-parallel replicas never serve fewer concurrent requests (exactly replicas x one replica);
 - the memory lines always add up to the totals they explain;
 - the parameter count does not depend on the storage format or the checkpoint dtype;
-- results survive their JSON form (`to_json` -> `model_validate_json`, schema_version aside).
+- results survive their JSON form (`to_json` -> `records.validate`, schema_version aside).
 
 Models are drawn from the built-in presets and from generated dense, GQA/MQA, sliding-window, MLA and
 mixture-of-experts shapes. Example counts are bounded so the file runs in a few seconds.
@@ -27,6 +27,7 @@ from llmfit.engine.formats import FORMATS, get_format
 from llmfit.engine.kv import KV_DTYPE_BITS, KvResult, kv_cache, kv_layout, request_bytes
 from llmfit.engine.layers import LatentAttention, attention_kind
 from llmfit.engine.params import count_params, tensor_groups
+from llmfit.engine.records import replace, validate
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions, fit
 from llmfit.engine.weights import weight_bytes
 from llmfit.presets import load_registry
@@ -98,7 +99,7 @@ def generated_models(draw: st.DrawFn) -> ModelSpec:
         fields.update(kv_lora_rank=draw(st.sampled_from([64, 512])), qk_rope_head_dim=64, qk_nope_head_dim=128,
                       v_head_dim=128, q_lora_rank=draw(st.sampled_from([None, 1536])))
         del fields["num_key_value_heads"]
-    return ModelSpec.model_validate(fields)
+    return validate(ModelSpec, fields)
 
 
 MODELS = st.one_of(st.sampled_from(PRESET_MODELS), generated_models())
@@ -167,7 +168,7 @@ def test_parameter_count_is_independent_of_format_and_dtype(spec: ModelSpec, for
                   + counts.expert_params + counts.router_params + counts.vector_params + counts.extra_params)
     assert components == counts.total_params  # the component lines sum to the total
     assert {weight_bytes(spec, get_format(name)).total_params for name in formats} == {counts.total_params}
-    assert count_params(spec.model_copy(update={"torch_dtype": dtype})) == counts
+    assert count_params(replace(spec, torch_dtype=dtype)) == counts
 
 
 # ---- fit: replicas, memory lines, JSON ----
@@ -238,9 +239,9 @@ def test_fit_result_round_trips_through_json(spec: ModelSpec, gpu: GpuSpec, fmt:
     result = _fit(spec, gpu, fmt, context=context)
     payload = json.loads(to_json(result))  # allow_nan=False: raises on NaN or infinity
     assert payload.pop("schema_version") == SCHEMA_VERSION
-    assert FitResult.model_validate_json(json.dumps(payload)) == result
+    assert validate(FitResult, json.loads(json.dumps(payload))) == result
     listed = json.loads(to_json([result, result]))
-    assert [FitResult.model_validate(item) for item in listed] == [result, result]
+    assert [validate(FitResult, item) for item in listed] == [result, result]
 
 
 @PROPERTY_SETTINGS
@@ -251,7 +252,7 @@ def test_kv_result_round_trips_through_json(spec: ModelSpec, kv_dtype: str, cont
     result = kv_cache(spec, kv_dtype=kv_dtype, context_tokens=context, batch=batch, typical_tokens=typical)
     payload = json.loads(to_json(result))
     assert payload.pop("schema_version") == SCHEMA_VERSION
-    assert KvResult.model_validate_json(json.dumps(payload)) == result
+    assert validate(KvResult, json.loads(json.dumps(payload))) == result
 
 
 @pytest.mark.parametrize("chain", FEWER_BITS_CHAINS, ids=lambda c: ">".join(c))
@@ -339,7 +340,7 @@ def test_json_output_never_holds_nan_or_infinity(spec: ModelSpec, gpu: GpuSpec, 
         raise AssertionError(f"{name} in JSON output")
 
     json.loads(to_json(result), parse_constant=refuse)
-    broken = result.model_copy(update={key: value})
+    broken = replace(result, **{key: value})
     with pytest.raises(ValueError):
         to_json(broken)
 

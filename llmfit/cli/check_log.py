@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from llmfit.cli.common import FormatOpt, PresetsOpt, UnitsOpt, emit, exit_with, handle_errors, warn
+from llmfit.engine.records import replace
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
@@ -78,7 +79,7 @@ def check_log_command(
     else:
         limit = parse_fraction(text, what="--tolerance")
     if facts.version is None and engine_version is not None:
-        facts = facts.model_copy(update={"version": engine_version})
+        facts = replace(facts, version=engine_version)
     result = compare(facts, predicted, explain, model=spec_name, gpu=gpu_name, profile=profile, tolerance=limit,
                      notes=notes)
     for message in notes:
@@ -126,7 +127,7 @@ def _gpu_for(facts: Any, gpu: str | None, reg: Any) -> tuple[Any, list[str]]:
         if total is not None and abs(total - spec.memory) > 0.002 * spec.memory:
             notes.append(f"the log's total device memory {total / GIB:.2f} GiB is used instead of the preset's "
                          f"{spec.memory / GIB:.2f} GiB")
-            spec = spec.model_copy(update={"memory": total})
+            spec = replace(spec, memory=total)
         return spec, notes
     if total is None:
         raise SpecError("the log does not name the GPU or its total memory: pass --gpu PRESET")
@@ -134,7 +135,7 @@ def _gpu_for(facts: Any, gpu: str | None, reg: Any) -> tuple[Any, list[str]]:
     if abs(best.memory - total) > 0.01 * total:
         raise SpecError(f"no GPU preset has the log's {total / GIB:.2f} GiB: pass --gpu PRESET")
     notes.append(f"GPU taken from the log's total memory {total / GIB:.2f} GiB: {best.name}")
-    return best.model_copy(update={"memory": total}), notes
+    return replace(best, memory=total), notes
 
 
 def _predict(facts: Any, model: str | None, gpu: str | None, reg: Any, overrides: dict[str, Any]

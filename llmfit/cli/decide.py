@@ -99,6 +99,7 @@ def build_situation(
     from pydantic import ValidationError
 
     from llmfit.engine.decide import Freshness, Problem, Situation
+    from llmfit.engine.records import validate
     from llmfit.errors import SpecError
 
     problems = []
@@ -126,8 +127,9 @@ def build_situation(
     if latency_ms is not None and not 0 < latency_ms <= 10**7:
         raise SpecError(f"--latency-ms must be a positive number of milliseconds, got {latency_ms}")
     try:
-        return Situation(problems=tuple(problems), freshness=fresh, private=bool(private), examples=examples,
-                         prompt_tried=prompt_tried, budget_per_hour=budget_per_hour, latency_ms=latency_ms)
+        return validate(Situation, {"problems": tuple(problems), "freshness": fresh, "private": bool(private),
+                                    "examples": examples, "prompt_tried": prompt_tried,
+                                    "budget_per_hour": budget_per_hour, "latency_ms": latency_ms})
     except ValidationError as error:
         first = error.errors()[0]
         field = "--" + "-".join(str(part) for part in first["loc"][:1]).replace("_", "-")

@@ -17,6 +17,7 @@ from llmfit.cli.common import (
     handle_errors,
     warn,
 )
+from llmfit.engine.records import to_jsonable
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
@@ -218,7 +219,7 @@ def finetune_command(
     if emitted is None:
         emit(fmt, result, lambda: finetune_document(result, units), explain=explain)
     else:
-        payload = {**result.model_dump(mode="json"), "emitted": emitted.model_dump(mode="json")}
+        payload = {**to_jsonable(result), "emitted": to_jsonable(emitted)}
         emit(fmt, payload, lambda: _with_emitted(finetune_document(result, units), emitted), explain=explain)
     exit_with(result.fits is not False)
 

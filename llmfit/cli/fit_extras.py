@@ -11,6 +11,7 @@ from typing import Any
 from llmfit.cli.common import emit, exit_with, warn
 from llmfit.engine.engines import ENGINES
 from llmfit.engine.formats import WeightFormat
+from llmfit.engine.records import replace, to_jsonable
 from llmfit.engine.serving import FitResult
 from llmfit.errors import SpecError
 from llmfit.render import OutputFormat
@@ -62,11 +63,11 @@ def show_fit(result: FitResult, *, spec: ModelSpec | None, gpu: GpuSpec, fmt: We
         bounds = speed_bounds(spec, gpu, fmt, result, efficiency=parse_efficiency(efficiency))
     launch = _launch(engine, result, spec, memory_fraction, pin_kv_pool) if emit_to is not None else None
     report = get_engine(engine).engine_report(result) if result.loads else []
-    payload: dict[str, Any] = result.model_dump(mode="json")
+    payload: dict[str, Any] = to_jsonable(result)
     payload["engine_report"] = [{"key": key, "line": line, "value": value} for key, line, value in report]
-    payload["speed_bounds"] = bounds.model_dump(mode="json") if bounds is not None else None
+    payload["speed_bounds"] = to_jsonable(bounds) if bounds is not None else None
     if launch is not None:
-        payload["launch"] = launch.model_dump(mode="json")
+        payload["launch"] = to_jsonable(launch)
     if solved is not None:
         payload["solved"] = {"solve": "context", "context_tokens": result.context_tokens,
                              "min_concurrency": result.min_concurrency, "limited_by": solved}
@@ -117,13 +118,13 @@ def run_llamacpp(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec, fm
                                   parallel=parallel, kv_type_k=cache, kv_type_v=cache,
                                   flash_attn=options.flash_attn, ubatch=options.ubatch)
     payload: dict[str, Any] = {**llamacpp_fit_keys(result, context_tokens, parallel),
-                               **result.model_dump(mode="json")}
+                               **to_jsonable(result)}
     payload["schema_version"] = 2  # docs/engines.md: llama.cpp fit JSON gained the common fit keys
     buffers = {line.name: line.bytes for line in result.vram_lines}
     payload["engine_report"] = [{"key": name, "line": f"CUDA0 {name} size = {size / 2**20:.2f} MiB", "value": size}
                                 for name, size in buffers.items()]
     if emit_to is not None:
-        payload["launch"] = launch.model_dump(mode="json")
+        payload["launch"] = to_jsonable(launch)
     if ram_bytes is None:
         warn("no --ram given: system RAM is not checked")
 
@@ -176,7 +177,7 @@ def show_profiles(engine: str | None, out: OutputFormat) -> None:
             columns=["engine", "profile", "releases", "label", "what it changes"], rows=rows)],
             notes=["default: each engine's newest profile"])
 
-    emit(out, {"profiles": [p.model_dump(mode="json") for p in profiles]}, document)
+    emit(out, {"profiles": [to_jsonable(p) for p in profiles]}, document)
     exit_with(True)
 
 
@@ -213,7 +214,7 @@ def run_all_engines(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec,
                                  min_concurrency=min_concurrency)
         result = engine.fit(spec, gpu, fmt, deployment, options)
         if name == "trt-llm":  # its pool is a share of FREE memory; fit runs it at gpu_util 1.0
-            result = result.model_copy(update={"gpu_util": engine.default_memory_fraction(gpu, tp_size)})
+            result = replace(result, gpu_util=engine.default_memory_fraction(gpu, tp_size))
         rows.append((engine.display, result, ""))
         results.append(result)
     emit(out, results, lambda: all_engines_document(rows, units), explain=explain)

@@ -4,11 +4,11 @@ never computes."""
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
 
+from llmfit.engine.records import replace
 from llmfit.errors import LlmfitError
 from llmfit.render.plots import Chart, Curve, Panel, Point, Stack, check_path, save_chart
 
@@ -16,10 +16,8 @@ GIB = 2**30
 
 
 def _with(obj: Any, **changes: Any) -> Any:
-    """A copy of a frozen options object with some fields changed (pydantic model or dataclass)."""
-    if hasattr(obj, "model_copy"):
-        return obj.model_copy(update=changes)
-    return dataclasses.replace(obj, **changes)
+    """A copy of a frozen options object (a dataclass) with some fields changed."""
+    return replace(obj, **changes)
 
 
 def contexts_up_to(maximum: int, smallest: int = 512) -> list[int]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from llmfit.engine.formats import FORMATS, WeightFormat, get_format
+from llmfit.engine.records import replace
 from llmfit.errors import LlmfitError, UnitError, UnknownPresetError
 from llmfit.presets import Registry, load_registry, split_gpu_count
 from llmfit.specs import GpuSpec, ModelSpec
@@ -48,7 +49,7 @@ def resolve_gpu(name: str | None, reg: Registry, gpu_memory: str | None) -> tupl
             return GpuSpec(name=f"custom ({gpu_memory})", memory=memory, source="--gpu-memory"), 1
         base, count = split_gpu_count(name)
         gpu = reg.gpu(base)
-        return gpu.model_copy(update={"memory": memory, "gpu_memory_share": None}), count
+        return replace(gpu, memory=memory, gpu_memory_share=None), count
     if name is None:
         raise UnitError("give a GPU with --gpu NAME (e.g. a100-80, h100-80x8) or --gpu-memory SIZE")
     base, count = split_gpu_count(name)

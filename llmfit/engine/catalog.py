@@ -8,17 +8,14 @@ convention of Mixtral's "12.9B active" (count_params.active_params).
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
 
 from llmfit.engine.params import ParamCount, count_params
 from llmfit.specs import GpuSpec, ModelSpec
 
-_FROZEN = ConfigDict(frozen=True)
 
-
-class ModelEntry(BaseModel):
-    model_config = _FROZEN
-
+@dataclass(frozen=True, kw_only=True)
+class ModelEntry:
     name: str
     hf_id: str | None
     family: str | None
@@ -34,9 +31,8 @@ class ModelEntry(BaseModel):
     origin: str  # "built-in", a user preset file, or the model file read
 
 
-class GpuEntry(BaseModel):
-    model_config = _FROZEN
-
+@dataclass(frozen=True, kw_only=True)
+class GpuEntry:
     name: str
     display_name: str | None
     vendor: str
@@ -49,17 +45,15 @@ class GpuEntry(BaseModel):
     origin: str
 
 
-class PresetList(BaseModel):
-    model_config = _FROZEN
-
+@dataclass(frozen=True, kw_only=True)
+class PresetList:
     models: list[ModelEntry]
     gpus: list[GpuEntry]
 
 
-class ModelDetail(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class ModelDetail:
     """`presets show MODEL`: the entry, the count by component, and every spec field."""
-
-    model_config = _FROZEN
 
     kind: str = "model"
     entry: ModelEntry
@@ -67,9 +61,8 @@ class ModelDetail(BaseModel):
     spec: ModelSpec
 
 
-class GpuDetail(BaseModel):
-    model_config = _FROZEN
-
+@dataclass(frozen=True, kw_only=True)
+class GpuDetail:
     kind: str = "gpu"
     entry: GpuEntry
     spec: GpuSpec

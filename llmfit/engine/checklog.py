@@ -20,9 +20,8 @@ Pure: text in, facts out; the CLI resolves the model and GPU, predicts with the 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict
 
 from llmfit.errors import LlmfitError
 from llmfit.units import GIB, MIB
@@ -35,17 +34,17 @@ class LogFormatError(LlmfitError):
     """The text is not a start-up log llmfit can read (exit 2)."""
 
 
-class LogFacts(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class LogFacts:
     engine: str  # vllm, sglang, llama.cpp
     version: str | None = None
     model_id: str | None = None
     gpu_total_bytes: int | None = None  # total device memory as the engine saw it
-    flags: dict[str, Any] = {}
-    measured: dict[str, float] = {}  # fit key -> measured value (bytes, tokens, ratio)
-    log_lines: dict[str, str] = {}  # fit key -> the log line it was read from
-    extras: dict[str, float] = {}  # figures that explain a difference (non-KV memory, activation peak, ...)
+    flags: dict[str, Any] = field(default_factory=dict)
+    measured: dict[str, float] = field(default_factory=dict)  # fit key -> measured value (bytes, tokens, ratio)
+    log_lines: dict[str, str] = field(default_factory=dict)  # fit key -> the log line it was read from
+    # figures that explain a difference (non-KV memory, activation peak, ...)
+    extras: dict[str, float] = field(default_factory=dict)
 
 
 def _num(text: str) -> float:
@@ -243,9 +242,8 @@ def _parse_llamacpp(text: str) -> LogFacts:
     return LogFacts(engine="llama.cpp", model_id=model, flags=flags, measured=measured, log_lines=lines)
 
 
-class CheckLine(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class CheckLine:
     name: str  # the fit key it checks
     log_line: str
     measured: int | float  # bytes and tokens as integers, ratios as floats
@@ -254,9 +252,8 @@ class CheckLine(BaseModel):
     explain: str = ""
 
 
-class CheckLogResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class CheckLogResult:
     schema_version: int = SCHEMA_VERSION
     engine: str
     engine_version: str | None
@@ -267,8 +264,8 @@ class CheckLogResult(BaseModel):
     lines: list[CheckLine]
     worst_error: float | None
     ok: bool
-    flags: dict[str, Any] = {}
-    notes: list[str] = []
+    flags: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def compare(facts: LogFacts, predicted: dict[str, float | None], explain: dict[str, str], *, model: str, gpu: str,

@@ -17,13 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
+from llmfit.engine.records import FORBID_EXTRA, Check, replace
 from llmfit.specs import GpuSpec, ModelSpec
-
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
 class Problem(str, Enum):
@@ -114,34 +111,37 @@ COMPARE_WITH_CHECKPOINTING = True
 # --- the situation ----------------------------------------------------------------------------------
 
 
-class Hardware(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Hardware:
     """The model to fine-tune and the GPUs to train it on (validated specs)."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     model: ModelSpec
     gpu: GpuSpec
-    gpu_count: int = Field(default=1, ge=1, le=65536)
+    gpu_count: Annotated[int, Check(ge=1, le=65536)] = 1
 
 
-class Situation(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Situation:
     """Everything the rules look at. Validated: a bad combination is an error, not a silent guess."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
-    problems: tuple[Problem, ...] = Field(min_length=1)
+    problems: Annotated[tuple[Problem, ...], Check(min_length=1)]
     freshness: Freshness = Freshness.static
     private: bool = False
-    examples: int | None = Field(default=None, ge=0, le=10**12, description="labelled examples; None = unknown")
+    # labelled examples; None = unknown
+    examples: Annotated[int, Check(ge=0, le=10**12)] | None = None
     prompt_tried: bool = False
-    budget_per_hour: float | None = Field(default=None, ge=0, le=10**7, description="USD per hour for training")
-    latency_ms: float | None = Field(default=None, gt=0, le=10**7, description="end-to-end latency target")
+    # USD per hour for training
+    budget_per_hour: Annotated[float, Check(ge=0, le=10**7)] | None = None
+    # end-to-end latency target
+    latency_ms: Annotated[float, Check(gt=0, le=10**7)] | None = None
 
-    @field_validator("problems")
-    @classmethod
-    def _canonical(cls, problems: tuple[Problem, ...]) -> tuple[Problem, ...]:
+    def __post_init__(self) -> None:
         # One step per problem, in a stable order, whatever order (and repeats) the flags came in.
-        return tuple(p for p in Problem if p in problems)
+        object.__setattr__(self, "problems", tuple(p for p in Problem if p in self.problems))
 
     @property
     def changing(self) -> bool:
@@ -296,22 +296,28 @@ HARDWARE_RULES: tuple[Rule[MethodFacts], ...] = (
 # --- fine-tuning feasibility (the adapter to the finetune engine) ---------------------------------------
 
 
-class MethodEstimate(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class MethodEstimate:
     """One fine-tuning method's memory on the given hardware, as the finetune engine computes it."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     method: Lever
     trainable_params: int
-    zero: int = Field(description="ZeRO stage the estimate shards model states with (0 on one GPU)")
-    total_bytes: int = Field(description="whole deployment, all GPUs")
+    # ZeRO stage the estimate shards model states with (0 on one GPU)
+    zero: int
+    # whole deployment, all GPUs
+    total_bytes: int
     total_bytes_per_gpu: int
-    usable_bytes_per_gpu: int = Field(description="memory a training process may use on one GPU")
-    margin_bytes_per_gpu: int = Field(description="usable - total per GPU; negative when it does not fit")
-    margin_ratio: float = Field(description="margin / usable")
+    # memory a training process may use on one GPU
+    usable_bytes_per_gpu: int
+    # usable - total per GPU; negative when it does not fit
+    margin_bytes_per_gpu: int
+    # margin / usable
+    margin_ratio: float
     fits: bool
-    grad_checkpointing: bool = Field(default=True, description="planned with gradient checkpointing (all methods "
-                                     "alike)")
+    # planned with gradient checkpointing (all methods alike)
+    grad_checkpointing: bool = True
 
 
 def estimate_methods(hardware: Hardware) -> list[MethodEstimate]:
@@ -347,43 +353,54 @@ def estimate_methods(hardware: Hardware) -> list[MethodEstimate]:
 # --- latency and budget checks ------------------------------------------------------------------------
 
 
-class LatencyCheck(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class LatencyCheck:
     """The prefill time RAG's retrieved context adds, at best (peak tensor FLOPS): a lower bound."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     context_tokens: int
-    flops: float = Field(description="2 x active params x context tokens (one forward pass)")
-    tflops: float = Field(description="peak dense bf16/fp16 TFLOPS of all GPUs")
+    # 2 x active params x context tokens (one forward pass)
+    flops: float
+    # peak dense bf16/fp16 TFLOPS of all GPUs
+    tflops: float
     prefill_ms_lower_bound: float
     latency_ms: float
     meets: bool
 
 
-class BudgetCheck(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class BudgetCheck:
     """Training hardware cost per hour against --budget-per-hour (needs a GPU price)."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     budget_per_hour: float
-    price_per_hour: float | None = Field(description="per GPU, from the GPU preset; None when it has none")
-    cost_per_hour: float | None = Field(description="gpu_count x price_per_hour")
-    meets: bool | None = Field(description="None when the price is unknown")
+    # per GPU, from the GPU preset; None when it has none
+    price_per_hour: float | None
+    # gpu_count x price_per_hour
+    cost_per_hour: float | None
+    # None when the price is unknown
+    meets: bool | None
 
 
-class Feasibility(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Feasibility:
     """Does the plan fit the hardware: the fine-tuning methods' memory, budget and latency."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     model: str
     gpu: str
     gpu_count: int
-    wanted: Lever | None = Field(description="the fine-tuning lever the problem calls for, if any")
-    chosen: Lever | None = Field(description="the method the hardware supports; None when none fits")
+    # the fine-tuning lever the problem calls for, if any
+    wanted: Lever | None
+    # the method the hardware supports; None when none fits
+    chosen: Lever | None
     methods: list[MethodEstimate]
     thin_margin_ratio: float
-    rules: list[str] = Field(description="ids of the hardware rules that fired")
+    # ids of the hardware rules that fired
+    rules: list[str]
     budget: BudgetCheck | None
     latency: LatencyCheck | None
     feasible: bool
@@ -392,10 +409,11 @@ class Feasibility(BaseModel):
 # --- the result -------------------------------------------------------------------------------------------
 
 
-class Reason(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Reason:
     """A rule that fired: where it comes from, its condition and why."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     rule: str
     section: str
@@ -406,23 +424,26 @@ class Reason(BaseModel):
     reason: str
 
 
-class PlanStep(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class PlanStep:
     """What to do about one problem: the lever now, and the next one if it is not enough."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     problem: Problem
     lever: Lever
-    then: list[Lever] = Field(description="escalation if this lever is not enough")
+    # escalation if this lever is not enough
+    then: list[Lever]
     excluded: list[Lever]
     rules: list[str]
     reason: str
 
 
-class Alternative(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Alternative:
     """A lever not recommended, ranked: 'next' (escalation), 'possible', or 'excluded' (with the reason)."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     rank: int
     lever: Lever
@@ -430,12 +451,14 @@ class Alternative(BaseModel):
     reason: str
 
 
-class DecideResult(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class DecideResult:
     """The recommendation: a plan (one step per problem), ranked alternatives, reasons and feasibility."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
-    recommendation: str = Field(description="the plan's levers now, in plan order, joined by ' + '")
+    # the plan's levers now, in plan order, joined by ' + '
+    recommendation: str
     levers: list[Lever]
     plan: list[PlanStep]
     alternatives: list[Alternative]
@@ -522,8 +545,8 @@ def decide(
         reasons += hw_reasons
         if feasibility.chosen is not None and feasibility.chosen is not wanted:
             hw_reason = " ".join(r.reason for r in hw_reasons if r.rule in feasibility.rules)
-            plan = [s.model_copy(update={"lever": feasibility.chosen, "rules": s.rules + feasibility.rules,
-                                         "reason": f"{s.reason} {hw_reason}"})
+            plan = [replace(s, lever=feasibility.chosen, rules=s.rules + feasibility.rules,
+                            reason=f"{s.reason} {hw_reason}")
                     if s.lever.trains else s for s in plan]
         plan, then_notes = _hardware_escalation(plan, feasibility.methods)
         notes += then_notes
@@ -570,7 +593,7 @@ def _hardware_escalation(plan: list[PlanStep], estimates: list[MethodEstimate]) 
                 then.append(lever)
             elif chosen not in then:
                 then.append(chosen)
-        out.append(step.model_copy(update={"then": then}))
+        out.append(replace(step, then=then))
     return out, notes
 
 

@@ -18,8 +18,7 @@ JSON, PEFT and bitsandbytes arguments) for `finetune --emit` live in emit_traini
 from __future__ import annotations
 
 import shlex
-
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass, field
 
 from llmfit.engine.serving import FitResult
 
@@ -34,15 +33,14 @@ LLAMACPP_KV = {"fp16": "f16", "bf16": "bf16", "fp32": "f32", "q8_0": "q8_0", "q4
 DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-class LaunchCommand(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class LaunchCommand:
     """One engine invocation: argv (for scripts) and the same as one shell-quoted line."""
-
-    model_config = ConfigDict(frozen=True)
 
     engine: str
     argv: list[str]
     command: str
-    notes: list[str] = []
+    notes: list[str] = field(default_factory=list)
 
 
 def _command(engine: str, argv: list[str], notes: list[str]) -> LaunchCommand:

@@ -12,9 +12,8 @@ finetune result; nothing is recomputed, and the PEFT target names are the model'
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-from pydantic import BaseModel, ConfigDict
 
 from llmfit.errors import SpecError
 
@@ -41,18 +40,17 @@ CLIENT_OPTIMIZERS = {
 }
 
 
-class TrainingConfig(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class TrainingConfig:
     """One emitted training artefact. `config` is the DeepSpeed JSON itself (emit deepspeed) or the keyword
     arguments of `config_class` (emit peft / bnb); `text` is the same as a file or a Python snippet."""
-
-    model_config = ConfigDict(frozen=True)
 
     emit: str
     config_class: str | None  # LoraConfig, IA3Config, PromptTuningConfig, PrefixTuningConfig, BitsAndBytesConfig
     import_from: str | None  # "peft", "transformers"; None for the DeepSpeed JSON
     config: dict[str, Any]
     text: str
-    notes: list[str] = []
+    notes: list[str] = field(default_factory=list)
 
 
 def _zero_section(stage: int) -> dict[str, Any]:

@@ -1,25 +1,23 @@
 """The engines' data, as typed objects: version profiles and the support matrix.
 
 The figures live in configs/engines/*.yaml (each with its source); llmfit/readers/engine_data.py reads and
-validates them into these models. The engine code only sees the models (the read is cached, lazy, and the
+validates them into these dataclasses. The engine code only sees the models (the read is cached, lazy, and the
 one place the engine reaches data files).
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-
+from llmfit.engine.records import FORBID_EXTRA, BeforeCheck, Check
 from llmfit.errors import SpecError
 from llmfit.units import parse_bytes
 
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
 
-
-def _size(value: object) -> int:
+def _size(value: object, info: object = None) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
     if isinstance(value, str):
@@ -27,7 +25,7 @@ def _size(value: object) -> int:
     raise ValueError("expected a size with a unit, e.g. '0.25 GiB'")
 
 
-Size = Annotated[int, BeforeValidator(_size)]
+Size = Annotated[int, BeforeCheck(_size)]
 
 
 def version_tuple(text: str) -> tuple[int, ...]:
@@ -40,11 +38,12 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in head.group(0).split("."))
 
 
-class NonTorch(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class NonTorch:
     """Memory outside torch's allocator per GPU: CUDA context and handles; at TP > 1 the all-reduce buffers,
     which depend on the interconnect (custom all-reduce IPC buffers on NVLink, plain NCCL over PCIe)."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     tp1: Size
     nvlink: Size
@@ -63,8 +62,9 @@ class NonTorch(BaseModel):
         return self.tp1, "one GPU: CUDA context, cuBLAS handles"
 
 
-class VersionRange(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class VersionRange:
+    __pydantic_config__ = FORBID_EXTRA
 
     name: str
     label: str
@@ -78,6 +78,7 @@ class VersionRange(BaseModel):
         return version >= low and (high is None or version < high)
 
 
+@dataclass(frozen=True, kw_only=True)
 class VllmProfileData(VersionRange):
     v1: bool
     non_torch: NonTorch
@@ -90,8 +91,9 @@ class VllmProfileData(VersionRange):
     defaults: dict[str, Any]
 
 
-class SglangReserveStep(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class SglangReserveStep:
+    __pydantic_config__ = FORBID_EXTRA
 
     below_mib: int | None
     base_gib: float
@@ -100,16 +102,18 @@ class SglangReserveStep(BaseModel):
     cuda_graph_max_bs: int
 
 
-class SglangCapacityClass(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class SglangCapacityClass:
+    __pydantic_config__ = FORBID_EXTRA
 
     below_mib: int | None
     chunked_prefill_size: int
     cuda_graph_max_bs: tuple[int, int]  # tp < 4, tp >= 4
 
 
-class SglangReserveTerms(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class SglangReserveTerms:
+    __pydantic_config__ = FORBID_EXTRA
 
     constant_mib: float
     per_prefill_token_mib: float
@@ -118,6 +122,7 @@ class SglangReserveTerms(BaseModel):
     floor_above_60gib_mib: float
 
 
+@dataclass(frozen=True, kw_only=True)
 class SglangProfileData(VersionRange):
     reserved: list[SglangReserveStep] | None = None
     capacity_classes: list[SglangCapacityClass] | None = None
@@ -125,8 +130,9 @@ class SglangProfileData(VersionRange):
     reserved_source: str
 
 
-class EngineProfiles(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class EngineProfiles:
+    __pydantic_config__ = FORBID_EXTRA
 
     engine: str
     source: str
@@ -134,10 +140,12 @@ class EngineProfiles(BaseModel):
     init_used: NonTorch | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
 class VllmProfiles(EngineProfiles):
     profiles: list[VllmProfileData]
 
 
+@dataclass(frozen=True, kw_only=True)
 class SglangProfiles(EngineProfiles):
     profiles: list[SglangProfileData]
 
@@ -145,8 +153,9 @@ class SglangProfiles(EngineProfiles):
 Status = Literal["native", "weight-only", "unsupported"]
 
 
-class SupportRule(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class SupportRule:
+    __pydantic_config__ = FORBID_EXTRA
 
     engine: list[str] | None = None
     arch: list[str] | None = None
@@ -160,12 +169,13 @@ class SupportRule(BaseModel):
                    ((self.engine, engine), (self.arch, arch), (self.weight, weight), (self.kv_dtype, kv_dtype)))
 
 
-class SupportMatrix(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class SupportMatrix:
+    __pydantic_config__ = FORBID_EXTRA
 
     schema_version: int
     architectures: dict[str, list[str]]
-    rules: list[SupportRule] = Field(min_length=1)
+    rules: Annotated[list[SupportRule], Check(min_length=1)]
 
 
 @cache

@@ -31,11 +31,9 @@ the optimizer's temporaries alive, activations freed).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing import Annotated, Literal
 
 from llmfit.engine import peft_targets
 from llmfit.engine.formats import get_format
@@ -43,6 +41,7 @@ from llmfit.engine.layers import attention_kind
 from llmfit.engine.params import TensorGroup, count_params, tensor_groups
 from llmfit.engine.peft_targets import DEFAULT_TRANSFORMERS, TargetModule
 from llmfit.engine.recipes import PLAIN, CpuOffload, LossModel, Recipe
+from llmfit.engine.records import Check
 from llmfit.engine.weights import weight_bytes
 from llmfit.errors import SpecError
 from llmfit.specs import GpuSpec, ModelSpec
@@ -103,83 +102,102 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
 }
 
 
-class FinetuneOptions(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class FinetuneOptions:
     """What the user asked for (validated by the CLI; the engine re-checks what it depends on)."""
-
-    model_config = ConfigDict(frozen=True)
 
     method: Method = "lora"
     # The trainer recipe: fills every setting below that is not given (None) with that trainer's default.
     recipe: Recipe = PLAIN
-    seq_tokens: int = Field(default=2048, gt=0)
-    micro_batch: int = Field(default=1, gt=0)
-    grad_accum: int = Field(default=1, gt=0)
-    optimizer: str = "adamw"
-    precision: Precision = "bf16-mixed"
-    grad_checkpointing: bool = False
-    activation_offload: bool = False  # saved activations (checkpoints) moved to CPU as they are produced
-    compile: bool = False  # torch.compile of the model and loss (COMPILED_CONVENTIONS; the loss keeps bf16 logits)
-    optimizer_in_backward: bool = False  # full: each parameter steps and frees its gradient inside backward
-    adapter_dtype: Literal["fp32", "bf16"] = "fp32"  # PEFT methods: dtype of the trained parameters
-    kbit_upcast_fp32: bool = False  # QLoRA: non-quantized parameters cast to fp32 (prepare_model_for_kbit_training)
-    cpu_offload: CpuOffload = "none"  # "optimizer": ZeRO-Offload; "params": ZeRO-Infinity / FSDP CPU offload
+    seq_tokens: Annotated[int, Check(gt=0)] = 2048
+    # A None below (the default) is filled in by __post_init__: the recipe's default, else _DEFAULTS; so
+    # every reader sees the annotated type.
+    micro_batch: Annotated[int, Check(gt=0)] = None  # type: ignore[assignment]
+    grad_accum: Annotated[int, Check(gt=0)] = None  # type: ignore[assignment]
+    optimizer: str = None  # type: ignore[assignment]
+    precision: Precision = None  # type: ignore[assignment]
+    grad_checkpointing: bool = None  # type: ignore[assignment]
+    # saved activations (checkpoints) moved to CPU as they are produced
+    activation_offload: bool = None  # type: ignore[assignment]
+    # torch.compile of the model and loss (COMPILED_CONVENTIONS; the loss keeps bf16 logits)
+    compile: bool = None  # type: ignore[assignment]
+    # full: each parameter steps and frees its gradient inside backward
+    optimizer_in_backward: bool = None  # type: ignore[assignment]
+    # PEFT methods: dtype of the trained parameters
+    adapter_dtype: Literal["fp32", "bf16"] = None  # type: ignore[assignment]
+    # QLoRA: non-quantized parameters cast to fp32 (prepare_model_for_kbit_training)
+    kbit_upcast_fp32: bool = None  # type: ignore[assignment]
+    # "optimizer": ZeRO-Offload; "params": ZeRO-Infinity / FSDP CPU offload
+    cpu_offload: CpuOffload = None  # type: ignore[assignment]
     recipe_defaults: tuple[str, ...] = ()  # the settings the recipe filled in (said in the output)
     attention: Attention = "sdpa"
-    lora_rank: int = Field(default=16, gt=0)
+    lora_rank: Annotated[int, Check(gt=0)] = 16
     lora_targets: tuple[str, ...] | None = None  # None: PEFT's default for the model type
-    transformers: int = Field(default=DEFAULT_TRANSFORMERS, ge=4, le=5)  # module layout of MoE experts
-    virtual_tokens: int = Field(default=20, gt=0)
-    adapter_reduction_factor: int = Field(default=16, gt=0)
+    transformers: Annotated[int, Check(ge=4, le=5)] = DEFAULT_TRANSFORMERS  # module layout of MoE experts
+    virtual_tokens: Annotated[int, Check(gt=0)] = 20
+    adapter_reduction_factor: Annotated[int, Check(gt=0)] = 16
     adapter_config: Literal["seq_bn", "double_seq_bn"] = "seq_bn"
     qlora_format: Literal["nf4", "nf4-nodq"] = "nf4"  # QLoRA base: bitsandbytes NF4 with / without double quant
-    gpus: int = Field(default=1, gt=0)
-    zero: int = Field(default=0, ge=0, le=3)
-    dataset_tokens: int | None = Field(default=None, gt=0)
-    mfu: float = Field(default=DEFAULT_MFU, gt=0, le=1)
-    overhead_override_bytes: int | None = Field(default=None, ge=0)
+    gpus: Annotated[int, Check(gt=0)] = 1
+    zero: Annotated[int, Check(ge=0, le=3)] = None  # type: ignore[assignment]
+    dataset_tokens: Annotated[int, Check(gt=0)] | None = None
+    mfu: Annotated[float, Check(gt=0, le=1)] = DEFAULT_MFU
+    overhead_override_bytes: Annotated[int, Check(ge=0)] | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _recipe_defaults(cls, data: object) -> object:
-        """Settings left out (or None) take the recipe's default for the method; ZeRO defaults to the recipe's
-        multi-GPU sharding on several GPUs (DDP = 0, FSDP = 3), none on one."""
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        recipe = data.get("recipe")
+    def __post_init__(self) -> None:
+        """Settings left out (None) take the recipe's default for the method; ZeRO defaults to the recipe's
+        multi-GPU sharding on several GPUs (DDP = 0, FSDP = 3), none on one. (Runs on every construction,
+        as pydantic's before-validator did; a copy with everything set fills nothing and keeps its list.)"""
+        recipe: object = self.recipe
         if recipe is None:
             recipe = PLAIN
         elif isinstance(recipe, dict):
-            recipe = Recipe.model_validate(recipe)
-        data["recipe"] = recipe
-        method = str(data.get("method") or "lora")
+            from llmfit.engine.records import validate
+
+            recipe = validate(Recipe, recipe)
+        assert isinstance(recipe, Recipe)
+        object.__setattr__(self, "recipe", recipe)
+        method = str(self.method or "lora")
         defaults = recipe.defaults(method)
         filled: list[str] = []
         for key in ("grad_checkpointing", "activation_offload", "compile", "optimizer", "optimizer_in_backward",
                     "precision", "adapter_dtype", "kbit_upcast_fp32", "cpu_offload", "micro_batch", "grad_accum"):
-            if data.get(key) is not None:
+            if getattr(self, key) is not None:
                 continue
             value = getattr(defaults, key)
-            if key == "optimizer_in_backward" and (method != "full" or (data.get("grad_accum") or 1) > 1):
+            if key == "optimizer_in_backward" and (method != "full" or (self.grad_accum or 1) > 1):
                 value = False  # torchtune: "Requires gradient_accumulation_steps=1"
             if key == "kbit_upcast_fp32" and method != "qlora":
                 value = False
-            if value is None:
-                data.pop(key, None)
-                continue
-            data[key] = value
-            if value != cls.model_fields[key].default:
+            default = _DEFAULTS[key]
+            object.__setattr__(self, key, default if value is None else value)
+            if value is not None and value != default:
                 filled.append(key)
-        if data.get("zero") is None:
-            data["zero"] = recipe.multi_gpu_zero if (data.get("gpus") or 1) > 1 else 0
-        data["recipe_defaults"] = tuple(filled)
-        return data
+        if self.zero is None:
+            object.__setattr__(self, "zero", recipe.multi_gpu_zero if (self.gpus or 1) > 1 else 0)
+        if filled:
+            object.__setattr__(self, "recipe_defaults", tuple(filled))
 
 
-class TrainableTensor(BaseModel):
+_DEFAULTS: dict[str, object] = {
+    "micro_batch": 1,
+    "grad_accum": 1,
+    "optimizer": "adamw",
+    "precision": "bf16-mixed",
+    "grad_checkpointing": False,
+    "activation_offload": False,
+    "compile": False,
+    "optimizer_in_backward": False,
+    "adapter_dtype": "fp32",
+    "kbit_upcast_fp32": False,
+    "cpu_offload": "none",
+    "zero": 0,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainableTensor:
     """`count` trainable tensors of shape rows x cols (ndim 1 for vectors), as the optimizer sees them."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     rows: int
@@ -192,11 +210,10 @@ class TrainableTensor(BaseModel):
         return self.rows * self.cols * self.count
 
 
-class MemoryLine(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class MemoryLine:
     """One named term: bytes on one GPU and over the whole deployment, the formula, and whether it is
     resident at the peak moment."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     category: Literal["weights", "gradients", "master_weights", "optimizer", "activations", "logits", "overhead",
@@ -208,10 +225,9 @@ class MemoryLine(BaseModel):
     note: str = ""
 
 
-class ActivationItem(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class ActivationItem:
     """One saved tensor of a decoder layer: bytes per token (or per token pair for attention scores)."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     bytes_per_token: int  # per query token (or per key/value token when per_kv)
@@ -222,17 +238,15 @@ class ActivationItem(BaseModel):
     source: str = ""
 
 
-class LimitSearch(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class LimitSearch:
     max_micro_batch: int | None  # largest micro-batch at --seq that fits (0: not even 1)
     max_seq_tokens: int | None  # longest sequence at --batch that fits (0: not even 1 token)
     evaluations: int  # configurations evaluated by the searches
 
 
-class TrainingTime(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class TrainingTime:
     tokens_per_step: int
     flops_per_token: int
     flops_per_step: int
@@ -250,11 +264,10 @@ class TrainingTime(BaseModel):
     cost_usd: float | None
 
 
-class FinetuneResult(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class FinetuneResult:
     """`llmfit finetune`: keys as design.md fixes them. No suffix = whole deployment, `_per_gpu` = one GPU;
     `total_params` and `weights_bytes` (one copy of the weights) are properties of the model."""
-
-    model_config = ConfigDict(frozen=True)
 
     model: str
     gpu: str | None
@@ -330,9 +343,9 @@ class FinetuneResult(BaseModel):
     activation_items: list[ActivationItem]
     limits: LimitSearch | None
     training: TrainingTime | None
-    warnings: list[str] = []
-    notes: list[str] = []
-    explain: list[str] = []
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    explain: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------ trainable counts

@@ -17,12 +17,12 @@ bytes, without any engine's grouping or padding (the engines' cache policies app
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from fractions import Fraction
-
-from pydantic import BaseModel, ConfigDict
 
 from llmfit.engine.cache_policy import KV_DTYPE_BITS, CacheRequest, StageBudget, cache_lines
 from llmfit.engine.layers import FullAttention, LatentAttention, SlidingAttention
+from llmfit.engine.records import replace
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
 
@@ -43,10 +43,9 @@ def resolve_kv_dtype(kv_dtype: str, spec: ModelSpec, weight_format: str) -> str:
     return "fp16" if spec.torch_dtype == "float16" else "bf16"
 
 
-class KvLayerGroup(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class KvLayerGroup:
     """Layers that cache the same way: their count, bytes per token per layer, and token cap."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: str  # the layer kind's name: full_attention / sliding_attention / chunked_attention / mla / mamba2 ...
     layers: int
@@ -56,10 +55,9 @@ class KvLayerGroup(BaseModel):
     state_bytes_per_layer: int = 0  # fixed per-sequence state (conv + SSM / recurrent), whole layer
 
 
-class KvLayout(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class KvLayout:
     """How a model caches: per-layer groups in one KV dtype."""
-
-    model_config = ConfigDict(frozen=True)
 
     kv_dtype: str
     bits_per_value: float
@@ -138,19 +136,17 @@ def bytes_per_token(layout: KvLayout, *, layer_share: Fraction = Fraction(1), he
     return ceil_div(total.numerator, total.denominator)
 
 
-class AttentionVariant(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class AttentionVariant:
     name: str
     kv_heads: int
     kv_bytes_per_request: int
     ratio_to_mha: float
 
 
-class KvKindLine(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class KvKindLine:
     """One layer kind's own share of a request (and one line for a sparse indexer's key cache)."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: str
     layers: int
@@ -162,10 +158,9 @@ class KvKindLine(BaseModel):
     formula: str
 
 
-class KvResult(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class KvResult:
     """`llmfit kv`: the cache of one model at a context, per token, per request and per batch."""
-
-    model_config = ConfigDict(frozen=True)
 
     model: str
     kv_dtype: str
@@ -182,13 +177,13 @@ class KvResult(BaseModel):
     kv_bytes_per_request_contiguous: int  # one contiguous reservation of the full context (+ state)
     total_bytes: int  # batch x kv_bytes_per_request
     layer_groups: list[KvLayerGroup]
-    kinds: list[KvKindLine] = []
+    kinds: list[KvKindLine] = field(default_factory=list)
     typical_tokens: int | None = None
     typical_bytes_per_request: int | None = None  # paged allocation of a typical (shorter) request
     contiguous_waste_bytes: int | None = None  # what a full-context reservation wastes on a typical request
     paged_waste_bytes: int | None = None  # what block rounding wastes on a typical request
     # What the same model would cache with other attention layouts (guide 4.3).
-    variants: list[AttentionVariant] = []
+    variants: list[AttentionVariant] = field(default_factory=list)
 
 
 def _heads_name(heads: int, kv_heads: int) -> str:
@@ -256,7 +251,7 @@ def kv_cache(spec: ModelSpec, *, kv_dtype: str, context_tokens: int, batch: int 
         for name, heads in (("MHA", spec.num_attention_heads), ("GQA-8", 8), ("MQA", 1)):
             if heads > spec.num_attention_heads or spec.num_attention_heads % heads:
                 continue
-            variant = spec.model_copy(update={"num_key_value_heads": heads})
+            variant = replace(spec, num_key_value_heads=heads)
             size = request_bytes(kv_layout(variant, kv_dtype), context_tokens, block_size=block_size) + state
             mha_bytes = mha_bytes or size
             variants.append(AttentionVariant(name=name if name != "GQA-8" else "GQA (8 KV heads)",

@@ -35,8 +35,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from llmfit.errors import SpecError
 from llmfit.units import ceil_div
 
@@ -46,10 +44,9 @@ if TYPE_CHECKING:
 TensorKind = Literal["embedding", "lm_head", "linear", "expert", "router", "vector", "extra"]
 
 
-class TensorGroup(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class TensorGroup:
     """`count` tensors of shape (rows x cols); rows = output features, cols = input features."""
-
-    model_config = ConfigDict(frozen=True)
 
     name: str
     kind: TensorKind

@@ -22,11 +22,12 @@ The GPU budget is the device memory; no fraction is reserved (llama.cpp allocate
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from fractions import Fraction
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
 
 from llmfit.engine.formats import GGML_TYPES, WeightFormat
+from llmfit.engine.records import Check
 from llmfit.engine.weights import group_bytes
 from llmfit.errors import SpecError
 from llmfit.specs import GpuSpec, ModelSpec
@@ -38,33 +39,30 @@ KV_TYPES = {"f16": "f16", "fp16": "f16", "bf16": "bf16", "f32": "f32", "fp32": "
             "q4_1": "q4_1", "q5_0": "q5_0", "q5_1": "q5_1"}
 
 
-class LlamaCppOptions(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    ctx_size: int = Field(gt=0)  # -c: cells of the whole cache (all sequences)
-    parallel: int = Field(default=1, gt=0)  # -np: sequences (slots)
+@dataclass(frozen=True, kw_only=True)
+class LlamaCppOptions:
+    ctx_size: Annotated[int, Check(gt=0)]  # -c: cells of the whole cache (all sequences)
+    parallel: Annotated[int, Check(gt=0)] = 1  # -np: sequences (slots)
     cache_type_k: str = "f16"
     cache_type_v: str = "f16"
     flash_attn: bool = True
-    ubatch: int = Field(default=512, gt=0)  # -ub
+    ubatch: Annotated[int, Check(gt=0)] = 512  # -ub
     kv_unified: bool = True
     kv_offload: bool = True
     gpu_layers: int | None = None  # -ngl; None = as many as fit
     pad: int = 256
 
 
-class MemoryLine(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class MemoryLine:
     name: str
     bytes: int
     note: str = ""
 
 
-class LlamaCppResult(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class LlamaCppResult:
     """Where each part of the model lives under llama.cpp, and whether GPU and RAM hold it."""
-
-    model_config = ConfigDict(frozen=True)
 
     model: str
     gpu: str
@@ -100,7 +98,7 @@ class LlamaCppResult(BaseModel):
     fits_gpu: bool
     fits_ram: bool
     fits: bool
-    notes: list[str] = []
+    notes: list[str] = field(default_factory=list)
 
 
 def kv_type_bytes(type_name: str) -> Fraction:

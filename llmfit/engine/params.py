@@ -14,7 +14,7 @@ code: Llama/Mistral/Qwen2/Gemma (gate, up, down), Mixtral/Qwen-MoE/DeepSeek/Llam
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from dataclasses import dataclass
 
 from llmfit.engine.layers import TensorGroup, TensorKind, linear, vector
 from llmfit.specs import ModelSpec
@@ -30,10 +30,9 @@ def _vector(groups: list[TensorGroup], name: str, size: int, count: int, *, per_
     vector(groups, name, size, count, per_layer=per_layer)
 
 
-class ParamCount(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class ParamCount:
     """Parameters by component; `total_params` is the sum, `active_params` what one token touches."""
-
-    model_config = ConfigDict(frozen=True)
 
     total_params: int
     active_params: int

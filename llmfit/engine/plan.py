@@ -43,11 +43,9 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated, Any
 
 from llmfit.engine.cache_policy import CacheRequest, SglangPolicy, StageBudget
 from llmfit.engine.emit import LaunchCommand, launch_command
@@ -55,6 +53,7 @@ from llmfit.engine.engines import ENGINES, engine_fit, engine_rule, get_engine
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import KvLayout, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype, state_bytes
 from llmfit.engine.layers import LayerGroup, build_layer_groups
+from llmfit.engine.records import Check, replace
 from llmfit.engine.runtime import ENGINE_PROFILES, cuda_graph_bytes, engine_batch_defaults
 from llmfit.engine.serving import (
     Deployment,
@@ -81,17 +80,16 @@ DEFAULT_DTYPES = ("bf16", "fp8", "awq")
 DEFAULT_KV_DTYPES = ("auto", "fp8")
 
 
-class PlanTarget(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    context_tokens: int = Field(gt=0)
-    concurrency: int = Field(gt=0)
-    max_gpus: int = Field(default=16, gt=0, le=4096)
-    gpus_per_node: int = Field(default=8, gt=0, le=4096)
+@dataclass(frozen=True, kw_only=True)
+class PlanTarget:
+    context_tokens: Annotated[int, Check(gt=0)]
+    concurrency: Annotated[int, Check(gt=0)]
+    max_gpus: Annotated[int, Check(gt=0, le=4096)] = 16
+    gpus_per_node: Annotated[int, Check(gt=0, le=4096)] = 8
     engine: str = "vllm"
-    memory_fraction: float | None = Field(default=None, gt=0, le=1)
-    efficiency: Efficiency = Efficiency()
-    top: int = Field(default=10, gt=0)
+    memory_fraction: Annotated[float, Check(gt=0, le=1)] | None = None
+    efficiency: Efficiency = field(default_factory=Efficiency)
+    top: Annotated[int, Check(gt=0)] = 10
 
 
 @dataclass(frozen=True)
@@ -127,10 +125,9 @@ def shapes(spec: ModelSpec, max_gpus: int, gpus_per_node: int) -> list[Shape]:
     return out
 
 
-class PlanRow(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class PlanRow:
     """One deployment on the front."""
-
-    model_config = ConfigDict(frozen=True)
 
     rank: int
     gpu: str
@@ -156,9 +153,8 @@ class PlanRow(BaseModel):
     speed: SpeedBounds
 
 
-class PlanResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class PlanResult:
     model: str
     engine: str
     context_tokens: int
@@ -176,7 +172,7 @@ class PlanResult(BaseModel):
     smallest_single_gpu_row: PlanRow | None
     unpriced_gpus: list[str]
     fits: bool
-    notes: list[str] = []
+    notes: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------ the sweep
@@ -207,6 +203,7 @@ class Sweep:
         return self.gpus[g], self.shapes[s], self.formats[f], self.kv_dtypes[k]
 
 
+@dataclass(frozen=True, kw_only=True)
 class _GroupedSpec(ModelSpec):
     """A ModelSpec whose layer groups are built once (ModelSpec.layer_groups rebuilds them on each read; the
     sweep's cache-policy and KV terms read them a few hundred times)."""
@@ -219,12 +216,13 @@ class _GroupedSpec(ModelSpec):
 def _grouped(spec: ModelSpec) -> ModelSpec:
     if isinstance(spec, _GroupedSpec) or type(spec) is not ModelSpec:
         return spec
-    return _GroupedSpec.model_construct(_fields_set=spec.model_fields_set, **spec.__dict__)
+    grouped = object.__new__(_GroupedSpec)  # the same field values, already checked: no __post_init__ again
+    grouped.__dict__.update(spec.__dict__)
+    return grouped
 
 
 def _options(target: PlanTarget, base: ServingOptions, kv: str) -> ServingOptions:
-    return base.model_copy(update={"context_tokens": target.context_tokens, "kv_dtype": kv,
-                                   "min_concurrency": target.concurrency})
+    return replace(base, context_tokens=target.context_tokens, kv_dtype=kv, min_concurrency=target.concurrency)
 
 
 # ------------------------------------------------------------------------------------------ engine terms
@@ -260,7 +258,7 @@ def engine_terms(engine: str, spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, 
     # vLLM's rule (TRT-LLM's is vLLM's, engines/trtllm.py), per stage: engines.VllmEngine.rule resolves
     # max_num_seqs and the fraction the same way and keeps only the limiting stage's lines.
     seqs = base.max_num_seqs or default_seqs
-    stages = stage_plan(spec, gpu, fmt, tp, pp, base.model_copy(update={"max_num_seqs": seqs}))
+    stages = stage_plan(spec, gpu, fmt, tp, pp, replace(base, max_num_seqs=seqs))
     first = sum(line.bytes_per_gpu for line in stages.overheads[0])
     last = sum(line.bytes_per_gpu for line in stages.overheads[-1])
     if pp == 1:

@@ -23,7 +23,6 @@ from enum import StrEnum
 from fractions import Fraction
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from llmfit import limits
 from llmfit.errors import UnitError
@@ -34,8 +33,6 @@ SCALE_BYTES = 2
 DETAIL_LIMIT = 256
 # Per-row statistics: all rows up to this many, else the rows with the lowest SQNR.
 ROWS_LIMIT = 16
-
-_FROZEN = ConfigDict(frozen=True)
 
 
 class Scheme(StrEnum):
@@ -49,10 +46,10 @@ class Scheme(StrEnum):
 # --------------------------------------------------------------------------------------------- results
 
 
-class Metrics(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Metrics:
     """Error of w_hat against w over a set of weights."""
 
-    model_config = _FROZEN
     n_weights: int
     mse: float
     max_abs_error: float
@@ -62,8 +59,8 @@ class Metrics(BaseModel):
     zero_fraction: float
 
 
-class RowMetrics(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class RowMetrics:
     row: int
     max_abs: float
     scales: list[float]
@@ -73,10 +70,10 @@ class RowMetrics(BaseModel):
     zero_fraction: float
 
 
-class Storage(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Storage:
     """Bytes one scheme stores: packed integer codes + fp16 scales (+ zero points packed at `bits`)."""
 
-    model_config = _FROZEN
     weights_bytes: int
     scales_bytes: int
     zero_points_bytes: int
@@ -85,8 +82,8 @@ class Storage(BaseModel):
     bits_per_weight: float
 
 
-class SchemeResult(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class SchemeResult:
     scheme: Scheme
     bits: int
     symmetric: bool
@@ -110,10 +107,10 @@ class SchemeResult(BaseModel):
     errors: list[list[float]] | None = None
 
 
-class NumberLine(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class NumberLine:
     """Data for the number-line picture: the grid of one scale, values, and where each one lands."""
 
-    model_config = _FROZEN
     label: str
     scale: float
     zero_point: int
@@ -123,8 +120,8 @@ class NumberLine(BaseModel):
     codes: list[int]
 
 
-class QuantExample(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class QuantExample:
     name: str
     title: str
     source: str
@@ -134,16 +131,16 @@ class QuantExample(BaseModel):
     number_lines: list[NumberLine]
 
 
-class AwqAlpha(BaseModel):
-    model_config = _FROZEN
+@dataclass(frozen=True, kw_only=True)
+class AwqAlpha:
     alpha: float
     output_error: float
 
 
-class AwqResult(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class AwqResult:
     """Round-to-nearest vs activation-aware scaling (AWQ), output error on the calibration inputs."""
 
-    model_config = _FROZEN
     title: str
     source: str
     shape: list[int]
@@ -164,10 +161,10 @@ class AwqResult(BaseModel):
     reference_output_norm: float
 
 
-class GptqResult(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class GptqResult:
     """||W X - W_hat X||_F for round-to-nearest vs GPTQ at the same bits, scheme and group size."""
 
-    model_config = _FROZEN
     title: str
     source: str
     shape: list[int]
@@ -188,10 +185,10 @@ class GptqResult(BaseModel):
     gptq_weight_mse: float
 
 
-class FormatInfo(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class FormatInfo:
     """A number format from its definition: floats from (exponent, mantissa) bits, integers from bits."""
 
-    model_config = _FROZEN
     name: str
     kind: str
     bits: int
@@ -212,10 +209,10 @@ class FormatInfo(BaseModel):
     points_in_range: list[bool]
 
 
-class QuantizeDemoResult(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class QuantizeDemoResult:
     """Everything `llmfit quantize-demo` shows; dumped as is for --format json."""
 
-    model_config = _FROZEN
     mode: str
     bits: int
     symmetric: bool

@@ -20,17 +20,17 @@ What a recipe decides, per method family (full fine-tune / LoRA and the PEFT fam
 
 from __future__ import annotations
 
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-_FROZEN = ConfigDict(extra="forbid", frozen=True)
+from llmfit.engine.records import FORBID_EXTRA, Check, replace
 
 CpuOffload = Literal["none", "optimizer", "params"]  # "params": parameters, gradients and optimizer on CPU
 PeakFigure = Literal["allocated", "active", "reserved"]
 
 
-class LossModel(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class LossModel:
     """Bytes of the logits (tokens x vocab) alive around the loss.
 
     `saved_bytes_per_logit` stays for every token until backward (e.g. HF: the bf16 logits in the model output,
@@ -38,16 +38,16 @@ class LossModel(BaseModel):
     at a time (the fp32 upcast, the gradients of log-softmax and logits). A chunk is the whole micro-batch
     (chunks 1), a 1/N split of it (torchtune's num_output_chunks), or a fixed number of tokens (TRL)."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     name: str = "whole logits, fp32 upcast"
-    chunks: int = Field(default=1, ge=1)
-    chunk_tokens: int | None = Field(default=None, gt=0)
-    saved_bytes_per_logit: int = Field(default=6, ge=0)
-    transient_bytes_per_logit: int = Field(default=6, ge=0)
+    chunks: Annotated[int, Check(ge=1)] = 1
+    chunk_tokens: Annotated[int, Check(gt=0)] | None = None
+    saved_bytes_per_logit: Annotated[int, Check(ge=0)] = 6
+    transient_bytes_per_logit: Annotated[int, Check(ge=0)] = 6
     # Under torch.compile: bytes per logit still saved for every token (HF: the bf16 logits, 2, the fp32
     # log-softmax recomputed from them; torchtune's compiled chunk function keeps none).
-    compiled_saved_bytes_per_logit: int = Field(default=2, ge=0)
+    compiled_saved_bytes_per_logit: Annotated[int, Check(ge=0)] = 2
 
     def chunk(self, tokens: int) -> int:
         """Tokens of one loss chunk for a micro-batch of `tokens`."""
@@ -59,17 +59,17 @@ class LossModel(BaseModel):
         """The loss under torch.compile: the fp32 log-softmax is recomputed in backward (pointwise), so only
         `compiled_saved_bytes_per_logit` stays per token."""
         saved = min(self.saved_bytes_per_logit, self.compiled_saved_bytes_per_logit)
-        return self.model_copy(update={"name": f"{self.name} (compiled: {saved} B per logit kept)",
-                                       "saved_bytes_per_logit": saved})
+        return replace(self, name=f"{self.name} (compiled: {saved} B per logit kept)", saved_bytes_per_logit=saved)
 
     def bytes(self, tokens: int, vocab: int) -> int:
         return tokens * vocab * self.saved_bytes_per_logit + self.chunk(tokens) * vocab * self.transient_bytes_per_logit
 
 
-class MethodDefaults(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class MethodDefaults:
     """A recipe's defaults for one method family; the CLI flags override each."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     grad_checkpointing: bool = False
     activation_offload: bool = False
@@ -80,14 +80,15 @@ class MethodDefaults(BaseModel):
     adapter_dtype: Literal["fp32", "bf16"] = "fp32"  # PEFT methods: the trained parameters
     kbit_upcast_fp32: bool = False  # QLoRA: non-quantized parameters (embeddings, norms, lm_head) cast to fp32
     cpu_offload: CpuOffload = "none"
-    micro_batch: int | None = Field(default=None, gt=0)  # the recipe's own batch_size, when it sets one
-    grad_accum: int | None = Field(default=None, gt=0)
+    micro_batch: Annotated[int, Check(gt=0)] | None = None  # the recipe's own batch_size, when it sets one
+    grad_accum: Annotated[int, Check(gt=0)] | None = None
 
 
-class Recipe(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Recipe:
     """One trainer's defaults, with a source for each (`sources`: setting -> where it is written)."""
 
-    model_config = _FROZEN
+    __pydantic_config__ = FORBID_EXTRA
 
     name: str = "hf"
     title: str = "Hugging Face Trainer + PEFT (transformers TrainingArguments defaults)"
@@ -96,7 +97,7 @@ class Recipe(BaseModel):
     peft: MethodDefaults = MethodDefaults()  # LoRA, IA3, prompt/prefix tuning, adapters
     qlora: MethodDefaults = MethodDefaults(grad_checkpointing=True, kbit_upcast_fp32=True)
     loss: LossModel = LossModel()
-    multi_gpu_zero: int = Field(default=0, ge=0, le=3)  # sharding when --gpus > 1 and no --zero: 0 DDP, 3 FSDP
+    multi_gpu_zero: Annotated[int, Check(ge=0, le=3)] = 0  # sharding when --gpus > 1 and no --zero: 0 DDP, 3 FSDP
     deepspeed_fp32_grad_partition: bool = False  # DeepSpeed ZeRO-1/2 keep an fp32 gradient partition (18 B/N)
     # What a sharded (ZeRO-3 / FSDP) run gathers on each GPU: "tensor" = DeepSpeed's 4 B x largest parameter
     # tensor + the prefetch bucket (stage3.py estimator); "layer" = FSDP's per-decoder-layer units, the layer
@@ -106,13 +107,11 @@ class Recipe(BaseModel):
     peak_figure: PeakFigure = "allocated"  # what the trainer prints as its peak
     peak_label: str = "torch.cuda.max_memory_allocated()"
     notes: tuple[str, ...] = ()
-    sources: dict[str, str] = Field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
 
-    @model_validator(mode="after")
-    def _cited(self) -> Recipe:
+    def __post_init__(self) -> None:
         if self.name != "hf" and not self.sources:
             raise ValueError(f"recipe {self.name!r}: every recipe cites its sources (sources: setting -> file)")
-        return self
 
     def defaults(self, method: str) -> MethodDefaults:
         if method == "full":

@@ -44,8 +44,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from pydantic import BaseModel, ConfigDict
-
 from llmfit.engine.engine_data import NonTorch, VllmProfileData, pick_profile, vllm_profiles
 from llmfit.engine.layers import attention_kind
 from llmfit.errors import SpecError
@@ -200,18 +198,16 @@ def cublas_workspace_bytes(compute_capability: str | None) -> int:
     return CUBLAS_WORKSPACE_SM90_BYTES if (compute_capability or "").startswith("9.") else CUBLAS_WORKSPACE_BYTES
 
 
-class OverheadLine(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class OverheadLine:
     name: str
     bytes_per_gpu: int
     formula: str
 
 
-class ActivationPeak(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class ActivationPeak:
     """The profile run's torch peak on one GPU, by phase."""
-
-    model_config = ConfigDict(frozen=True)
 
     forward_bytes: int
     sampler_bytes: int

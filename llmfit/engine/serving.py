@@ -14,9 +14,9 @@ The headroom rule: the field guide (6.4, scenario A) computes 13 concurrent 8K r
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from fractions import Fraction
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
 
 from llmfit.engine.cache_policy import CachePolicy, CacheRequest, StageBudget
 from llmfit.engine.formats import WeightFormat
@@ -30,6 +30,7 @@ from llmfit.engine.kv import (
 )
 from llmfit.engine.layers import attention_kind, attention_kinds_of
 from llmfit.engine.params import count_params
+from llmfit.engine.records import Check, replace
 from llmfit.engine.runtime import (
     DEFAULT_ENGINE_VERSION,
     ENGINE_PROFILES,
@@ -46,10 +47,9 @@ from llmfit.units import ceil_div
 HEADROOM = 0.30
 
 
-class Step(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Step:
     """One line of --explain: a formula, the numbers substituted, and the result."""
-
-    model_config = ConfigDict(frozen=True)
 
     label: str
     formula: str
@@ -58,31 +58,29 @@ class Step(BaseModel):
     unit: str  # bytes, tokens, requests, params, ratio
 
 
-class Deployment(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Deployment:
     """How the GPUs are used: gpu_count = tp x pp x replicas."""
 
-    model_config = ConfigDict(frozen=True)
-
-    gpu_count: int = Field(gt=0)
-    tp: int = Field(gt=0)
-    pp: int = Field(gt=0)
+    gpu_count: Annotated[int, Check(gt=0)]
+    tp: Annotated[int, Check(gt=0)]
+    pp: Annotated[int, Check(gt=0)]
 
     @property
     def replicas(self) -> int:
         return self.gpu_count // (self.tp * self.pp)
 
 
-class ServingOptions(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    context_tokens: int = Field(gt=0)
+@dataclass(frozen=True, kw_only=True)
+class ServingOptions:
+    context_tokens: Annotated[int, Check(gt=0)]
     kv_dtype: str = "auto"
-    gpu_util: float = Field(default=0.9, gt=0, le=1)
-    block_size: int = Field(default=16, gt=0)
+    gpu_util: Annotated[float, Check(gt=0, le=1)] = 0.9
+    block_size: Annotated[int, Check(gt=0)] = 16
     # None: the engine version's default for the GPU (vLLM v1: 1024 on >= 70 GiB devices other than the A100, else
     # 256), which also sizes the profile run's sampler (runtime.engine_batch_defaults).
-    max_num_seqs: int | None = Field(default=None, gt=0)  # None: the engine version's default for the GPU
-    max_num_batched_tokens: int | None = Field(default=None, gt=0)
+    max_num_seqs: Annotated[int, Check(gt=0)] | None = None  # None: the engine version's default for the GPU
+    max_num_batched_tokens: Annotated[int, Check(gt=0)] | None = None
     engine_version: str = DEFAULT_ENGINE_VERSION  # any release number; the profile covering it is used
     # vLLM v0.21+ subtracts the CUDA-graph pool from the budget; None = the version's default, False =
     # VLLM_MEMORY_PROFILER_ESTIMATE_CUDAGRAPHS=0.
@@ -90,17 +88,16 @@ class ServingOptions(BaseModel):
     # Another engine's own release (SGLang '0.4.6'): its profile in configs/engines/<engine>.yaml; None = newest.
     engine_release: str | None = None
     # vLLM --kv-cache-memory-bytes: the pool is this figure, whatever gpu_memory_utilization says.
-    kv_cache_memory_bytes: int | None = Field(default=None, gt=0)
-    min_concurrency: int = Field(default=1, ge=0)
-    weights_override_bytes: int | None = Field(default=None, gt=0)
-    overhead_override_bytes: int | None = Field(default=None, ge=0)
-    headroom: float = Field(default=HEADROOM, ge=0, lt=1)
+    kv_cache_memory_bytes: Annotated[int, Check(gt=0)] | None = None
+    min_concurrency: Annotated[int, Check(ge=0)] = 1
+    weights_override_bytes: Annotated[int, Check(gt=0)] | None = None
+    overhead_override_bytes: Annotated[int, Check(ge=0)] | None = None
+    headroom: Annotated[float, Check(ge=0, lt=1)] = HEADROOM
 
 
-class FitResult(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class FitResult:
     """The answer of `fit`: keys as design.md fixes them (no suffix = whole deployment, _per_gpu = one GPU)."""
-
-    model_config = ConfigDict(frozen=True)
 
     model: str
     gpu: str
@@ -123,7 +120,7 @@ class FitResult(BaseModel):
     # What the engine prints as "Model loading took": the weights plus buffers loaded with them (rotary
     # cos/sin cache, kernel layout padding), on the GPU whose stage limits the pool.
     loaded_weights_bytes_per_gpu: int = 0
-    stage_weights_bytes_per_gpu: list[int] = []  # one GPU of each pipeline stage
+    stage_weights_bytes_per_gpu: list[int] = field(default_factory=list)  # one GPU of each pipeline stage
     raw_weights_bytes: int  # params x nominal bits / 8
     bits_per_weight: float
     weights_lines: list[WeightLine]
@@ -152,9 +149,9 @@ class FitResult(BaseModel):
     free_bytes_per_gpu: int  # device memory left outside gpu_util x memory after everything
     engine_version: str = ""  # the version profile used (e.g. "0.19" for any 0.12-0.20 release)
     limiting_stage: int = 0  # the pipeline stage whose pool is smallest (0 without PP)
-    warnings: list[str] = []
-    notes: list[str] = []
-    steps: list[Step] = []
+    warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
 
 
 def validate_deployment(spec: ModelSpec | None, deployment: Deployment) -> None:
@@ -260,10 +257,9 @@ def _stage_weights_uncached(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int
             for lines in stage_lines]
 
 
-class StagePlan(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class StagePlan:
     """Per pipeline stage (one GPU of each): layers, weights, runtime overhead lines and KV budget."""
-
-    model_config = ConfigDict(frozen=True)
 
     layers: list[int]
     weights: list[int]
@@ -328,7 +324,7 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
     if options.max_num_seqs is None:
         _, default_seqs = engine_batch_defaults(options.engine_version, gpu_memory_bytes=gpu.usable_memory_bytes,
                                                 gpu_name=gpu.name, context_tokens=options.context_tokens)
-        options = options.model_copy(update={"max_num_seqs": default_seqs})
+        options = replace(options, max_num_seqs=default_seqs)
     assert options.max_num_seqs is not None
     tp, pp, replicas = deployment.tp, deployment.pp, deployment.replicas
     steps: list[Step] = []
@@ -348,7 +344,7 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
         by_line = {line.name: ceil_div(line.bytes, tp * pp) for line in weights.lines}
     weights_per_gpu = sum(by_line.values())
     weights_total = weights.weights_bytes
-    weights_lines = [line.model_copy(update={"bytes_per_gpu": by_line.get(line.name, 0)}) for line in weights.lines]
+    weights_lines = [replace(line, bytes_per_gpu=by_line.get(line.name, 0)) for line in weights.lines]
     steps.append(Step(label="weights", formula="params x bits / 8 (+ scales, zero points, 16-bit tensors)",
                       substituted=f"{total_params:,} params x {weights.bits_per_weight:.4g} bits / 8",
                       result=weights_total, unit="bytes"))

@@ -30,12 +30,13 @@ Default efficiencies, with sources:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from fractions import Fraction
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
 
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import kv_layout, kv_shard_fraction, request_bytes, state_bytes
+from llmfit.engine.records import Check
 from llmfit.engine.serving import FitResult, Step
 from llmfit.engine.weights import group_bytes
 from llmfit.errors import SpecError
@@ -46,13 +47,12 @@ DEFAULT_MEMORY_EFFICIENCY = 0.75
 DEFAULT_COMPUTE_EFFICIENCY = 0.5
 
 
-class Efficiency(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class Efficiency:
     """Shares of the peak bandwidth and peak TFLOPS that kernels reach (1.0 = the pure roofline)."""
 
-    model_config = ConfigDict(frozen=True)
-
-    memory: float = Field(default=DEFAULT_MEMORY_EFFICIENCY, gt=0, le=1)
-    compute: float = Field(default=DEFAULT_COMPUTE_EFFICIENCY, gt=0, le=1)
+    memory: Annotated[float, Check(gt=0, le=1)] = DEFAULT_MEMORY_EFFICIENCY
+    compute: Annotated[float, Check(gt=0, le=1)] = DEFAULT_COMPUTE_EFFICIENCY
 
 
 def parse_efficiency(text: str | None) -> Efficiency:
@@ -69,10 +69,9 @@ def parse_efficiency(text: str | None) -> Efficiency:
     return Efficiency(memory=values[0], compute=values[-1])
 
 
-class SpeedBounds(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class SpeedBounds:
     """Roofline bounds for one deployment at a concurrency. Times are lower bounds, rates upper bounds."""
-
-    model_config = ConfigDict(frozen=True)
 
     kind: str = "roofline bound"
     concurrency: int  # requests decoding at once, all replicas
@@ -92,8 +91,8 @@ class SpeedBounds(BaseModel):
     prefill_flops: int
     ttft_seconds: float | None  # one prompt of prompt_tokens on an idle replica
     prefill_tokens_per_second: float | None  # per replica
-    notes: list[str] = []
-    steps: list[Step] = []
+    notes: list[str] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
 
 
 def compute_dtype(fmt: WeightFormat, gpu: GpuSpec) -> str:

@@ -7,9 +7,8 @@ bitsandbytes constants), and tensors kept unquantized (embeddings, lm_head, rout
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
-
-from pydantic import BaseModel, ConfigDict
 
 from llmfit.engine.formats import WeightFormat, ggml_bits, gguf_tensor_type
 from llmfit.engine.params import TensorGroup, tensor_groups
@@ -17,9 +16,8 @@ from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
 
 
-class WeightLine(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True, kw_only=True)
+class WeightLine:
     name: str
     params: int
     bytes: int  # one copy of the model
@@ -27,10 +25,9 @@ class WeightLine(BaseModel):
     bytes_per_gpu: int | None = None  # on the fullest GPU of a deployment (set by serving.fit)
 
 
-class WeightsResult(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class WeightsResult:
     """One copy of the weights under a format."""
-
-    model_config = ConfigDict(frozen=True)
 
     format: str
     total_params: int
@@ -44,10 +41,9 @@ class WeightsResult(BaseModel):
     lines: list[WeightLine]
 
 
-class GroupBytes(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class GroupBytes:
     """The stored size of one tensor group."""
-
-    model_config = ConfigDict(frozen=True)
 
     group: TensorGroup
     packed: bool

@@ -10,6 +10,7 @@ A preset without a checkpoint plans in its torch_dtype (bf16, fp16 or fp32).
 from __future__ import annotations
 
 from llmfit.engine.formats import FORMATS, WeightFormat, checkpoint_format
+from llmfit.engine.records import replace
 from llmfit.engine.serving import FitResult, Step
 from llmfit.engine.weights import WeightLine, weight_bytes
 from llmfit.readers.quant import reader_format
@@ -50,7 +51,7 @@ def label_measured(result: FitResult, spec: ModelSpec | None, predicted_fmt: Wei
         if info.stored_bytes is not None:
             notes.append(f"weights match the checkpoint ({info.format_note or info.reader}): "
                          f"{info.stored_bytes:,} B")
-        return result.model_copy(update={"notes": notes})
+        return replace(result, notes=notes)
     predicted = weight_bytes(spec, predicted_fmt).weights_bytes
     if info.bytes_by_dtype:
         lines = [WeightLine(name=f"stored {dtype} tensors", params=0, bytes=size, note=info.format_note or info.reader,
@@ -67,4 +68,4 @@ def label_measured(result: FitResult, spec: ModelSpec | None, predicted_fmt: Wei
             steps[i] = Step(label="weights", formula="sum of stored tensor bytes (file headers)",
                             substituted=", ".join(f"{d} {b:,} B" for d, b in info.bytes_by_dtype.items()),
                             result=measured, unit="bytes")
-    return result.model_copy(update={"weights_lines": lines, "notes": notes, "steps": steps})
+    return replace(result, weights_lines=lines, notes=notes, steps=steps)

@@ -11,9 +11,8 @@ from fractions import Fraction
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import ValidationError
-
 from llmfit.engine.params import count_params
+from llmfit.engine.records import replace
 from llmfit.readers.config import ModelFileError, read_config_file, spec_fields
 from llmfit.readers.quant import format_from_quantization
 from llmfit.readers.safetensors_headers import INDEX_NAME, TensorInfo, dominant_float_dtype, folder_headers, tally
@@ -26,13 +25,16 @@ def build_spec(fields: dict[str, Any], *, name: str, source: str, hf_id: str | N
                checkpoint: CheckpointInfo | None, published: int | None = None,
                published_source: str | None = None) -> ModelSpec:
     """Validate the fields into a ModelSpec; a failure is one line naming the file."""
+    from pydantic import ValidationError
+
+    from llmfit.engine.records import validate
     from llmfit.presets import validation_message
 
     data = {**fields, "name": name, "source": source, "hf_id": hf_id, "checkpoint": checkpoint}
     if published is not None:
         data |= {"published_params": published, "params_source": published_source}
     try:
-        return ModelSpec.model_validate(data)
+        return validate(ModelSpec, data)
     except ValidationError as error:
         raise ModelFileError(validation_message(where, error)) from None
 
@@ -51,7 +53,7 @@ def with_count_note(spec: ModelSpec) -> ModelSpec:
         hint = " = vocab x hidden: the file stores lm_head although the embeddings are tied"
     note = (f"the checkpoint stores {info.stored_params:,} parameters, the architecture has {computed:,} "
             f"({diff:+,}{hint})")
-    return spec.model_copy(update={"checkpoint": info.model_copy(update={"notes": [*info.notes, note]})})
+    return replace(spec, checkpoint=replace(info, notes=[*info.notes, note]))
 
 
 def spec_from_snapshot(config_path: Path, *, name: str, hf_id: str | None, label: str,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmfit.engine.catalog import GpuDetail, ModelDetail, ModelEntry, PresetList
+from llmfit.engine.records import non_defaults
 from llmfit.presets import CheckedFile
 from llmfit.render.document import Document, Section
 from llmfit.units import DisplayUnits, format_bytes, format_count
@@ -65,7 +66,7 @@ def model_document(detail: ModelDetail, units: DisplayUnits) -> Document:
         ("routers", parts.router_params), ("norms, biases, vectors", parts.vector_params),
         ("other (vision tower ...)", parts.extra_params)) if value]
     components = Section(title="By component", columns=["component", "params"], rows=component_rows, numeric=(1,))
-    arch_rows = [[key, str(value)] for key, value in spec.model_dump(exclude_defaults=True).items()
+    arch_rows = [[key, str(value)] for key, value in non_defaults(spec).items()
                  if key not in ("name", "source", "params_source", "params_convention", "checkpoint", "aliases",
                                 "published_params", "hf_id", "published_params_rounded",
                                 "published_active_params", "published_active_params_rounded")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,8 @@ def test_user_folder_overrides_builtin(cli: Any, tmp_path: Path, registry: Regis
     folder = tmp_path / "mine"
     (folder / "models").mkdir(parents=True)
     (folder / "gpus").mkdir()
-    mine = builtin.model_dump(exclude={"name", "checkpoint"}, exclude_none=True)
+    mine = {key: value for key, value in dataclasses.asdict(builtin).items()
+            if key not in ("name", "checkpoint") and value is not None}
     mine |= {"source": "my own copy", "max_position_embeddings": 4096}
     (folder / "models" / "llama-3.1-8b.yaml").write_text(yaml.safe_dump(mine))
     (folder / "gpus" / "l4.yaml").write_text(yaml.safe_dump({"memory": "20000 MiB", "source": "my L4"}))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from llmfit.engine.formats import get_format, gguf_tensor_type
+from llmfit.engine.records import replace
 from llmfit.engine.runtime import activation_peak, engine_batch_defaults
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions, fit
 from llmfit.engine.weights import weight_bytes
@@ -24,7 +25,7 @@ LLMD_V011 = {"memory_gib": 79.18, "util": 0.9, "context": 16000, "engine": "0.11
 
 
 def _gpu(registry: Registry, name: str, memory_gib: float) -> GpuSpec:
-    return registry.gpu(name).model_copy(update={"memory": round(memory_gib * GIB)})
+    return replace(registry.gpu(name), memory=round(memory_gib * GIB))
 
 
 def _serve(registry: Registry, model: str, run: dict[str, float | int | str], *, dtype: str = "bf16",

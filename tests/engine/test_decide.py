@@ -20,6 +20,7 @@ from llmfit.engine.decide import (
     Situation,
     decide,
 )
+from llmfit.engine.records import replace, validate
 from llmfit.presets import Registry
 
 GIB = 2**30
@@ -109,10 +110,11 @@ def test_hard_exercise_fresh_policy_docs_and_strict_json() -> None:
 
 def test_problems_are_canonical_and_required() -> None:
     assert situation("format", "knowledge", "format").problems == (Problem.knowledge, Problem.format)
+    # The CLI validates its input at the edge (records.validate); a dataclass built in code is not re-checked.
     with pytest.raises(ValidationError):
-        Situation(problems=())
+        validate(Situation, {"problems": ()})
     with pytest.raises(ValidationError):
-        situation("format", examples=-1)
+        validate(Situation, {"problems": (Problem.format,), "examples": -1})
 
 
 def test_every_rule_names_its_guide_section_and_a_reason() -> None:
@@ -190,7 +192,7 @@ def test_no_training_means_no_estimate_is_run(hardware: Hardware) -> None:
 
 
 def test_budget_over_price_is_infeasible(registry: Registry) -> None:
-    gpu = registry.gpu("a100-80").model_copy(update={"price_per_hour": 2.0})
+    gpu = replace(registry.gpu("a100-80"), price_per_hour=2.0)
     hw = Hardware(model=registry.model("7b"), gpu=gpu, gpu_count=4)
     fake = estimates(100, full=90, lora=40, qlora=20)
     sit = situation("behavior", prompt_tried=True, examples=5000, budget_per_hour=7.5)
@@ -198,7 +200,7 @@ def test_budget_over_price_is_infeasible(registry: Registry) -> None:
     assert result.feasibility is not None and result.feasibility.budget is not None
     assert result.feasibility.budget.cost_per_hour == pytest.approx(8.0)  # 4 GPUs x $2/h
     assert not result.feasible
-    ok = decide(sit.model_copy(update={"budget_per_hour": 8.0}), hw, lambda h: fake)
+    ok = decide(replace(sit, budget_per_hour=8.0), hw, lambda h: fake)
     assert ok.feasible
 
 

@@ -11,6 +11,7 @@ from llmfit.engine.llamacpp import (
     llamacpp_fit,
     swa_cells,
 )
+from llmfit.engine.records import replace
 from llmfit.presets import Registry
 from llmfit.specs import GpuSpec, ModelSpec
 from llmfit.units import GIB, MIB
@@ -75,7 +76,7 @@ def test_partial_offload_of_70b_q4_k_m_on_24gb(registry: Registry) -> None:
     ngl = result.gpu_layers
     assert 0 < ngl < 80 and not result.output_on_gpu
     # The answer is the largest -ngl that fits: one more layer would not.
-    one_more = llamacpp_fit(spec, gpu, fmt, options.model_copy(update={"gpu_layers": ngl + 1}))
+    one_more = llamacpp_fit(spec, gpu, fmt, replace(options, gpu_layers=ngl + 1))
     assert result.vram_needed_bytes <= gpu.memory < one_more.vram_needed_bytes
     # Everything is somewhere: weights on the GPU + in RAM = the whole file's tensors.
     gpu_weights = result.vram_lines[0].bytes

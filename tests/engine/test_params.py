@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from llmfit.engine.params import count_params, tensor_groups
+from llmfit.engine.records import replace
 from llmfit.specs import ModelSpec
 
 
@@ -60,7 +61,7 @@ def test_qwen25_attention_biases():
         attention_bias=True,
     )
     assert count_params(qwen).total_params == 7_615_616_512
-    no_bias = qwen.model_copy(update={"attention_bias": False})
+    no_bias = replace(qwen, attention_bias=False)
     assert count_params(qwen).total_params - count_params(no_bias).total_params == 28 * (3584 + 2 * 512)
 
 

@@ -9,6 +9,7 @@ import pytest
 from llmfit.engine.engines import engine_fit, sglang_mem_fraction
 from llmfit.engine.formats import get_format
 from llmfit.engine.plan import PlanTarget, pareto_front, plan, shapes, sweep
+from llmfit.engine.records import replace
 from llmfit.engine.serving import Deployment, ServingOptions
 from llmfit.engine.speed import speed_bounds
 from llmfit.engine.support import runs
@@ -32,7 +33,7 @@ def test_vectorised_sweep_agrees_exactly_with_fit(registry: Registry, engine: st
                 rng.randrange(len(kvs))) for _ in range(60)]
     for index in indexes:
         gpu, shape, fmt, kv = sw.config(index)
-        options = base.model_copy(update={"kv_dtype": kv, "min_concurrency": target.concurrency})
+        options = replace(base, kv_dtype=kv, min_concurrency=target.concurrency)
         result = engine_fit(spec, gpu, fmt, Deployment(gpu_count=shape.gpu_count, tp=shape.tp, pp=shape.pp),
                             options, engine)
         assert int(sw.budget[index]) == result.kv_budget_bytes_per_gpu, (index, engine)
@@ -170,7 +171,7 @@ def test_sweep_agrees_with_fit_on_hybrid_and_state_models(registry: Registry, en
         index = (rng.randrange(len(gpus)), rng.randrange(len(sw.shapes)), rng.randrange(len(formats)),
                  rng.randrange(len(kvs)))
         gpu, shape, fmt, kv = sw.config(index)
-        options = base.model_copy(update={"kv_dtype": kv, "min_concurrency": target.concurrency})
+        options = replace(base, kv_dtype=kv, min_concurrency=target.concurrency)
         result = engine_fit(spec, gpu, fmt, Deployment(gpu_count=shape.gpu_count, tp=shape.tp, pp=shape.pp),
                             options, engine)
         assert int(sw.budget[index]) == result.kv_budget_bytes_per_gpu, (index, engine)

@@ -25,6 +25,7 @@ from llmfit.engine.plan import (
     shapes,
     sweep,
 )
+from llmfit.engine.records import replace
 from llmfit.engine.serving import Deployment, ServingOptions, _weights_per_gpu
 from llmfit.engine.speed import speed_bounds
 from llmfit.engine.support import runs as support_runs
@@ -94,7 +95,7 @@ def plain_plan(spec: Any, gpus: list[Any], formats: list[Any], kvs: list[str], t
         for si, shape in enumerate(shapes(spec, target.max_gpus, target.gpus_per_node)):
             for fi, fmt in enumerate(formats):
                 for ki, kv in enumerate(kvs):
-                    options = base.model_copy(update={"kv_dtype": kv, "min_concurrency": target.concurrency})
+                    options = replace(base, kv_dtype=kv, min_concurrency=target.concurrency)
                     deployment = Deployment(gpu_count=shape.gpu_count, tp=shape.tp, pp=shape.pp)
                     result = engine_fit(spec, gpu, fmt, deployment, options, target.engine,
                                         memory_fraction=target.memory_fraction)

@@ -10,6 +10,7 @@ from llmfit.engine.engines.sglang import SglangEngine, mem_fraction_static
 from llmfit.engine.engines.trtllm import TRT_FREE_FRACTION, TrtLlmEngine
 from llmfit.engine.engines.vllm import VllmEngine
 from llmfit.engine.formats import WeightFormat
+from llmfit.engine.records import replace
 from llmfit.engine.runtime import OverheadLine
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions
 from llmfit.errors import SpecError
@@ -85,11 +86,11 @@ def solve_context(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, deployment: 
     """The longest context (up to the model's maximum) at which min_concurrency requests still fit.
     Served requests never grow with the context, so a bisection over tokens finds the exact boundary."""
     def result_at(tokens: int) -> FitResult:
-        return engine_fit(spec, gpu, fmt, deployment, options.model_copy(update={"context_tokens": tokens}),
+        return engine_fit(spec, gpu, fmt, deployment, replace(options, context_tokens=tokens),
                           engine, memory_fraction=memory_fraction)
 
     wanted = max(1, options.min_concurrency)
-    options = options.model_copy(update={"min_concurrency": wanted})
+    options = replace(options, min_concurrency=wanted)
     high = spec.max_position_embeddings
     top = result_at(high)
     if top.fits:

@@ -5,9 +5,8 @@ the engine (`get_engine(name)`), never branches on its name."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
-
-from pydantic import BaseModel, ConfigDict
 
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.runtime import OverheadLine
@@ -18,10 +17,9 @@ if TYPE_CHECKING:
     from llmfit.engine.emit import LaunchCommand
 
 
-class EngineRule(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class EngineRule:
     """What one engine subtracts before the KV pool, per GPU, for one deployment shape."""
-
-    model_config = ConfigDict(frozen=True)
 
     engine: str
     memory_fraction: float  # vLLM: of total memory; SGLang: of memory free after start-up; TRT-LLM: of free memory
@@ -30,10 +28,9 @@ class EngineRule(BaseModel):
     overhead_lines: list[OverheadLine]
 
 
-class ProfileSummary(BaseModel):
+@dataclass(frozen=True, kw_only=True)
+class ProfileSummary:
     """One version profile as `fit --engine-version list` shows it."""
-
-    model_config = ConfigDict(frozen=True)
 
     engine: str
     profile: str

@@ -18,6 +18,7 @@ from llmfit.engine.cache_policy import CachePolicy, SglangPolicy
 from llmfit.engine.engine_data import SglangProfileData, pick_profile, sglang_profiles
 from llmfit.engine.engines.base import Engine, EngineRule, ProfileSummary
 from llmfit.engine.formats import WeightFormat
+from llmfit.engine.records import replace
 from llmfit.engine.runtime import OverheadLine, engine_batch_defaults
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions, Step
 from llmfit.specs import GpuSpec, ModelSpec
@@ -91,7 +92,7 @@ class SglangEngine(Engine):
         init = sglang_profiles().init_used
         assert init is not None
         in_use, where = init.bytes_for(tp, pp, gpu.interconnect)
-        plan = serving.stage_plan(spec, gpu, fmt, tp, pp, options.model_copy(update={"max_num_seqs": seqs}),
+        plan = serving.stage_plan(spec, gpu, fmt, tp, pp, replace(options, max_num_seqs=seqs),
                                   weights_per_gpu=None if spec is not None else 0)
         loaded = [line for line in plan.overheads[plan.limiting] if "loaded with the weights" in line.name]
         lines = [OverheadLine(name="in use at start-up x mem_fraction_static", bytes_per_gpu=round(in_use * fraction),
@@ -107,9 +108,8 @@ class SglangEngine(Engine):
         rule = self.rule(spec, gpu, fmt, deployment.tp, deployment.pp, options, memory_fraction,
                          version=options.engine_release)
         overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
-        opts = options.model_copy(update={"max_num_seqs": rule.max_num_seqs, "gpu_util": rule.memory_fraction,
-                                          "block_size": 1, "overhead_override_bytes": overhead,
-                                          "kv_cache_memory_bytes": None})
+        opts = replace(options, max_num_seqs=rule.max_num_seqs, gpu_util=rule.memory_fraction, block_size=1,
+                       overhead_override_bytes=overhead, kv_cache_memory_bytes=None)
         result = serving.fit(spec, gpu, fmt, deployment, opts, params=params, cache_policy=self.cache_policy())
         return relabel(result, "SGLang", rule.overhead_lines,
                        f"pool = (memory - in use at start-up) x mem_fraction_static {rule.memory_fraction} - loaded "
@@ -145,10 +145,10 @@ def relabel(result: FitResult, engine: str, lines: list[OverheadLine], why: str,
                            unit="bytes") for line in lines]
         elif step.label == "KV budget per GPU":
             names = " + ".join(line.name for line in lines)
-            steps.append(step.model_copy(update={"formula": f"gpu_memory x fraction - weights - ({names})"}))
+            steps.append(replace(step, formula=f"gpu_memory x fraction - weights - ({names})"))
         else:
             steps.append(step)
     notes = [n for n in result.notes if "accounting" not in n] + [why]
     loaded = result.weights_bytes_per_gpu + sum(line.bytes_per_gpu for line in loaded_lines or [])
-    return result.model_copy(update={"engine": engine, "overhead_lines": lines, "steps": steps, "notes": notes,
-                                     "loaded_weights_bytes_per_gpu": loaded})
+    return replace(result, engine=engine, overhead_lines=lines, steps=steps, notes=notes,
+                   loaded_weights_bytes_per_gpu=loaded)

@@ -12,6 +12,7 @@ from llmfit.engine.engines.base import Engine, EngineRule
 from llmfit.engine.engines.sglang import relabel
 from llmfit.engine.engines.vllm import VllmEngine
 from llmfit.engine.formats import WeightFormat
+from llmfit.engine.records import replace
 from llmfit.engine.runtime import OverheadLine
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions
 from llmfit.specs import GpuSpec, ModelSpec
@@ -34,24 +35,24 @@ class TrtLlmEngine(Engine):
              options: ServingOptions, memory_fraction: float | None) -> EngineRule:
         base = VllmEngine().rule(spec, gpu, fmt, tp, pp, options, None)
         fraction = memory_fraction if memory_fraction is not None else TRT_FREE_FRACTION
-        return base.model_copy(update={"engine": self.name, "memory_fraction": fraction})
+        return replace(base, engine=self.name, memory_fraction=fraction)
 
     def fit(self, spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Deployment,
             options: ServingOptions, *, memory_fraction: float | None = None,
             params: int | None = None) -> FitResult:
         rule = self.rule(spec, gpu, fmt, deployment.tp, deployment.pp, options, memory_fraction)
         overhead = sum(line.bytes_per_gpu for line in rule.overhead_lines)
-        options = options.model_copy(update={"max_num_seqs": rule.max_num_seqs, "kv_cache_memory_bytes": None})
-        first = serving.fit(spec, gpu, fmt, deployment, options.model_copy(update={
-            "gpu_util": 1.0, "overhead_override_bytes": overhead}), params=params)
+        options = replace(options, max_num_seqs=rule.max_num_seqs, kv_cache_memory_bytes=None)
+        first = serving.fit(spec, gpu, fmt, deployment,
+                            replace(options, gpu_util=1.0, overhead_override_bytes=overhead), params=params)
         free = first.kv_budget_bytes_per_gpu
         reserve = free - int(free * rule.memory_fraction) if free > 0 else 0
         lines = [*rule.overhead_lines, OverheadLine(
             name="kept free (1 - free_gpu_memory_fraction)", bytes_per_gpu=reserve,
             formula=f"(memory - weights - runtime) x (1 - {rule.memory_fraction})")]
-        result = serving.fit(spec, gpu, fmt, deployment, options.model_copy(update={
-            "gpu_util": 1.0, "overhead_override_bytes": overhead + reserve}), params=params,
-            cache_policy=self.cache_policy())
+        result = serving.fit(spec, gpu, fmt, deployment,
+                             replace(options, gpu_util=1.0, overhead_override_bytes=overhead + reserve), params=params,
+                             cache_policy=self.cache_policy())
         loaded = [line for line in rule.overhead_lines if "loaded with the weights" in line.name]
         return relabel(result, self.display, lines,
                        f"pool = {rule.memory_fraction} x (memory - weights - runtime) (TensorRT-LLM "

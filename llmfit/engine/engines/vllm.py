@@ -12,6 +12,7 @@ from llmfit.engine.cache_policy import CachePolicy, VllmHybridPolicy, VllmPagedP
 from llmfit.engine.engine_data import vllm_profiles
 from llmfit.engine.engines.base import Engine, EngineRule, ProfileSummary
 from llmfit.engine.formats import WeightFormat
+from llmfit.engine.records import replace
 from llmfit.engine.runtime import ENGINE_PROFILES, engine_batch_defaults, resolve_engine_version
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions
 from llmfit.specs import GpuSpec, ModelSpec
@@ -50,7 +51,7 @@ class VllmEngine(Engine):
         if seqs is None:
             _, seqs = engine_batch_defaults(options.engine_version, gpu_memory_bytes=gpu.usable_memory_bytes,
                                             gpu_name=gpu.name, context_tokens=options.context_tokens)
-        opts = options.model_copy(update={"max_num_seqs": seqs})
+        opts = replace(options, max_num_seqs=seqs)
         plan = serving.stage_plan(spec, gpu, fmt, tp, pp, opts, weights_per_gpu=None if spec is not None else 0)
         fraction = memory_fraction if memory_fraction is not None else options.gpu_util
         return EngineRule(engine=self.name, memory_fraction=fraction, block_size=options.block_size,
@@ -60,7 +61,7 @@ class VllmEngine(Engine):
             options: ServingOptions, *, memory_fraction: float | None = None,
             params: int | None = None) -> FitResult:
         if memory_fraction is not None:
-            options = options.model_copy(update={"gpu_util": memory_fraction})
+            options = replace(options, gpu_util=memory_fraction)
         return serving.fit(spec, gpu, fmt, deployment, options, params=params,
                            cache_policy=self.cache_policy(options.engine_version))
 
