@@ -3,12 +3,13 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help demo test lint bench fuzz clean
+.PHONY: help demo test lint bench fuzz presets-index clean
 
 help:
 	@echo "make demo   - create .venv, install llmfit, run the headline example"
 	@echo "make test   - create .venv, install llmfit with test extras, run ruff, mypy and pytest"
 	@echo "make bench  - run the benchmarks (accuracy, start-up, plan speed, model files, batch, presets): each target beside its measurement"
+	@echo "make presets-index - regenerate configs/index.json (the built-in presets, validated) after editing configs/"
 	@echo "make fuzz   - process-level fuzz of the installed llmfit, 10,000 runs (~45 min on 2 cores)"
 
 $(BIN)/python:
@@ -45,6 +46,11 @@ FUZZ_RUNS ?= 10000
 FUZZ_SEED ?= 0
 fuzz: $(VENV)/.installed-test
 	$(BIN)/python benchmarks/fuzz.py --runs $(FUZZ_RUNS) --seed $(FUZZ_SEED) --jobs 2
+
+# configs/index.json: every built-in preset validated once, read at start-up without yaml or pydantic
+# (llmfit/presets_index.py); tests/test_presets_index.py fails until it is regenerated after a change.
+presets-index: $(VENV)/.installed
+	$(BIN)/python -m llmfit.presets_index
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -122,7 +122,15 @@ def validation_message(path: Path | str, error: Any) -> str:
     return f"{path}: " + "; ".join(parts) + more
 
 
-def load_preset(path: Path, model: type[T], *, default_name: str | None = None) -> T:
+def load_preset(path: Path, model: type[T], *, default_name: str | None = None, use_index: bool = True) -> T:
+    """One preset file validated into `model`; a built-in one from the validated index when it is current
+    (llmfit/presets_index.py: no yaml, no pydantic), unless `use_index` is False (`presets check`)."""
+    if use_index:
+        from llmfit.presets_index import lookup
+
+        found = lookup(path, model)
+        if found is not None:
+            return found
     data = read_yaml(path)
     if not isinstance(data, dict):
         raise PresetError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
@@ -288,7 +296,7 @@ def check_dir(directory: Path) -> tuple[list[CheckedFile], list[str]]:
     for kind, files, model in (("model", registry.model_files, ModelSpec), ("gpu", registry.gpu_files, GpuSpec)):
         for path in sorted(files.values()):
             try:
-                load_preset(path, model, default_name=path.stem.lower())
+                load_preset(path, model, default_name=path.stem.lower(), use_index=False)
             except PresetError as error:
                 checked.append(CheckedFile(path, kind, str(error)))
             else:

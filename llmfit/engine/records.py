@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["FORBID_EXTRA", "BeforeCheck", "Check", "non_defaults", "replace", "to_jsonable", "validate"]
+__all__ = ["FORBID_EXTRA", "BeforeCheck", "Check", "from_data", "non_defaults", "replace", "to_data", "to_jsonable",
+           "validate"]
 
 T = TypeVar("T")
 
@@ -135,3 +136,59 @@ def non_defaults(obj: Any) -> dict[str, Any]:
         if value != default:
             out[item.name] = value
     return out
+
+
+# --- a lossless JSON form (the built-in preset index, llmfit/presets_index.py) -------------------------------
+# Each dataclass carries its type ("$": "module:Class"), tuples and enums are tagged, so `from_data(to_data(x))
+# == x` for the types specs and engine data use (None, bool, int, float, str, lists, tuples, str-keyed dicts).
+
+
+def to_data(obj: Any) -> Any:
+    """`obj` as JSON-ready data that `from_data` turns back into an equal object (a dataclass field that
+    holds its default is left out: the constructor gives it back)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        out: dict[str, Any] = {"$": f"{type(obj).__module__}:{type(obj).__qualname__}"}
+        for name, value in non_defaults(obj).items():
+            out[name] = to_data(value)
+        return out
+    if isinstance(obj, Enum):
+        return {"$enum": f"{type(obj).__module__}:{type(obj).__qualname__}", "value": obj.value}
+    if isinstance(obj, tuple):
+        return {"$tuple": [to_data(item) for item in obj]}
+    if isinstance(obj, list):
+        return [to_data(item) for item in obj]
+    if isinstance(obj, dict):
+        if not all(isinstance(key, str) and not key.startswith("$") for key in obj):
+            raise TypeError(f"cannot encode a dict with keys {list(obj)[:3]!r}")
+        return {key: to_data(value) for key, value in obj.items()}
+    if obj is None or type(obj) in (bool, int, float, str):
+        return obj
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _resolve(tag: str) -> Any:
+    import importlib
+
+    module, _, name = tag.partition(":")
+    if module != "llmfit" and not module.startswith("llmfit."):
+        raise TypeError(f"not an llmfit type: {tag!r}")
+    target: Any = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return target
+
+
+def from_data(data: Any) -> Any:
+    """The object `to_data` encoded (dataclasses rebuilt through their constructors)."""
+    if isinstance(data, list):
+        return [from_data(item) for item in data]
+    if not isinstance(data, dict):
+        return data
+    tag = data.get("$")
+    if tag is not None:
+        return _resolve(tag)(**{key: from_data(value) for key, value in data.items() if key != "$"})
+    if "$tuple" in data:
+        return tuple(from_data(item) for item in data["$tuple"])
+    if "$enum" in data:
+        return _resolve(data["$enum"])(data["value"])
+    return {key: from_data(value) for key, value in data.items()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TypeVar
 
 from llmfit.errors import PresetError
@@ -10,12 +11,21 @@ T = TypeVar("T")
 
 
 def load_engine_file(name: str, model: type[T]) -> T:
+    """A built-in engine data file: from the validated index when it is current, else read and validated."""
+    from llmfit.presets import builtin_dir
+    from llmfit.presets_index import lookup
+
+    path = builtin_dir() / "engines" / name
+    found = lookup(path, model)
+    return found if found is not None else validate_engine_file(path, model)
+
+
+def validate_engine_file(path: Path, model: type[T]) -> T:
     from pydantic import ValidationError
 
     from llmfit.engine.records import validate
-    from llmfit.presets import builtin_dir, read_yaml, validation_message
+    from llmfit.presets import read_yaml, validation_message
 
-    path = builtin_dir() / "engines" / name
     data = read_yaml(path)
     try:
         return validate(model, data)
