@@ -10,11 +10,11 @@ the fields validate and which runs on every construction in code too. Field name
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from llmfit import limits
-from llmfit.engine.records import FORBID_EXTRA, BeforeCheck, Check
+from llmfit.engine.records import FORBID_EXTRA, BeforeCheck, Check, record
 from llmfit.errors import SpecError
 from llmfit.units import MAX_BYTES, parse_bytes
 
@@ -56,7 +56,7 @@ LayerTypeName = Literal["full_attention", "sliding_attention", "chunked_attentio
 MlpType = Literal["dense", "moe", "none"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CheckpointInfo:
     """What a model file on disk stores, read from its headers (safetensors, GGUF) without loading a tensor.
 
@@ -82,7 +82,7 @@ class CheckpointInfo:
     notes: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ModelSpec:
     """A decoder-only transformer, as its config.json describes it, plus its published parameter count."""
 
@@ -290,7 +290,7 @@ class ModelSpec:
         return 32 if self.torch_dtype == "float32" else 16
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class GpuSpec:
     """An accelerator as the device reports it, with the source of each figure."""
 

@@ -8,13 +8,12 @@ convention of Mixtral's "12.9B active" (count_params.active_params).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llmfit.engine.params import ParamCount, count_params
+from llmfit.engine.records import record
 from llmfit.specs import GpuSpec, ModelSpec
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ModelEntry:
     name: str
     hf_id: str | None
@@ -31,7 +30,7 @@ class ModelEntry:
     origin: str  # "built-in", a user preset file, or the model file read
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class GpuEntry:
     name: str
     display_name: str | None
@@ -45,13 +44,13 @@ class GpuEntry:
     origin: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class PresetList:
     models: list[ModelEntry]
     gpus: list[GpuEntry]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ModelDetail:
     """`presets show MODEL`: the entry, the count by component, and every spec field."""
 
@@ -61,7 +60,7 @@ class ModelDetail:
     spec: ModelSpec
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class GpuDetail:
     kind: str = "gpu"
     entry: GpuEntry

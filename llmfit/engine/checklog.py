@@ -20,9 +20,10 @@ Pure: text in, facts out; the CLI resolves the model and GPU, predicts with the 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from llmfit.engine.records import record
 from llmfit.errors import LlmfitError
 from llmfit.units import GIB, MIB
 
@@ -34,7 +35,7 @@ class LogFormatError(LlmfitError):
     """The text is not a start-up log llmfit can read (exit 2)."""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class LogFacts:
     engine: str  # vllm, sglang, llama.cpp
     version: str | None = None
@@ -242,7 +243,7 @@ def _parse_llamacpp(text: str) -> LogFacts:
     return LogFacts(engine="llama.cpp", model_id=model, flags=flags, measured=measured, log_lines=lines)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CheckLine:
     name: str  # the fit key it checks
     log_line: str
@@ -252,7 +253,7 @@ class CheckLine:
     explain: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CheckLogResult:
     schema_version: int = SCHEMA_VERSION
     engine: str

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Generic, TypeVar
 
-from llmfit.engine.records import FORBID_EXTRA, Check, replace
+from llmfit.engine.records import FORBID_EXTRA, Check, record, replace
 from llmfit.specs import GpuSpec, ModelSpec
 
 
@@ -111,7 +111,7 @@ COMPARE_WITH_CHECKPOINTING = True
 # --- the situation ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Hardware:
     """The model to fine-tune and the GPUs to train it on (validated specs)."""
 
@@ -122,7 +122,7 @@ class Hardware:
     gpu_count: Annotated[int, Check(ge=1, le=65536)] = 1
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Situation:
     """Everything the rules look at. Validated: a bad combination is an error, not a silent guess."""
 
@@ -296,7 +296,7 @@ HARDWARE_RULES: tuple[Rule[MethodFacts], ...] = (
 # --- fine-tuning feasibility (the adapter to the finetune engine) ---------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class MethodEstimate:
     """One fine-tuning method's memory on the given hardware, as the finetune engine computes it."""
 
@@ -353,7 +353,7 @@ def estimate_methods(hardware: Hardware) -> list[MethodEstimate]:
 # --- latency and budget checks ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class LatencyCheck:
     """The prefill time RAG's retrieved context adds, at best (peak tensor FLOPS): a lower bound."""
 
@@ -369,7 +369,7 @@ class LatencyCheck:
     meets: bool
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class BudgetCheck:
     """Training hardware cost per hour against --budget-per-hour (needs a GPU price)."""
 
@@ -384,7 +384,7 @@ class BudgetCheck:
     meets: bool | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Feasibility:
     """Does the plan fit the hardware: the fine-tuning methods' memory, budget and latency."""
 
@@ -409,7 +409,7 @@ class Feasibility:
 # --- the result -------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Reason:
     """A rule that fired: where it comes from, its condition and why."""
 
@@ -424,7 +424,7 @@ class Reason:
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class PlanStep:
     """What to do about one problem: the lever now, and the next one if it is not enough."""
 
@@ -439,7 +439,7 @@ class PlanStep:
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Alternative:
     """A lever not recommended, ranked: 'next' (escalation), 'possible', or 'excluded' (with the reason)."""
 
@@ -451,7 +451,7 @@ class Alternative:
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class DecideResult:
     """The recommendation: a plan (one step per problem), ranked alternatives, reasons and feasibility."""
 

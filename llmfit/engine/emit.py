@@ -18,8 +18,9 @@ JSON, PEFT and bitsandbytes arguments) for `finetune --emit` live in emit_traini
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import field
 
+from llmfit.engine.records import record
 from llmfit.engine.serving import FitResult
 
 # llmfit weight format -> the engine's --quantization value (None: no flag; the checkpoint says it).
@@ -33,7 +34,7 @@ LLAMACPP_KV = {"fp16": "f16", "bf16": "bf16", "fp32": "f32", "q8_0": "q8_0", "q4
 DTYPE_NAMES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class LaunchCommand:
     """One engine invocation: argv (for scripts) and the same as one shell-quoted line."""
 

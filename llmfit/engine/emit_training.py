@@ -12,9 +12,10 @@ finetune result; nothing is recomputed, and the PEFT target names are the model'
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
+from llmfit.engine.records import record
 from llmfit.errors import SpecError
 
 if TYPE_CHECKING:  # the finetune engine is imported lazily (fit --emit stays light)
@@ -40,7 +41,7 @@ CLIENT_OPTIMIZERS = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class TrainingConfig:
     """One emitted training artefact. `config` is the DeepSpeed JSON itself (emit deepspeed) or the keyword
     arguments of `config_class` (emit peft / bnb); `text` is the same as a file or a Python snippet."""

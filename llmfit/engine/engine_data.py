@@ -8,11 +8,10 @@ one place the engine reaches data files).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any, Literal
 
-from llmfit.engine.records import FORBID_EXTRA, BeforeCheck, Check
+from llmfit.engine.records import FORBID_EXTRA, BeforeCheck, Check, record
 from llmfit.errors import SpecError
 from llmfit.units import parse_bytes
 
@@ -38,7 +37,7 @@ def version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in head.group(0).split("."))
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class NonTorch:
     """Memory outside torch's allocator per GPU: CUDA context and handles; at TP > 1 the all-reduce buffers,
     which depend on the interconnect (custom all-reduce IPC buffers on NVLink, plain NCCL over PCIe)."""
@@ -62,7 +61,7 @@ class NonTorch:
         return self.tp1, "one GPU: CUDA context, cuBLAS handles"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class VersionRange:
     __pydantic_config__ = FORBID_EXTRA
 
@@ -78,7 +77,7 @@ class VersionRange:
         return version >= low and (high is None or version < high)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class VllmProfileData(VersionRange):
     v1: bool
     non_torch: NonTorch
@@ -91,7 +90,7 @@ class VllmProfileData(VersionRange):
     defaults: dict[str, Any]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SglangReserveStep:
     __pydantic_config__ = FORBID_EXTRA
 
@@ -102,7 +101,7 @@ class SglangReserveStep:
     cuda_graph_max_bs: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SglangCapacityClass:
     __pydantic_config__ = FORBID_EXTRA
 
@@ -111,7 +110,7 @@ class SglangCapacityClass:
     cuda_graph_max_bs: tuple[int, int]  # tp < 4, tp >= 4
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SglangReserveTerms:
     __pydantic_config__ = FORBID_EXTRA
 
@@ -122,7 +121,7 @@ class SglangReserveTerms:
     floor_above_60gib_mib: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SglangProfileData(VersionRange):
     reserved: list[SglangReserveStep] | None = None
     capacity_classes: list[SglangCapacityClass] | None = None
@@ -130,7 +129,7 @@ class SglangProfileData(VersionRange):
     reserved_source: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class EngineProfiles:
     __pydantic_config__ = FORBID_EXTRA
 
@@ -140,12 +139,12 @@ class EngineProfiles:
     init_used: NonTorch | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class VllmProfiles(EngineProfiles):
     profiles: list[VllmProfileData]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SglangProfiles(EngineProfiles):
     profiles: list[SglangProfileData]
 
@@ -153,7 +152,7 @@ class SglangProfiles(EngineProfiles):
 Status = Literal["native", "weight-only", "unsupported"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SupportRule:
     __pydantic_config__ = FORBID_EXTRA
 
@@ -169,7 +168,7 @@ class SupportRule:
                    ((self.engine, engine), (self.arch, arch), (self.weight, weight), (self.kv_dtype, kv_dtype)))
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SupportMatrix:
     __pydantic_config__ = FORBID_EXTRA
 

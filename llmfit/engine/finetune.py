@@ -41,7 +41,7 @@ from llmfit.engine.layers import attention_kind
 from llmfit.engine.params import TensorGroup, count_params, tensor_groups
 from llmfit.engine.peft_targets import DEFAULT_TRANSFORMERS, TargetModule
 from llmfit.engine.recipes import PLAIN, CpuOffload, LossModel, Recipe
-from llmfit.engine.records import Check
+from llmfit.engine.records import Check, record
 from llmfit.engine.weights import weight_bytes
 from llmfit.errors import SpecError
 from llmfit.specs import GpuSpec, ModelSpec
@@ -102,7 +102,7 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class FinetuneOptions:
     """What the user asked for (validated by the CLI; the engine re-checks what it depends on)."""
 
@@ -195,7 +195,7 @@ _DEFAULTS: dict[str, object] = {
 }
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class TrainableTensor:
     """`count` trainable tensors of shape rows x cols (ndim 1 for vectors), as the optimizer sees them."""
 
@@ -210,7 +210,7 @@ class TrainableTensor:
         return self.rows * self.cols * self.count
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class MemoryLine:
     """One named term: bytes on one GPU and over the whole deployment, the formula, and whether it is
     resident at the peak moment."""
@@ -225,7 +225,7 @@ class MemoryLine:
     note: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ActivationItem:
     """One saved tensor of a decoder layer: bytes per token (or per token pair for attention scores)."""
 
@@ -238,14 +238,14 @@ class ActivationItem:
     source: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class LimitSearch:
     max_micro_batch: int | None  # largest micro-batch at --seq that fits (0: not even 1)
     max_seq_tokens: int | None  # longest sequence at --batch that fits (0: not even 1 token)
     evaluations: int  # configurations evaluated by the searches
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class TrainingTime:
     tokens_per_step: int
     flops_per_token: int
@@ -264,7 +264,7 @@ class TrainingTime:
     cost_usd: float | None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class FinetuneResult:
     """`llmfit finetune`: keys as design.md fixes them. No suffix = whole deployment, `_per_gpu` = one GPU;
     `total_params` and `weights_bytes` (one copy of the weights) are properties of the model."""

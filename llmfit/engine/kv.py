@@ -17,12 +17,12 @@ bytes, without any engine's grouping or padding (the engines' cache policies app
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 
 from llmfit.engine.cache_policy import KV_DTYPE_BITS, CacheRequest, StageBudget, cache_lines
 from llmfit.engine.layers import FullAttention, LatentAttention, SlidingAttention
-from llmfit.engine.records import replace
+from llmfit.engine.records import record, replace
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
 
@@ -43,7 +43,7 @@ def resolve_kv_dtype(kv_dtype: str, spec: ModelSpec, weight_format: str) -> str:
     return "fp16" if spec.torch_dtype == "float16" else "bf16"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class KvLayerGroup:
     """Layers that cache the same way: their count, bytes per token per layer, and token cap."""
 
@@ -55,7 +55,7 @@ class KvLayerGroup:
     state_bytes_per_layer: int = 0  # fixed per-sequence state (conv + SSM / recurrent), whole layer
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class KvLayout:
     """How a model caches: per-layer groups in one KV dtype."""
 
@@ -136,7 +136,7 @@ def bytes_per_token(layout: KvLayout, *, layer_share: Fraction = Fraction(1), he
     return ceil_div(total.numerator, total.denominator)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class AttentionVariant:
     name: str
     kv_heads: int
@@ -144,7 +144,7 @@ class AttentionVariant:
     ratio_to_mha: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class KvKindLine:
     """One layer kind's own share of a request (and one line for a sparse indexer's key cache)."""
 
@@ -158,7 +158,7 @@ class KvKindLine:
     formula: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class KvResult:
     """`llmfit kv`: the cache of one model at a context, per token, per request and per batch."""
 

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar, Literal
 
+from llmfit.engine.records import record
 from llmfit.errors import SpecError
 from llmfit.units import ceil_div
 
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 TensorKind = Literal["embedding", "lm_head", "linear", "expert", "router", "vector", "extra"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class TensorGroup:
     """`count` tensors of shape (rows x cols); rows = output features, cols = input features."""
 
@@ -198,7 +199,7 @@ class LayerKind(ABC):
 # Attention kinds
 # ---------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class FullAttention(LayerKind):
     """Softmax attention over the whole context: MHA (kv_heads = heads), GQA, MQA (kv_heads = 1).
 
@@ -306,7 +307,7 @@ class FullAttention(LayerKind):
         return f"2 x {self.kv_heads} kv_heads x {self.head_dim} head_dim values per token"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SlidingAttention(FullAttention):
     """Attention over the last `window` tokens (Mistral, Gemma-2/3 local layers, gpt-oss, Phi-3)."""
 
@@ -324,7 +325,7 @@ class SlidingAttention(FullAttention):
         return super().explain() + f", at most {self.window_tokens} tokens (sliding window)"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ChunkedAttention(FullAttention):
     """Chunked local attention (Llama-4 RoPE layers): a token attends within its chunk of
     `attention_chunk_size` tokens, so a layer holds at most one chunk (vLLM ChunkedLocalAttentionSpec;
@@ -349,7 +350,7 @@ class ChunkedAttention(FullAttention):
         return super().explain() + f", at most one chunk of {self.chunk_tokens} tokens"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class CrossAttention(FullAttention):
     """Cross-attention to a fixed number of encoder (image) tokens (mllama): K and V of the encoder
     tokens are cached once per request, whatever the text context (modeling_mllama.py
@@ -378,7 +379,7 @@ class CrossAttention(FullAttention):
         return super().explain() + f", {self.encoder_tokens} encoder tokens per request (not the context)"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SparseIndexer:
     """DeepSeek-V3.2's lightning indexer, a component of each MLA layer: its own key cache of
     index_head_dim fp8 values + one fp32 scale per 128 values per token, whatever --kv-dtype
@@ -404,7 +405,7 @@ class SparseIndexer:
         return groups
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class LatentAttention(LayerKind):
     """Multi-head latent attention (DeepSeek-V2/V3, Kimi): one latent of kv_lora_rank + qk_rope_head_dim
     values per token and layer, no separate K and V (vLLM MLA backends, SGLang MLA `cell_size`); the
@@ -533,7 +534,7 @@ class LatentAttention(LayerKind):
 # State kinds (a fixed per-sequence state, no per-token cache)
 # ---------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class _StateKind(LayerKind):
     has_state: ClassVar[bool] = True
     conv_bits: int = 16  # vLLM mamba_cache_dtype ("auto": the model dtype)
@@ -570,7 +571,7 @@ def _prod(shape: tuple[int, ...]) -> int:
     return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class GatedDeltaNet(_StateKind):
     """Gated DeltaNet linear attention (Qwen3-Next, Qwen3.5): a recurrent state per value head.
 
@@ -618,7 +619,7 @@ class GatedDeltaNet(_StateKind):
         return 4 * self.num_v_heads * self.head_k_dim * self.head_v_dim
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class KimiDeltaAttention(_StateKind):
     """Kimi Delta Attention (Kimi-Linear): per-channel gated delta rule.
 
@@ -668,7 +669,7 @@ class KimiDeltaAttention(_StateKind):
         return 4 * self.num_heads * self.head_dim * self.head_dim
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Mamba(_StateKind):
     """Mamba (selective SSM, Jamba).
 
@@ -713,7 +714,7 @@ class Mamba(_StateKind):
         return 6 * self.intermediate * self.state_size
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Mamba2(_StateKind):
     """Mamba-2 (Nemotron-H, Granite-4.0-H, Falcon-H1, Zamba2).
 
@@ -765,7 +766,7 @@ class Mamba2(_StateKind):
         return 6 * self.num_heads * self.head_dim * self.state_size
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ShortConv(_StateKind):
     """Gated short convolution (LFM2): only a conv state of the last L_cache - 1 inputs.
 
@@ -798,7 +799,7 @@ class ShortConv(_StateKind):
         return 2 * self.conv_dim * self.conv_kernel
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class NoMixer(LayerKind):
     """A block without a token mixer (Nemotron-H's MLP-only `-` blocks): no cache, no state."""
 

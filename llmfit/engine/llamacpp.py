@@ -22,12 +22,12 @@ The GPU budget is the device memory; no fraction is reserved (llama.cpp allocate
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from typing import Annotated
 
 from llmfit.engine.formats import GGML_TYPES, WeightFormat
-from llmfit.engine.records import Check
+from llmfit.engine.records import Check, record
 from llmfit.engine.weights import group_bytes
 from llmfit.errors import SpecError
 from llmfit.specs import GpuSpec, ModelSpec
@@ -39,7 +39,7 @@ KV_TYPES = {"f16": "f16", "fp16": "f16", "bf16": "bf16", "f32": "f32", "fp32": "
             "q4_1": "q4_1", "q5_0": "q5_0", "q5_1": "q5_1"}
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class LlamaCppOptions:
     ctx_size: Annotated[int, Check(gt=0)]  # -c: cells of the whole cache (all sequences)
     parallel: Annotated[int, Check(gt=0)] = 1  # -np: sequences (slots)
@@ -53,14 +53,14 @@ class LlamaCppOptions:
     pad: int = 256
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class MemoryLine:
     name: str
     bytes: int
     note: str = ""
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class LlamaCppResult:
     """Where each part of the model lives under llama.cpp, and whether GPU and RAM hold it."""
 

@@ -14,9 +14,8 @@ code: Llama/Mistral/Qwen2/Gemma (gate, up, down), Mixtral/Qwen-MoE/DeepSeek/Llam
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llmfit.engine.layers import TensorGroup, TensorKind, linear, vector
+from llmfit.engine.records import record
 from llmfit.specs import ModelSpec
 
 __all__ = ["ParamCount", "TensorGroup", "TensorKind", "count_params", "mlp_layer_counts", "tensor_groups"]
@@ -30,7 +29,7 @@ def _vector(groups: list[TensorGroup], name: str, size: int, count: int, *, per_
     vector(groups, name, size, count, per_layer=per_layer)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ParamCount:
     """Parameters by component; `total_params` is the sum, `active_params` what one token touches."""
 

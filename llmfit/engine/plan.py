@@ -53,7 +53,7 @@ from llmfit.engine.engines import ENGINES, engine_fit, engine_rule, get_engine
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import KvLayout, kv_layout, kv_shard_fraction, request_bytes, resolve_kv_dtype, state_bytes
 from llmfit.engine.layers import LayerGroup, build_layer_groups
-from llmfit.engine.records import Check, replace
+from llmfit.engine.records import Check, record, replace
 from llmfit.engine.runtime import ENGINE_PROFILES, cuda_graph_bytes, engine_batch_defaults
 from llmfit.engine.serving import (
     Deployment,
@@ -80,7 +80,7 @@ DEFAULT_DTYPES = ("bf16", "fp8", "awq")
 DEFAULT_KV_DTYPES = ("auto", "fp8")
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class PlanTarget:
     context_tokens: Annotated[int, Check(gt=0)]
     concurrency: Annotated[int, Check(gt=0)]
@@ -125,7 +125,7 @@ def shapes(spec: ModelSpec, max_gpus: int, gpus_per_node: int) -> list[Shape]:
     return out
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class PlanRow:
     """One deployment on the front."""
 
@@ -153,7 +153,7 @@ class PlanRow:
     speed: SpeedBounds
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class PlanResult:
     model: str
     engine: str
@@ -203,7 +203,7 @@ class Sweep:
         return self.gpus[g], self.shapes[s], self.formats[f], self.kv_dtypes[k]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class _GroupedSpec(ModelSpec):
     """A ModelSpec whose layer groups are built once (ModelSpec.layer_groups rebuilds them on each read; the
     sweep's cache-policy and KV terms read them a few hundred times)."""

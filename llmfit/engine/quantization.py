@@ -25,6 +25,7 @@ from fractions import Fraction
 import numpy as np
 
 from llmfit import limits
+from llmfit.engine.records import record
 from llmfit.errors import UnitError
 
 # Stored size of one scale: fp16, as GPTQ/AWQ checkpoints (and llama.cpp's q4_0) keep them.
@@ -46,7 +47,7 @@ class Scheme(StrEnum):
 # --------------------------------------------------------------------------------------------- results
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Metrics:
     """Error of w_hat against w over a set of weights."""
 
@@ -59,7 +60,7 @@ class Metrics:
     zero_fraction: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class RowMetrics:
     row: int
     max_abs: float
@@ -70,7 +71,7 @@ class RowMetrics:
     zero_fraction: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Storage:
     """Bytes one scheme stores: packed integer codes + fp16 scales (+ zero points packed at `bits`)."""
 
@@ -82,7 +83,7 @@ class Storage:
     bits_per_weight: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SchemeResult:
     scheme: Scheme
     bits: int
@@ -107,7 +108,7 @@ class SchemeResult:
     errors: list[list[float]] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class NumberLine:
     """Data for the number-line picture: the grid of one scale, values, and where each one lands."""
 
@@ -120,7 +121,7 @@ class NumberLine:
     codes: list[int]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class QuantExample:
     name: str
     title: str
@@ -131,13 +132,13 @@ class QuantExample:
     number_lines: list[NumberLine]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class AwqAlpha:
     alpha: float
     output_error: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class AwqResult:
     """Round-to-nearest vs activation-aware scaling (AWQ), output error on the calibration inputs."""
 
@@ -161,7 +162,7 @@ class AwqResult:
     reference_output_norm: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class GptqResult:
     """||W X - W_hat X||_F for round-to-nearest vs GPTQ at the same bits, scheme and group size."""
 
@@ -185,7 +186,7 @@ class GptqResult:
     gptq_weight_mse: float
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class FormatInfo:
     """A number format from its definition: floats from (exponent, mantissa) bits, integers from bits."""
 
@@ -209,7 +210,7 @@ class FormatInfo:
     points_in_range: list[bool]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class QuantizeDemoResult:
     """Everything `llmfit quantize-demo` shows; dumped as is for --format json."""
 

@@ -20,16 +20,16 @@ What a recipe decides, per method family (full fine-tune / LoRA and the PEFT fam
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Annotated, Literal
 
-from llmfit.engine.records import FORBID_EXTRA, Check, replace
+from llmfit.engine.records import FORBID_EXTRA, Check, record, replace
 
 CpuOffload = Literal["none", "optimizer", "params"]  # "params": parameters, gradients and optimizer on CPU
 PeakFigure = Literal["allocated", "active", "reserved"]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class LossModel:
     """Bytes of the logits (tokens x vocab) alive around the loss.
 
@@ -65,7 +65,7 @@ class LossModel:
         return tokens * vocab * self.saved_bytes_per_logit + self.chunk(tokens) * vocab * self.transient_bytes_per_logit
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class MethodDefaults:
     """A recipe's defaults for one method family; the CLI flags override each."""
 
@@ -84,7 +84,7 @@ class MethodDefaults:
     grad_accum: Annotated[int, Check(gt=0)] | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Recipe:
     """One trainer's defaults, with a source for each (`sources`: setting -> where it is written)."""
 

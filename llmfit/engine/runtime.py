@@ -46,6 +46,7 @@ from functools import lru_cache
 
 from llmfit.engine.engine_data import NonTorch, VllmProfileData, pick_profile, vllm_profiles
 from llmfit.engine.layers import attention_kind
+from llmfit.engine.records import record
 from llmfit.errors import SpecError
 from llmfit.specs import ModelSpec
 from llmfit.units import GIB, MIB
@@ -198,14 +199,14 @@ def cublas_workspace_bytes(compute_capability: str | None) -> int:
     return CUBLAS_WORKSPACE_SM90_BYTES if (compute_capability or "").startswith("9.") else CUBLAS_WORKSPACE_BYTES
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class OverheadLine:
     name: str
     bytes_per_gpu: int
     formula: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ActivationPeak:
     """The profile run's torch peak on one GPU, by phase."""
 

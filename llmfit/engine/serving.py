@@ -14,7 +14,7 @@ The headroom rule: the field guide (6.4, scenario A) computes 13 concurrent 8K r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from typing import Annotated
 
@@ -30,7 +30,7 @@ from llmfit.engine.kv import (
 )
 from llmfit.engine.layers import attention_kind, attention_kinds_of
 from llmfit.engine.params import count_params
-from llmfit.engine.records import Check, replace
+from llmfit.engine.records import Check, record, replace
 from llmfit.engine.runtime import (
     DEFAULT_ENGINE_VERSION,
     ENGINE_PROFILES,
@@ -47,7 +47,7 @@ from llmfit.units import ceil_div
 HEADROOM = 0.30
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Step:
     """One line of --explain: a formula, the numbers substituted, and the result."""
 
@@ -58,7 +58,7 @@ class Step:
     unit: str  # bytes, tokens, requests, params, ratio
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Deployment:
     """How the GPUs are used: gpu_count = tp x pp x replicas."""
 
@@ -71,7 +71,7 @@ class Deployment:
         return self.gpu_count // (self.tp * self.pp)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ServingOptions:
     context_tokens: Annotated[int, Check(gt=0)]
     kv_dtype: str = "auto"
@@ -95,7 +95,7 @@ class ServingOptions:
     headroom: Annotated[float, Check(ge=0, lt=1)] = HEADROOM
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class FitResult:
     """The answer of `fit`: keys as design.md fixes them (no suffix = whole deployment, _per_gpu = one GPU)."""
 
@@ -257,7 +257,7 @@ def _stage_weights_uncached(spec: ModelSpec, fmt: WeightFormat, tp: int, pp: int
             for lines in stage_lines]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class StagePlan:
     """Per pipeline stage (one GPU of each): layers, weights, runtime overhead lines and KV budget."""
 

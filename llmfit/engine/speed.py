@@ -30,13 +30,13 @@ Default efficiencies, with sources:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from typing import Annotated
 
 from llmfit.engine.formats import WeightFormat
 from llmfit.engine.kv import kv_layout, kv_shard_fraction, request_bytes, state_bytes
-from llmfit.engine.records import Check
+from llmfit.engine.records import Check, record
 from llmfit.engine.serving import FitResult, Step
 from llmfit.engine.weights import group_bytes
 from llmfit.errors import SpecError
@@ -47,7 +47,7 @@ DEFAULT_MEMORY_EFFICIENCY = 0.75
 DEFAULT_COMPUTE_EFFICIENCY = 0.5
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class Efficiency:
     """Shares of the peak bandwidth and peak TFLOPS that kernels reach (1.0 = the pure roofline)."""
 
@@ -69,7 +69,7 @@ def parse_efficiency(text: str | None) -> Efficiency:
     return Efficiency(memory=values[0], compute=values[-1])
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class SpeedBounds:
     """Roofline bounds for one deployment at a concurrency. Times are lower bounds, rates upper bounds."""
 

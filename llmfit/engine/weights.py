@@ -7,16 +7,16 @@ bitsandbytes constants), and tensors kept unquantized (embeddings, lm_head, rout
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 
 from llmfit.engine.formats import WeightFormat, ggml_bits, gguf_tensor_type
 from llmfit.engine.params import TensorGroup, tensor_groups
+from llmfit.engine.records import record
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class WeightLine:
     name: str
     params: int
@@ -25,7 +25,7 @@ class WeightLine:
     bytes_per_gpu: int | None = None  # on the fullest GPU of a deployment (set by serving.fit)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class WeightsResult:
     """One copy of the weights under a format."""
 
@@ -41,7 +41,7 @@ class WeightsResult:
     lines: list[WeightLine]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class GroupBytes:
     """The stored size of one tensor group."""
 

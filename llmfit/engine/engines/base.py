@@ -5,10 +5,10 @@ the engine (`get_engine(name)`), never branches on its name."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llmfit.engine.formats import WeightFormat
+from llmfit.engine.records import record
 from llmfit.engine.runtime import OverheadLine
 from llmfit.engine.serving import Deployment, FitResult, ServingOptions
 from llmfit.specs import GpuSpec, ModelSpec
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from llmfit.engine.emit import LaunchCommand
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class EngineRule:
     """What one engine subtracts before the KV pool, per GPU, for one deployment shape."""
 
@@ -28,7 +28,7 @@ class EngineRule:
     overhead_lines: list[OverheadLine]
 
 
-@dataclass(frozen=True, kw_only=True)
+@record
 class ProfileSummary:
     """One version profile as `fit --engine-version list` shows it."""
 
