@@ -14,7 +14,6 @@ Common arithmetic (per replica, fullest GPU):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from fractions import Fraction
 
 from llmfit.engine.layers import (
@@ -24,6 +23,7 @@ from llmfit.engine.layers import (
     LayerGroup,
     SlidingAttention,
 )
+from llmfit.engine.records import record
 from llmfit.errors import SpecError
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
@@ -41,7 +41,7 @@ KV_DTYPE_BITS: dict[str, Fraction] = {
 }
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class StageBudget:
     """One pipeline stage."""
 
@@ -50,7 +50,7 @@ class StageBudget:
     budget_bytes_per_gpu: int  # KV/state pool per GPU of this stage (the engine's budget rule computed it)
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class CacheRequest:
     spec: ModelSpec
     kv_dtype: str  # resolved ("bf16", "fp8", "q8_0", ...)
@@ -62,7 +62,7 @@ class CacheRequest:
     max_num_seqs: int
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class CacheLine:
     """One line per layer kind (and one for a sparse indexer's key cache)."""
 
@@ -75,7 +75,7 @@ class CacheLine:
     formula: str
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class CachePlan:
     block_size: int  # block/page size actually used
     kv_bytes_per_token: int  # one replica (design.md rule)
@@ -105,7 +105,7 @@ def _round_up(tokens: int, block: int) -> int:
     return ceil_div(tokens, block) * block if block > 1 else tokens
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class _KindFigures:
     """One layer group's figures at this request's dtype and TP."""
 
@@ -171,7 +171,7 @@ class CachePolicy(ABC):
     def plan(self, request: CacheRequest) -> CachePlan: ...
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class _Totals:
     kv_per_token: int
     state: int
@@ -188,7 +188,7 @@ def _replica_totals(figures: list[_KindFigures], request: CacheRequest, block: i
     return _Totals(kv_per_token=_ceil(per_token), state=state, request=_ceil(per_request) + state)
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class VllmPagedPolicy(CachePolicy):
     """vLLM with one block size for every layer (V0, and v1 before the hybrid allocator): every layer
     gets a block table of `block_size` tokens; sliding-window layers keep at most the window
@@ -229,7 +229,7 @@ class VllmPagedPolicy(CachePolicy):
         )
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class ExactPolicy(CachePolicy):
     """No engine: each kind's own bytes, exact tokens (block 1), no padding or grouping (`llmfit kv`)."""
 
@@ -239,7 +239,7 @@ class ExactPolicy(CachePolicy):
         return VllmPagedPolicy().plan(_with_block(request, 1))
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class _Spec:
     """One vLLM KVCacheSpec of the hybrid allocator: a kind's layers at their page (per GPU)."""
 
@@ -275,7 +275,7 @@ def _vllm_specs(request: CacheRequest) -> list[_Spec]:
     return specs
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class VllmHybridPolicy(CachePolicy):
     """vLLM v1's hybrid KV cache manager (vllm/v1/core/kv_cache_utils.py get_kv_cache_groups,
     vllm/v1/kv_cache_interface.py, vllm/platforms/interface.py Platform._align_hybrid_block_size):
@@ -408,7 +408,7 @@ class VllmHybridPolicy(CachePolicy):
         return CachePlan(**{**plan.__dict__, "steps": tuple(steps) + plan.steps, "notes": tuple(notes)})
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class SglangPolicy(CachePolicy):
     """SGLang: a token pool of page size 1 for the attention layers and, for hybrid models, a separate
     Mamba state pool (sglang/srt/model_executor/model_runner.py: mamba budget = rest x
@@ -444,7 +444,7 @@ def _stage_max_state(request: CacheRequest) -> int:
                for s in request.stages)
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class LlamaCppPolicy(CachePolicy):
     """llama.cpp: a KV cache of cells (one per token of -c, all sequences together when unified), a
     sliding-window cache of size_swa cells (llama-kv-cache-iswa.cpp), and for recurrent layers one cell
@@ -488,7 +488,7 @@ def _prod(shape: tuple[int, ...]) -> int:
     return out
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class TrtLlmPolicy(CachePolicy):
     """TensorRT-LLM: paged KV blocks of tokens_per_block (default 64; tensorrt_llm/llmapi KvCacheConfig),
     windowed layers capped at their window (max_attention_window per layer), recurrent states in a

@@ -15,7 +15,6 @@ and GPU (`estimate_methods`), never assumed. Pure: no I/O, no printing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 from typing import Annotated, Generic, TypeVar
 
@@ -162,7 +161,7 @@ class Situation:
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class Rule(Generic[T]):
     """One line of the guide's reasoning: when `test` holds, `effect` the `lever` because `reason`."""
 
@@ -261,7 +260,7 @@ RULES: tuple[Rule[Situation], ...] = (
 )
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class MethodFacts:
     """What the hardware rules look at: which lever the problem wants and how each method fits."""
 

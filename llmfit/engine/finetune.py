@@ -31,7 +31,7 @@ the optimizer's temporaries alive, activations freed).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import field
 from fractions import Fraction
 from typing import Annotated, Literal
 
@@ -65,7 +65,7 @@ DEEPSPEED_PREFETCH_BUCKET = 50_000_000  # DeepSpeed ZeRO-3 stage3_prefetch_bucke
 DEFAULT_MFU = 0.35  # model FLOPs utilisation: 0.30-0.35 (ftune), 42-54 % for Megatron at scale (Korthikanti 2022)
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class OptimizerSpec:
     name: str
     description: str
@@ -389,7 +389,7 @@ def _adapter_tensors(spec: ModelSpec, reduction_factor: int, config: str) -> lis
     ]
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class TrainablePlan:
     """What trains, tensor by tensor, and the PEFT names that reproduce it."""
 
@@ -463,7 +463,7 @@ def trainable_tensors(spec: ModelSpec, options: FinetuneOptions) -> tuple[list[T
 # ------------------------------------------------------------------------------------------ activations
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class ActivationConventions:
     """What a framework saves where the architecture leaves a choice."""
 
@@ -496,7 +496,7 @@ KORTHIKANTI_CONVENTIONS = ActivationConventions(
 )
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class _Saves:
     """Which linear layers save their input: trainable weight, LoRA-wrapped, or a 4-bit QLoRA layer."""
 
@@ -627,7 +627,7 @@ def korthikanti_layer_bytes(s: int, b: int, h: int, a: int) -> int:
 # ------------------------------------------------------------------------------------------ the plan
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class _Coefficients:
     """Activation bytes as a function of micro-batch b and sequence s (exact integers)."""
 
@@ -740,7 +740,7 @@ def _largest_tensor(spec: ModelSpec | None) -> int:
     return max(g.rows * g.cols for g in tensor_groups(spec))
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class _Plan:
     """Everything about one configuration that does not depend on micro-batch and sequence length."""
 

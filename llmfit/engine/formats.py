@@ -23,10 +23,11 @@ Sources of the definitions:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from fractions import Fraction
 from typing import Literal, cast, get_args
 
+from llmfit.engine.records import record
 from llmfit.errors import SpecError
 
 # ggml block types: (weights per block, bytes per block) from ggml-common.h.
@@ -60,7 +61,7 @@ def ggml_bits(type_name: str) -> Fraction:
 Targets = Literal["all", "linear", "experts", "none"]
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class WeightFormat:
     """How a checkpoint stores its weights.
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -105,7 +104,7 @@ def _causal_pairs(tokens: int, cap: int | None) -> int:
     return cap * (cap + 1) // 2 + (tokens - cap) * cap
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class CacheComponent:
     """One per-token cache a kind keeps (the KV of attention, an MLA latent, an indexer's key cache)."""
 
@@ -114,7 +113,7 @@ class CacheComponent:
     formula: str
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class SavedInput:
     """An input an attention kind's modules save for backward (a projection's input, a norm's fp32 input)."""
 
@@ -124,7 +123,7 @@ class SavedInput:
     modules: tuple[str, ...] = ()  # saved only when one of these modules saves its input; () = always
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class LayerKind(ABC):
     """A token mixer. Subclasses are frozen dataclasses: equal fields, same kind (layers group by it)."""
 
@@ -819,7 +818,7 @@ class NoMixer(LayerKind):
 # Layer groups of a model
 # ---------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class LayerGroup:
     """Layers of one kind (equal fields), by decoder layer index."""
 
@@ -997,7 +996,7 @@ def kind_of_each_layer(spec: ModelSpec) -> list[LayerKind]:
     return [k for k in kinds if k is not None]
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class StageLayers:
     """Decoder layers [start, end) of one pipeline stage."""
 

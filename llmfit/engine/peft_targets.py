@@ -45,10 +45,9 @@ part of a matrix. Any other name is matched literally as PEFT does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from llmfit.engine.layers import attention_kind
 from llmfit.engine.params import TensorGroup, tensor_groups
+from llmfit.engine.records import record
 from llmfit.errors import SpecError
 from llmfit.specs import ModelSpec
 
@@ -105,7 +104,7 @@ FALLBACK_IA3_ROLES = {"qwen3_moe": ("q", "v", "down"), "qwen2_moe": ("q", "v", "
 FALLBACK_IA3_DEFAULT_ROLES = ("k", "v", "down")
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class TargetModule:
     """One module (or 3-D parameter) name as the model has it, with its shape and how many exist."""
 
@@ -128,7 +127,7 @@ class TargetModule:
         return self.count * self.experts
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class Layout:
     """How one architecture (at one transformers major version) names its linear layers."""
 
@@ -260,7 +259,7 @@ def layout(spec: ModelSpec, transformers: int = DEFAULT_TRANSFORMERS) -> Layout:
 # --------------------------------------------------------------------------------------------- resolution
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class Resolution:
     """Which modules a target list wraps, and the PEFT config lists that reproduce it."""
 
@@ -343,7 +342,7 @@ def resolve(spec: ModelSpec, targets: tuple[str, ...] | None, *, transformers: i
                       all_linear=False, notes=tuple(notes))
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class Ia3Vector:
     module: TargetModule
     feedforward: bool  # scales the input (1 x in) instead of the output (out x 1)
@@ -354,7 +353,7 @@ class Ia3Vector:
         return width * self.module.matrices
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class Ia3Plan:
     vectors: tuple[Ia3Vector, ...]
     target_modules: tuple[str, ...]

@@ -92,7 +92,7 @@ class PlanTarget:
     top: Annotated[int, Check(gt=0)] = 10
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class Shape:
     """How `gpu_count` GPUs are split: tp x pp per replica, `replicas` replicas."""
 
@@ -228,7 +228,7 @@ def _options(target: PlanTarget, base: ServingOptions, kv: str) -> ServingOption
 # ------------------------------------------------------------------------------------------ engine terms
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class EngineTerms:
     """Everything engine-specific about one (GPU, format, shape) that the budget needs, per GPU."""
 

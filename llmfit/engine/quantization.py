@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from fractions import Fraction
 
@@ -240,7 +239,7 @@ def check_bits(bits: int) -> None:
         raise UnitError(f"--bits: {bits} is out of range; allowed 2..8")
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class Quantized:
     """Round-to-nearest outcome for a 2-D matrix: codes, dequantized values, and per-[row][group] params."""
 
@@ -757,7 +756,7 @@ def gptq_compare(
 # --------------------------------------------------------------------------------------------- formats
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class FloatDef:
     """A binary floating-point format: 1 sign bit, e exponent bits (bias 2^(e-1) - 1), m mantissa bits.
     `ieee`: the top exponent is reserved for inf/NaN; otherwise (OCP fp8 E4M3FN) only all-ones is NaN."""

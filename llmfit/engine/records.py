@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from enum import Enum
-from typing import TYPE_CHECKING, Any, TypeVar, dataclass_transform
+from typing import TYPE_CHECKING, Any, TypeVar, dataclass_transform, overload
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -79,12 +79,27 @@ class BeforeCheck:
 # `__eq__` and `__hash__`, a `__repr__`, and FrozenInstanceError on assignment. It costs one `exec` per class
 # instead of the stdlib's six plus its bookkeeping (~0.4 ms a class: with ~70 classes on the path of `fit`, a
 # third of llmfit's start-up). ClassVar annotations are class attributes, as in a dataclass. Not supported (use
-# @dataclass): slots, InitVar, order, positional arguments.
+# @dataclass): slots, InitVar, order, init=False fields.
+
+
+@overload
+def record(cls: type[T], /) -> type[T]: ...
+
+
+@overload
+def record(*, kw_only: bool = True) -> Callable[[type[T]], type[T]]: ...
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True, field_specifiers=(dataclasses.field,))
-def record(cls: type[T]) -> type[T]:
-    """Class decorator: a frozen, keyword-only dataclass (see above)."""
+def record(cls: type[T] | None = None, /, *, kw_only: bool = True) -> Any:
+    """Class decorator: a frozen, keyword-only dataclass (see above); `@record(kw_only=False)` takes its fields
+    positionally too, as `@dataclass(frozen=True)`."""
+    if cls is None:
+        return lambda target: _record(target, kw_only)
+    return _record(cls, kw_only)
+
+
+def _record(cls: type[T], kw_only: bool) -> type[T]:
     own = inspect.get_annotations(cls)  # this class's own, as strings (from __future__ import annotations)
     fields: dict[str, dataclasses.Field[Any]] = {}
     for base in reversed(cls.__mro__[1:]):
@@ -107,7 +122,7 @@ def record(cls: type[T]) -> type[T]:
             if isinstance(value, (list, dict, set)):
                 raise ValueError(f"mutable default {type(value)} for field {name} is not allowed: use default_factory")
             item = dataclasses.field(default=value)
-        item.name, item.type, item.kw_only = name, annotation, True
+        item.name, item.type, item.kw_only = name, annotation, kw_only
         item._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
         fields[name] = item
     names = tuple(fields)
@@ -128,13 +143,14 @@ def record(cls: type[T]) -> type[T]:
     post = " self.__post_init__()\n" if hasattr(cls, "__post_init__") else ""
     if "self" in fields or any(name.startswith("__") for name in fields):
         raise TypeError(f"{cls.__name__}: a @record field is not named self or __anything")
-    source = (f"def __init__(self{', *, ' if params else ''}{', '.join(params)}):\n __d = self.__dict__\n"
+    star = ", *, " if kw_only else ", "
+    source = (f"def __init__(self{star if params else ''}{', '.join(params)}):\n __d = self.__dict__\n"
               + "".join(line + "\n" for line in lines) + post)
     exec(source, namespace)
     init = namespace["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
     for attribute, value in (("__init__", init), ("__dataclass_fields__", fields), ("__dataclass_params__", _PARAMS),
-                             ("__match_args__", ()), ("__record_names__", names)):
+                             ("__match_args__", () if kw_only else names), ("__record_names__", names)):
         setattr(cls, attribute, value)
     for method in ("__eq__", "__hash__", "__repr__", "__setattr__", "__delattr__"):
         if method not in cls.__dict__ or method in ("__eq__", "__hash__"):

@@ -41,7 +41,6 @@ H100 1.885 GiB (v0.19 measured 1.89) and 4.757 GiB (v0.11: 4.76); Qwen3-0.6B 5.5
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from functools import lru_cache
 
 from llmfit.engine.engine_data import NonTorch, VllmProfileData, pick_profile, vllm_profiles
@@ -54,7 +53,7 @@ from llmfit.units import GIB, MIB
 FP32_BYTES = 4
 
 
-@dataclass(frozen=True)
+@record(kw_only=False)
 class EngineProfile:
     """Constants of one vLLM version line (configs/engines/vllm.yaml, each figure with its source)."""
 
