@@ -251,10 +251,8 @@ class ModelSpec:
             )
         if "moe" in (self.mlp_layer_types or []) and not self.num_experts:
             raise ValueError("mlp_layer_types has moe layers but num_experts is 0")
-        from llmfit.engine.layers import build_layer_groups
-
         try:
-            build_layer_groups(self)
+            self.layer_groups  # noqa: B018 - built (and kept) here: a spec whose layers do not build is refused
         except SpecError as error:
             raise ValueError(str(error)) from None
         if self.num_experts:
@@ -280,10 +278,15 @@ class ModelSpec:
 
     @property
     def layer_groups(self) -> tuple[LayerGroup, ...]:
-        """The decoder layers grouped by kind (llmfit/engine/layers.py); checked at validation."""
-        from llmfit.engine.layers import build_layer_groups
+        """The decoder layers grouped by kind (llmfit/engine/layers.py); checked at validation. Built once per
+        spec (a function of its frozen fields; kept in the instance's __dict__, beside the fields, which
+        equality, hashing and the JSON forms do not look at)."""
+        groups: tuple[LayerGroup, ...] | None = self.__dict__.get("_layer_groups")
+        if groups is None:
+            from llmfit.engine.layers import build_layer_groups
 
-        return build_layer_groups(self)
+            groups = self.__dict__["_layer_groups"] = tuple(build_layer_groups(self))
+        return groups
 
     @property
     def dtype_bits(self) -> int:

@@ -146,30 +146,23 @@ def _record(cls: type[T], kw_only: bool) -> type[T]:
     star = ", *, " if kw_only else ", "
     source = (f"def __init__(self{star if params else ''}{', '.join(params)}):\n __d = self.__dict__\n"
               + "".join(line + "\n" for line in lines) + post)
+    # __eq__ and __hash__ compare and hash the field tuple, as the stdlib's generated ones (both are hot: layer
+    # kinds key dicts, specs are compared), in the same exec.
+    mine = "(" + "".join(f"self.{name}," for name in names) + ")"
+    theirs = "(" + "".join(f"other.{name}," for name in names) + ")"
+    source += (f"def __eq__(self, other):\n if other.__class__ is self.__class__:\n  return {mine} == {theirs}\n"
+               f" return NotImplemented\ndef __hash__(self):\n return hash({mine})\n")
     exec(source, namespace)
-    init = namespace["__init__"]
-    init.__qualname__ = f"{cls.__qualname__}.__init__"
-    for attribute, value in (("__init__", init), ("__dataclass_fields__", fields), ("__dataclass_params__", _PARAMS),
+    for method in ("__init__", "__eq__", "__hash__"):
+        namespace[method].__qualname__ = f"{cls.__qualname__}.{method}"
+        setattr(cls, method, namespace[method])
+    for attribute, value in (("__dataclass_fields__", fields), ("__dataclass_params__", _PARAMS),
                              ("__match_args__", () if kw_only else names), ("__record_names__", names)):
         setattr(cls, attribute, value)
-    for method in ("__eq__", "__hash__", "__repr__", "__setattr__", "__delattr__"):
-        if method not in cls.__dict__ or method in ("__eq__", "__hash__"):
+    for method in ("__repr__", "__setattr__", "__delattr__"):
+        if method not in cls.__dict__:
             setattr(cls, method, _METHODS[method])
     return cls
-
-
-def _values(obj: Any) -> tuple[Any, ...]:
-    return tuple([getattr(obj, name) for name in obj.__record_names__])
-
-
-def _eq(self: Any, other: Any) -> Any:
-    if other.__class__ is not self.__class__:
-        return NotImplemented
-    return _values(self) == _values(other)
-
-
-def _hash(self: Any) -> int:
-    return hash(_values(self))
 
 
 def _repr(self: Any) -> str:
@@ -181,8 +174,7 @@ def _frozen(self: Any, name: str, *value: Any) -> None:
     raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
 
 
-_METHODS: dict[str, Any] = {"__eq__": _eq, "__hash__": _hash, "__repr__": _repr, "__setattr__": _frozen,
-                            "__delattr__": _frozen}
+_METHODS: dict[str, Any] = {"__repr__": _repr, "__setattr__": _frozen, "__delattr__": _frozen}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
