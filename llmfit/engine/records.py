@@ -72,14 +72,15 @@ class BeforeCheck:
         return core_schema.with_info_before_validator_function(self.function, handler(source))
 
 
-# --- record: a frozen, keyword-only dataclass built in one step ------------------------------------------------
+# --- record: a frozen, keyword-only dataclass, cheap to define ------------------------------------------------
 # `@record` makes what `@dataclass(frozen=True, kw_only=True)` makes, as far as anything here looks: real
 # `dataclasses.Field`s in `__dataclass_fields__` (dataclasses.fields / replace / asdict / is_dataclass and
 # pydantic see a frozen stdlib dataclass), a keyword-only `__init__` that calls `__post_init__`, field-wise
-# `__eq__` and `__hash__`, a `__repr__`, and FrozenInstanceError on assignment. It costs one `exec` per class
-# instead of the stdlib's six plus its bookkeeping (~0.4 ms a class: with ~70 classes on the path of `fit`, a
-# third of llmfit's start-up). ClassVar annotations are class attributes, as in a dataclass. Not supported (use
-# @dataclass): slots, InitVar, order, init=False fields.
+# `__eq__` and `__hash__`, a `__repr__`, and FrozenInstanceError on assignment. The stdlib compiles six methods
+# per class at import (~0.4 ms a class; with ~70 classes on the path of `fit`, a third of llmfit's start-up);
+# a record compiles its three in one `exec` when the class is first used, and most classes a run imports are
+# never built. ClassVar annotations are class attributes, as in a dataclass. Not supported (use @dataclass):
+# slots, InitVar, order, init=False fields.
 
 
 @overload
@@ -125,7 +126,39 @@ def _record(cls: type[T], kw_only: bool) -> type[T]:
         item.name, item.type, item.kw_only = name, annotation, kw_only
         item._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
         fields[name] = item
+    if "self" in fields or any(name.startswith("__") for name in fields):
+        raise TypeError(f"{cls.__name__}: a @record field is not named self or __anything")
     names = tuple(fields)
+    for attribute, value in (("__dataclass_fields__", fields), ("__dataclass_params__", _PARAMS),
+                             ("__match_args__", () if kw_only else names), ("__record_names__", names)):
+        setattr(cls, attribute, value)
+    # __init__, __eq__ and __hash__ are compiled on first use (most classes a run imports, it never builds):
+    # until then each is a stub that compiles all three for its class and hands over.
+    for method in _GENERATED:
+        setattr(cls, method, _stub(cls, method, kw_only))
+    for method in ("__repr__", "__setattr__", "__delattr__"):
+        if method not in cls.__dict__:
+            setattr(cls, method, _METHODS[method])
+    return cls
+
+
+_GENERATED = ("__init__", "__eq__", "__hash__")
+
+
+def _stub(cls: type, method: str, kw_only: bool) -> Any:
+    def stub(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if cls.__dict__[method] is stub:
+            _compile(cls, kw_only)
+        return cls.__dict__[method](self, *args, **kwargs)
+
+    stub.__qualname__ = f"{cls.__qualname__}.{method}"
+    return stub
+
+
+def _compile(cls: type, kw_only: bool) -> None:
+    """The generated methods of a record class: a keyword-only (or positional) __init__ that fills the
+    instance's __dict__ and calls __post_init__, and __eq__ / __hash__ over the field tuple, as the stdlib's."""
+    fields: dict[str, dataclasses.Field[Any]] = cls.__dataclass_fields__  # type: ignore[attr-defined]
     namespace: dict[str, Any] = {"__MISSING": dataclasses.MISSING}
     params, lines = [], []
     for index, item in enumerate(fields.values()):
@@ -141,28 +174,17 @@ def _record(cls: type[T], kw_only: bool) -> type[T]:
             params.append(item.name)
             lines.append(f" __d[{item.name!r}] = {item.name}")
     post = " self.__post_init__()\n" if hasattr(cls, "__post_init__") else ""
-    if "self" in fields or any(name.startswith("__") for name in fields):
-        raise TypeError(f"{cls.__name__}: a @record field is not named self or __anything")
     star = ", *, " if kw_only else ", "
     source = (f"def __init__(self{star if params else ''}{', '.join(params)}):\n __d = self.__dict__\n"
               + "".join(line + "\n" for line in lines) + post)
-    # __eq__ and __hash__ compare and hash the field tuple, as the stdlib's generated ones (both are hot: layer
-    # kinds key dicts, specs are compared), in the same exec.
-    mine = "(" + "".join(f"self.{name}," for name in names) + ")"
-    theirs = "(" + "".join(f"other.{name}," for name in names) + ")"
+    mine = "(" + "".join(f"self.{name}," for name in fields) + ")"
+    theirs = "(" + "".join(f"other.{name}," for name in fields) + ")"
     source += (f"def __eq__(self, other):\n if other.__class__ is self.__class__:\n  return {mine} == {theirs}\n"
                f" return NotImplemented\ndef __hash__(self):\n return hash({mine})\n")
     exec(source, namespace)
-    for method in ("__init__", "__eq__", "__hash__"):
+    for method in _GENERATED:
         namespace[method].__qualname__ = f"{cls.__qualname__}.{method}"
         setattr(cls, method, namespace[method])
-    for attribute, value in (("__dataclass_fields__", fields), ("__dataclass_params__", _PARAMS),
-                             ("__match_args__", () if kw_only else names), ("__record_names__", names)):
-        setattr(cls, attribute, value)
-    for method in ("__repr__", "__setattr__", "__delattr__"):
-        if method not in cls.__dict__:
-            setattr(cls, method, _METHODS[method])
-    return cls
 
 
 def _repr(self: Any) -> str:
