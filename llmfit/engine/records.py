@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import operator
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar, dataclass_transform, overload
 
@@ -78,9 +79,10 @@ class BeforeCheck:
 # pydantic see a frozen stdlib dataclass), a keyword-only `__init__` that calls `__post_init__`, field-wise
 # `__eq__` and `__hash__`, a `__repr__`, and FrozenInstanceError on assignment. The stdlib compiles six methods
 # per class at import (~0.4 ms a class; with ~70 classes on the path of `fit`, a third of llmfit's start-up);
-# a record compiles its three in one `exec` when the class is first used, and most classes a run imports are
-# never built. ClassVar annotations are class attributes, as in a dataclass. Not supported (use @dataclass):
-# slots, InitVar, order, init=False fields.
+# a record compiles nothing at import: __eq__/__hash__ use operator.attrgetter, __init__ is generic until the
+# class has been built 64 times (then it is compiled once, for a sweep's millions of rows). ClassVar
+# annotations are class attributes, as in a dataclass. Not supported (use @dataclass): slots, InitVar, order,
+# init=False fields.
 
 
 @overload
@@ -132,32 +134,80 @@ def _record(cls: type[T], kw_only: bool) -> type[T]:
     for attribute, value in (("__dataclass_fields__", fields), ("__dataclass_params__", _PARAMS),
                              ("__match_args__", () if kw_only else names), ("__record_names__", names)):
         setattr(cls, attribute, value)
-    # __init__, __eq__ and __hash__ are compiled on first use (most classes a run imports, it never builds):
-    # until then each is a stub that compiles all three for its class and hands over.
-    for method in _GENERATED:
-        setattr(cls, method, _stub(cls, method, kw_only))
+    # __eq__ and __hash__ over the field tuple, as the stdlib's (attrgetter: C, nothing to compile); __init__ is
+    # a generic one until the class has been built _COMPILE_AFTER times, then the compiled one (most classes a
+    # run imports are built a few times, if at all; a sweep's rows are built a million times).
+    getter: Callable[[Any], Any] = (operator.attrgetter(*names) if len(names) > 1
+                                    else lambda obj: tuple(getattr(obj, name) for name in names))
+
+    def __eq__(self: Any, other: Any) -> Any:
+        if other.__class__ is self.__class__:
+            return getter(self) == getter(other)
+        return NotImplemented
+
+    def __hash__(self: Any) -> int:
+        return hash(getter(self))
+
+    for method, function in (("__init__", _generic_init(cls, kw_only)), ("__eq__", __eq__), ("__hash__", __hash__)):
+        function.__qualname__ = f"{cls.__qualname__}.{method}"
+        setattr(cls, method, function)
     for method in ("__repr__", "__setattr__", "__delattr__"):
         if method not in cls.__dict__:
             setattr(cls, method, _METHODS[method])
     return cls
 
 
-_GENERATED = ("__init__", "__eq__", "__hash__")
+_COMPILE_AFTER = 64
 
 
-def _stub(cls: type, method: str, kw_only: bool) -> Any:
-    def stub(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if cls.__dict__[method] is stub:
-            _compile(cls, kw_only)
-        return cls.__dict__[method](self, *args, **kwargs)
+def _generic_init(cls: type, kw_only: bool) -> Any:
+    """An __init__ for `cls` that needs no compiling: the fields' defaults, then the arguments, checked as a
+    generated one checks them; after _COMPILE_AFTER calls it compiles the generated one and hands over."""
+    fields: dict[str, dataclasses.Field[Any]] = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    names = tuple(fields)
+    allowed = frozenset(names)
+    defaults = {name: item.default for name, item in fields.items() if item.default is not dataclasses.MISSING}
+    factories = tuple((name, item.default_factory) for name, item in fields.items()
+                      if item.default_factory is not dataclasses.MISSING)
+    required = frozenset(allowed - defaults.keys() - {name for name, _ in factories})
+    post_init = hasattr(cls, "__post_init__")
+    calls = [0]
 
-    stub.__qualname__ = f"{cls.__qualname__}.{method}"
-    return stub
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        calls[0] += 1
+        if calls[0] > _COMPILE_AFTER and cls.__dict__["__init__"] is __init__:
+            _compile_init(cls, kw_only)
+            cls.__dict__["__init__"](self, *args, **kwargs)
+            return
+        if args:
+            if kw_only or len(args) > len(names):
+                raise TypeError(f"{cls.__qualname__}.__init__() takes {0 if kw_only else len(names)} positional "
+                                f"arguments but {len(args)} were given")
+            for name, value in zip(names, args, strict=False):
+                if name in kwargs:
+                    raise TypeError(f"{cls.__qualname__}.__init__() got multiple values for argument {name!r}")
+                kwargs[name] = value
+        if not allowed.issuperset(kwargs):
+            unknown = next(key for key in kwargs if key not in allowed)
+            raise TypeError(f"{cls.__qualname__}.__init__() got an unexpected keyword argument {unknown!r}")
+        if not required.issubset(kwargs):
+            missing = ", ".join(repr(name) for name in names if name in required and name not in kwargs)
+            raise TypeError(f"{cls.__qualname__}.__init__() missing required argument(s): {missing}")
+        values = self.__dict__
+        values.update(defaults)
+        for name, factory in factories:
+            if name not in kwargs:
+                values[name] = factory()
+        values.update(kwargs)
+        if post_init:
+            self.__post_init__()
+
+    return __init__
 
 
-def _compile(cls: type, kw_only: bool) -> None:
-    """The generated methods of a record class: a keyword-only (or positional) __init__ that fills the
-    instance's __dict__ and calls __post_init__, and __eq__ / __hash__ over the field tuple, as the stdlib's."""
+def _compile_init(cls: type, kw_only: bool) -> None:
+    """The generated __init__ of a record class, as the stdlib's: keyword-only (or positional) arguments with
+    the fields' defaults, filling the instance's __dict__, then __post_init__."""
     fields: dict[str, dataclasses.Field[Any]] = cls.__dataclass_fields__  # type: ignore[attr-defined]
     namespace: dict[str, Any] = {"__MISSING": dataclasses.MISSING}
     params, lines = [], []
@@ -177,14 +227,9 @@ def _compile(cls: type, kw_only: bool) -> None:
     star = ", *, " if kw_only else ", "
     source = (f"def __init__(self{star if params else ''}{', '.join(params)}):\n __d = self.__dict__\n"
               + "".join(line + "\n" for line in lines) + post)
-    mine = "(" + "".join(f"self.{name}," for name in fields) + ")"
-    theirs = "(" + "".join(f"other.{name}," for name in fields) + ")"
-    source += (f"def __eq__(self, other):\n if other.__class__ is self.__class__:\n  return {mine} == {theirs}\n"
-               f" return NotImplemented\ndef __hash__(self):\n return hash({mine})\n")
     exec(source, namespace)
-    for method in _GENERATED:
-        namespace[method].__qualname__ = f"{cls.__qualname__}.{method}"
-        setattr(cls, method, namespace[method])
+    namespace["__init__"].__qualname__ = f"{cls.__qualname__}.__init__"
+    setattr(cls, "__init__", namespace["__init__"])  # noqa: B010 - a method assigned by name, as the stdlib does
 
 
 def _repr(self: Any) -> str:
