@@ -147,6 +147,9 @@ class _Command:
                                           annotation=WidthOpt)
                 signature = signature.replace(parameters=[*signature.parameters.values(), width])
             self._signature = signature
+            # Typer also calls get_type_hints on the command, several times: hand it the evaluated annotations
+            # rather than the strings (each evaluation builds every typer.Option again).
+            self.__annotations__ = {name: p.annotation for name, p in signature.parameters.items()}
         return self._signature
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
