@@ -8,7 +8,9 @@ Every process runs with the same environment: bytecode cached in a private tempo
 (PYTHONPYCACHEPREFIX, so a PYTHONDONTWRITEBYTECODE shell does not make every run recompile llmfit, and
 nothing is written into the source tree), one untimed warm-up run each, then --runs timed runs
 interleaved so that machine noise hits every command alike. The breakdown after the table is one
-`python -X importtime` run of the headline: what its imports cost, by package.
+`python -X importtime` run of the headline: what its imports cost, by package. (What makes the targets:
+docs/hardening.md, "Start-up speed"; tests/test_startup_imports.py keeps pydantic, yaml, numpy and Rich
+off the JSON commands' path.)
 
     python benchmarks/startup.py [--runs 15]
 
