@@ -17,13 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from fractions import Fraction
 
-from llmfit.engine.layers import (
-    ChunkedAttention,
-    CrossAttention,
-    LatentAttention,
-    LayerGroup,
-    SlidingAttention,
-)
+from llmfit.engine.layers import LayerGroup
 from llmfit.errors import SpecError
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
@@ -247,7 +241,7 @@ class _Spec:
     layers: tuple[int, ...]
     bytes_per_token: Fraction  # per layer, one GPU (attention kinds)
     state_bytes: int  # per layer, one GPU (state kinds)
-    cap_kind: str  # full / sliding / chunked / cross / state
+    cap_kind: str  # the kind's cache_family: full / sliding / chunked / cross / mla / state
     window: int | None
 
 
@@ -259,19 +253,15 @@ def _vllm_specs(request: CacheRequest) -> list[_Spec]:
     for group in request.spec.layer_groups:
         kind = group.kind
         if kind.has_state:
-            specs.append(_Spec((kind.name, None), group.layer_indices, Fraction(0), kind.state_bytes(tp), "state",
-                               None))
+            specs.append(_Spec((kind.name, None), group.layer_indices, Fraction(0), kind.state_bytes(tp),
+                               kind.cache_family, None))
             continue
         if not kind.caches_tokens:
             continue
-        # vLLM's KVCacheSpec per kind: SlidingWindowSpec, ChunkedLocalAttentionSpec, CrossAttentionSpec, else
-        # FullAttentionSpec / MLAAttentionSpec (vllm/v1/kv_cache_interface.py).
-        cap_kind = ("sliding" if isinstance(kind, SlidingAttention) else "chunked" if isinstance(kind, ChunkedAttention)
-                    else "cross" if isinstance(kind, CrossAttention) else "mla" if isinstance(kind, LatentAttention)
-                    else "full")
+        # vLLM's KVCacheSpec per kind (vllm/v1/kv_cache_interface.py): the kind's cache family.
         for comp in kind.cache_components(bits, tp):
-            specs.append(_Spec((comp.name, kind.window), group.layer_indices, comp.bytes_per_token, 0, cap_kind,
-                               kind.window))
+            specs.append(_Spec((comp.name, kind.window), group.layer_indices, comp.bytes_per_token, 0,
+                               kind.cache_family, kind.window))
     return specs
 
 

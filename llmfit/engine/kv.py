@@ -22,7 +22,6 @@ from fractions import Fraction
 from pydantic import BaseModel, ConfigDict
 
 from llmfit.engine.cache_policy import KV_DTYPE_BITS, CacheRequest, StageBudget, cache_lines
-from llmfit.engine.layers import FullAttention, LatentAttention, SlidingAttention
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
 
@@ -203,17 +202,17 @@ def attention_name(spec: ModelSpec) -> str:
     """MHA / GQA / MQA / MLA with the window, or each kind of a hybrid with its layer count."""
     groups = spec.layer_groups
     kinds = [g.kind for g in groups]
-    if len(kinds) == 1 and isinstance(kinds[0], LatentAttention):
-        return "MLA"
-    if all(type(k) in (FullAttention, SlidingAttention) for k in kinds):
+    if len(kinds) == 1 and kinds[0].family_label:
+        return kinds[0].family_label
+    if all(k.cache_family in ("full", "sliding") for k in kinds):
         base = _heads_name(spec.num_attention_heads, spec.kv_heads)
-        if any(isinstance(k, SlidingAttention) for k in kinds):
+        if any(k.cache_family == "sliding" for k in kinds):
             base += f" + sliding window {spec.sliding_window}"
         return base
     parts = []
     for group in groups:
         label = group.kind.name
-        if isinstance(group.kind, FullAttention):
+        if group.kind.kv_head_layout:
             label += f" {_heads_name(spec.num_attention_heads, spec.kv_heads)}"
         if group.kind.window is not None:
             label += f" ({group.kind.window} tokens)"
@@ -250,7 +249,7 @@ def kv_cache(spec: ModelSpec, *, kv_dtype: str, context_tokens: int, batch: int 
         waste_contig = contiguous - exact
         waste_paged = typical - exact
     variants = []
-    if (not any(isinstance(g.kind, LatentAttention) for g in spec.layer_groups)
+    if (all(g.kind.kv_head_layout or not g.kind.caches_tokens for g in spec.layer_groups)
             and _first_cache_kind(spec) is not None):
         mha_bytes = None
         for name, heads in (("MHA", spec.num_attention_heads), ("GQA-8", 8), ("MQA", 1)):

@@ -135,6 +135,17 @@ class LayerKind(ABC):
     caches_tokens: ClassVar[bool] = False
     # True for kinds whose memory is a fixed per-sequence state (Mamba, linear attention, short conv).
     has_state: ClassVar[bool] = False
+    # The cache family of the kind, as vLLM names its KVCacheSpec classes (vllm/v1/kv_cache_interface.py:
+    # FullAttentionSpec "full", SlidingWindowSpec "sliding", ChunkedLocalAttentionSpec "chunked", CrossAttentionSpec
+    # "cross", MLAAttentionSpec "mla", MambaSpec "state"); "none" caches nothing. Engine policies page, group and cap
+    # each family by their own rules (llmfit/engine/cache_policy.py).
+    cache_family: ClassVar[str] = "none"
+    # True when the kind caches K and V per KV head (MHA / GQA / MQA), so a head layout names it.
+    kv_head_layout: ClassVar[bool] = False
+    # True when the tokens a request caches are a fixed set of its own (encoder tokens), not positions of the context.
+    fixed_tokens_per_request: ClassVar[bool] = False
+    # How the kind is named when it is a model's only kind ("MLA"); "" = by its heads or its layer kinds.
+    family_label: ClassVar[str] = ""
 
     @abstractmethod
     def tensor_groups(self, hidden: int, count: int) -> list[TensorGroup]:
@@ -169,6 +180,12 @@ class LayerKind(ABC):
 
     def state_formula(self) -> str:
         return ""
+
+    # -- llama.cpp cells --------------------------------------------------------------------------------
+    def cell_values(self) -> tuple[int, int]:
+        """(K, V) values one layer stores per llama.cpp KV cell (src/llama-kv-cache.cpp: K rows of n_embd_k_gqa,
+        V rows of n_embd_v_gqa, at -ctk / -ctv); (0, 0) for kinds without a token cache."""
+        return (0, 0)
 
     # -- compute and traffic ---------------------------------------------------------------------------
     def prefill_flops(self, prompt_tokens: int) -> int:
@@ -211,6 +228,8 @@ class FullAttention(LayerKind):
 
     name: ClassVar[str] = "full_attention"
     caches_tokens: ClassVar[bool] = True
+    cache_family: ClassVar[str] = "full"
+    kv_head_layout: ClassVar[bool] = True
 
     heads: int
     kv_heads: int
@@ -252,6 +271,10 @@ class FullAttention(LayerKind):
     def cache_components(self, kv_bits: Fraction, tp: int) -> tuple[CacheComponent, ...]:
         whole = _bytes_of(self.kv_values_per_token, kv_bits)
         return (CacheComponent(self.name, Fraction(whole) * self.kv_shard(tp), self.explain()),)
+
+    def cell_values(self) -> tuple[int, int]:
+        width = self.kv_heads * self.head_dim
+        return (width, width)
 
     def _pairs(self, prompt_tokens: int) -> int:
         return _causal_pairs(prompt_tokens, self.window)
@@ -314,6 +337,7 @@ class SlidingAttention(FullAttention):
     """Attention over the last `window` tokens (Mistral, Gemma-2/3 local layers, gpt-oss, Phi-3)."""
 
     name: ClassVar[str] = "sliding_attention"
+    cache_family: ClassVar[str] = "sliding"
     window_tokens: int
 
     @property
@@ -334,6 +358,7 @@ class ChunkedAttention(FullAttention):
     transformers modeling_llama4.py builds the chunked causal mask from attention_chunk_size)."""
 
     name: ClassVar[str] = "chunked_attention"
+    cache_family: ClassVar[str] = "chunked"
     chunk_tokens: int
 
     @property
@@ -360,6 +385,8 @@ class CrossAttention(FullAttention):
     gate on attention and one on the MLP)."""
 
     name: ClassVar[str] = "cross_attention"
+    cache_family: ClassVar[str] = "cross"
+    fixed_tokens_per_request: ClassVar[bool] = True
     encoder_tokens: int
 
     @property
@@ -416,6 +443,8 @@ class LatentAttention(LayerKind):
 
     name: ClassVar[str] = "mla"
     caches_tokens: ClassVar[bool] = True
+    cache_family: ClassVar[str] = "mla"
+    family_label: ClassVar[str] = "MLA"
 
     heads: int
     q_lora_rank: int | None
@@ -447,6 +476,10 @@ class LatentAttention(LayerKind):
     @property
     def kv_values_per_token(self) -> int:
         return self.kv_lora_rank + self.qk_rope_head_dim
+
+    def cell_values(self) -> tuple[int, int]:
+        # llama.cpp caches the latent (kv_lora_rank + rope dims) as K; V is a view of it.
+        return (self.kv_values_per_token, 0)
 
     def cache_components(self, kv_bits: Fraction, tp: int) -> tuple[CacheComponent, ...]:
         lines = [CacheComponent(self.name, Fraction(_bytes_of(self.kv_values_per_token, kv_bits)), self.explain())]
@@ -539,6 +572,7 @@ class LatentAttention(LayerKind):
 @dataclass(frozen=True, kw_only=True)
 class _StateKind(LayerKind):
     has_state: ClassVar[bool] = True
+    cache_family: ClassVar[str] = "state"
     conv_bits: int = 16  # vLLM mamba_cache_dtype ("auto": the model dtype)
     state_bits: int = 16  # vLLM mamba_ssm_cache_dtype ("auto": = conv state dtype)
 

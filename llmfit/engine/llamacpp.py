@@ -129,7 +129,6 @@ def kv_layer_bytes(spec: ModelSpec, options: LlamaCppOptions) -> list[int]:
     hold one f32 cell per sequence (src/llama-memory-recurrent.cpp, cache_policy.recurrent_cell_bytes);
     MLP-only blocks nothing."""
     from llmfit.engine.cache_policy import recurrent_cell_bytes
-    from llmfit.engine.layers import CrossAttention, LatentAttention
 
     k_bytes, v_bytes = kv_type_bytes(options.cache_type_k), kv_type_bytes(options.cache_type_v)
     streams = 1 if options.kv_unified else options.parallel
@@ -140,13 +139,10 @@ def kv_layer_bytes(spec: ModelSpec, options: LlamaCppOptions) -> list[int]:
         if kind.has_state:
             size = recurrent_cell_bytes(group) * max(1, options.parallel)
         elif kind.caches_tokens:
-            if isinstance(kind, LatentAttention):
-                per_cell = Fraction(getattr(kind, "kv_values_per_token", 0)) * k_bytes
-            else:
-                width = Fraction(getattr(kind, "kv_heads", 1) * getattr(kind, "head_dim", 0))
-                per_cell = width * k_bytes + width * v_bytes
+            k_values, v_values = kind.cell_values()
+            per_cell = k_values * k_bytes + v_values * v_bytes
             window = kind.window
-            if isinstance(kind, CrossAttention) and window:
+            if kind.fixed_tokens_per_request and window:
                 cells = window * options.parallel
             elif window is not None:
                 cells = swa_cells(spec, options, window) * streams
@@ -232,10 +228,8 @@ def llamacpp_fit(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, options: Llam
     weights_ram = layers_total - weights_gpu
     ram_total = (weights_ram + embed + (0 if out_gpu else output) + kv_ram + compute_ram + output_buffer
                  + RAM_FOOTPRINT_BYTES)
-    from llmfit.engine.layers import CrossAttention
-
     window = next((g.kind.window for g in spec.layer_groups
-                   if g.kind.caches_tokens and g.kind.window is not None and not isinstance(g.kind, CrossAttention)),
+                   if g.kind.caches_tokens and g.kind.window is not None and not g.kind.fixed_tokens_per_request),
                   None)
     swa = swa_cells(spec, options, window) if window is not None else None
     vram_lines = [
