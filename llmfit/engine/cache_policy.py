@@ -109,23 +109,24 @@ class _KindFigures:
     cap: int  # tokens one request keeps in this layer
 
 
-def _figures(request: CacheRequest) -> list[_KindFigures]:
+def _figures(request: CacheRequest, indexer_bits: Fraction | None = None) -> list[_KindFigures]:
     bits = kv_bits(request.kv_dtype)
-    return [_KindFigures(group=g, per_token_gpu=g.kind.kv_bytes_per_token(bits, request.tp),
+    return [_KindFigures(group=g, per_token_gpu=g.kind.kv_bytes_per_token(bits, request.tp, indexer_bits=indexer_bits),
                          state_gpu=g.kind.state_bytes(request.tp), cap=g.kind.token_cap(request.context_tokens))
             for g in request.spec.layer_groups]
 
 
-def cache_lines(request: CacheRequest, block: int) -> tuple[CacheLine, ...]:
+def cache_lines(request: CacheRequest, block: int, indexer_bits: Fraction | None = None) -> tuple[CacheLine, ...]:
     """Each kind's own bytes (one replica, no engine padding or grouping); a sparse indexer's key cache is
-    its own line. Tokens held are block-rounded at `block` (1 = exact)."""
+    its own line (at `indexer_bits` when the engine stores it at the KV type). Tokens held are block-rounded at
+    `block` (1 = exact)."""
     bits, tp = kv_bits(request.kv_dtype), request.tp
     lines: list[CacheLine] = []
     for group in request.spec.layer_groups:
         kind, n = group.kind, group.layers
         cap = kind.token_cap(request.context_tokens)
         held = _round_up(cap, block) if cap else 0
-        components = kind.cache_components(bits, tp)
+        components = kind.cache_components(bits, tp, indexer_bits=indexer_bits)
         state = kind.state_bytes(tp) * tp * n
         if not components:
             lines.append(CacheLine(kind=kind.name, layers=n, kv_bytes_per_token=0, state_bytes_per_request=state,
@@ -191,36 +192,41 @@ class VllmPagedPolicy(CachePolicy):
     name: str = "vllm-paged"
 
     def plan(self, request: CacheRequest) -> CachePlan:
-        block = request.block_size
-        figures = _figures(request)
-        totals = _replica_totals(figures, request, block)
-        per_stage = [(stage, *_stage_figures(figures, stage, request.context_tokens, block))
-                     for stage in request.stages]
-        fullest = max(per_stage, key=lambda s: (s[1], s[3]))
-        kv_tokens = min((s[0].budget_bytes_per_gpu // (s[1] * block)) * block if s[1] else 0 for s in per_stage)
-        if kv_tokens < 0:
-            kv_tokens = 0
-        max_requests = min(max(0, s[0].budget_bytes_per_gpu) // s[3] if s[3] else 0 for s in per_stage)
-        context = request.context_tokens
-        steps: list[tuple[str, str, str, int | float, str]] = []
-        stage0, per_token_gpu = fullest[0], fullest[1]
-        steps.append(("KV tokens per replica", "floor(budget / (bytes per token x block)) x block",
-                      f"floor({stage0.budget_bytes_per_gpu:,} / {per_token_gpu * block:,}) x {block}", kv_tokens,
-                      "tokens"))
-        return CachePlan(
-            block_size=block,
-            kv_bytes_per_token=totals.kv_per_token,
-            kv_bytes_per_token_per_gpu=per_token_gpu,
-            state_bytes_per_request=totals.state,
-            kv_bytes_per_request=totals.request,
-            request_bytes_per_gpu=fullest[3],
-            kv_tokens=kv_tokens,
-            max_requests=max_requests,
-            engine_max_concurrency=kv_tokens / context,
-            lines=cache_lines(request, block),
-            steps=tuple(steps),
-            notes=(),
-        )
+        return _paged_plan(request)
+
+
+def _paged_plan(request: CacheRequest, indexer_bits: Fraction | None = None) -> CachePlan:
+    """One block size for every layer (VllmPagedPolicy); `indexer_bits` as in cache_lines."""
+    block = request.block_size
+    figures = _figures(request, indexer_bits)
+    totals = _replica_totals(figures, request, block)
+    per_stage = [(stage, *_stage_figures(figures, stage, request.context_tokens, block))
+                 for stage in request.stages]
+    fullest = max(per_stage, key=lambda s: (s[1], s[3]))
+    kv_tokens = min((s[0].budget_bytes_per_gpu // (s[1] * block)) * block if s[1] else 0 for s in per_stage)
+    if kv_tokens < 0:
+        kv_tokens = 0
+    max_requests = min(max(0, s[0].budget_bytes_per_gpu) // s[3] if s[3] else 0 for s in per_stage)
+    context = request.context_tokens
+    steps: list[tuple[str, str, str, int | float, str]] = []
+    stage0, per_token_gpu = fullest[0], fullest[1]
+    steps.append(("KV tokens per replica", "floor(budget / (bytes per token x block)) x block",
+                  f"floor({stage0.budget_bytes_per_gpu:,} / {per_token_gpu * block:,}) x {block}", kv_tokens,
+                  "tokens"))
+    return CachePlan(
+        block_size=block,
+        kv_bytes_per_token=totals.kv_per_token,
+        kv_bytes_per_token_per_gpu=per_token_gpu,
+        state_bytes_per_request=totals.state,
+        kv_bytes_per_request=totals.request,
+        request_bytes_per_gpu=fullest[3],
+        kv_tokens=kv_tokens,
+        max_requests=max_requests,
+        engine_max_concurrency=kv_tokens / context,
+        lines=cache_lines(request, block, indexer_bits),
+        steps=tuple(steps),
+        notes=(),
+    )
 
 
 @dataclass(frozen=True)
@@ -409,7 +415,8 @@ class SglangPolicy(CachePolicy):
     mamba_full_memory_ratio: float = 0.9  # server_args.py default
 
     def plan(self, request: CacheRequest) -> CachePlan:
-        paged = VllmPagedPolicy().plan(_with_block(request, 1))
+        # A sparse indexer's keys at the KV cache type (src/llama-kv-cache-dsa.cpp), not vLLM's fp8 + scales.
+        paged = _paged_plan(_with_block(request, 1), kv_bits(request.kv_dtype))
         state = _stage_max_state(request)
         if not state:
             return paged
@@ -440,7 +447,9 @@ class LlamaCppPolicy(CachePolicy):
     sliding-window cache of size_swa cells (llama-kv-cache-iswa.cpp), and for recurrent layers one cell
     per sequence (src/llama-memory-recurrent.cpp: mem_size = max(1, n_seq_max)) holding conv state
     n_embd_r() and SSM state n_embd_s() (src/llama-hparams.cpp) in f32 (llama-model.cpp create_memory:
-    type_r = type_s = GGML_TYPE_F32). The state shapes are vLLM's at TP 1 (same formulas)."""
+    type_r = type_s = GGML_TYPE_F32). The state shapes are vLLM's at TP 1 (same formulas: Mamba-2, Gated
+    DeltaNet and KDA n_embd_r / n_embd_s). A sparse indexer's keys are cached at the KV type, not vLLM's fp8
+    (src/llama-kv-cache-dsa.cpp)."""
 
     name: str = "llama.cpp"
     state_bits: int = 32
@@ -448,7 +457,8 @@ class LlamaCppPolicy(CachePolicy):
     pad: int = 256
 
     def plan(self, request: CacheRequest) -> CachePlan:
-        paged = VllmPagedPolicy().plan(_with_block(request, 1))
+        # A sparse indexer's keys at the KV cache type (src/llama-kv-cache-dsa.cpp), not vLLM's fp8 + scales.
+        paged = _paged_plan(_with_block(request, 1), kv_bits(request.kv_dtype))
         state_per_seq = sum(g.layers * recurrent_cell_bytes(g, self.state_bits) for g in request.spec.layer_groups)
         per_request = paged.kv_bytes_per_request - paged.state_bytes_per_request + state_per_seq
         budget = min(s.budget_bytes_per_gpu for s in request.stages)

@@ -152,13 +152,16 @@ class LayerKind(ABC):
         """The mixer's parameter tensors for `count` layers of this kind (names prefixed `attn.` etc.)."""
 
     # -- KV cache -------------------------------------------------------------------------------------
-    def cache_components(self, kv_bits: Fraction, tp: int) -> tuple[CacheComponent, ...]:
-        """Per-token caches of one layer on one GPU; the sum is kv_bytes_per_token."""
+    def cache_components(self, kv_bits: Fraction, tp: int, *,
+                         indexer_bits: Fraction | None = None) -> tuple[CacheComponent, ...]:
+        """Per-token caches of one layer on one GPU; the sum is kv_bytes_per_token. `indexer_bits`: the
+        precision an engine stores a sparse indexer's keys at, when not the indexer's own (llama.cpp: -ctk)."""
         return ()
 
-    def kv_bytes_per_token(self, kv_bits: Fraction, tp: int) -> Fraction:
+    def kv_bytes_per_token(self, kv_bits: Fraction, tp: int, *, indexer_bits: Fraction | None = None) -> Fraction:
         """KV bytes per token of one layer on one GPU under TP (replicated heads counted on each GPU)."""
-        return sum((c.bytes_per_token for c in self.cache_components(kv_bits, tp)), Fraction(0))
+        return sum((c.bytes_per_token for c in self.cache_components(kv_bits, tp, indexer_bits=indexer_bits)),
+                   Fraction(0))
 
     def kv_shard(self, tp: int) -> Fraction:
         """Share of the layer's KV (and its K/V projections) one GPU holds under TP."""
@@ -268,7 +271,8 @@ class FullAttention(LayerKind):
     def kv_shard(self, tp: int) -> Fraction:
         return Fraction(self.kv_heads_per_gpu(tp), self.kv_heads)
 
-    def cache_components(self, kv_bits: Fraction, tp: int) -> tuple[CacheComponent, ...]:
+    def cache_components(self, kv_bits: Fraction, tp: int, *,
+                         indexer_bits: Fraction | None = None) -> tuple[CacheComponent, ...]:
         whole = _bytes_of(self.kv_values_per_token, kv_bits)
         return (CacheComponent(self.name, Fraction(whole) * self.kv_shard(tp), self.explain()),)
 
@@ -478,12 +482,22 @@ class LatentAttention(LayerKind):
         return self.kv_lora_rank + self.qk_rope_head_dim
 
     def cell_values(self) -> tuple[int, int]:
-        # llama.cpp caches the latent (kv_lora_rank + rope dims) as K; V is a view of it.
-        return (self.kv_values_per_token, 0)
+        # llama.cpp caches the latent (kv_lora_rank + rope dims) as K; V is a view of it. DeepSeek-V3.2's indexer
+        # keys (src/llama-kv-cache-dsa.cpp: one head of indexer_head_size, type_k, a cell per main cell) add to K.
+        return (self.kv_values_per_token + (self.indexer.head_dim if self.indexer is not None else 0), 0)
 
-    def cache_components(self, kv_bits: Fraction, tp: int) -> tuple[CacheComponent, ...]:
+    def cache_components(self, kv_bits: Fraction, tp: int, *,
+                         indexer_bits: Fraction | None = None) -> tuple[CacheComponent, ...]:
         lines = [CacheComponent(self.name, Fraction(_bytes_of(self.kv_values_per_token, kv_bits)), self.explain())]
-        if self.indexer is not None:
+        if self.indexer is not None and indexer_bits is not None:
+            # llama.cpp src/llama-kv-cache-dsa.cpp: the indexer keys are a second llama_kv_cache of one head of
+            # indexer_head_size at type_k (no V: the MLA hparams make V a view of K), as many cells as the main one.
+            idx = self.indexer
+            lines.append(CacheComponent(
+                "sparse_indexer", Fraction(_bytes_of(idx.head_dim, indexer_bits)),
+                f"{idx.head_dim} index_head_dim x {float(indexer_bits):g} bits (the KV cache type) = "
+                f"{_bytes_of(idx.head_dim, indexer_bits)} B per token"))
+        elif self.indexer is not None:
             idx = self.indexer
             lines.append(CacheComponent(
                 "sparse_indexer", Fraction(idx.key_bytes_per_token),

@@ -9,6 +9,10 @@ llama.cpp's placement (src/llama-model.cpp, load_tensors; src/llama-context.cpp;
   layer caches size_swa = min(n_ctx_seq, pad(n_swa x (unified ? n_seq : 1) + n_ubatch, 256)) cells per
   stream, one stream per sequence unless the cache is unified (llama-kv-cache-iswa.cpp);
 - K and V bytes per cell and layer: kv_heads x head_dim x type size (f16 2 B, q8_0 34/32 B, q4_0 18/32 B);
+  MLA caches its latent as K (V a view of it); DeepSeek-V3.2 adds its indexer keys, a second cache of one head
+  of indexer_head_size at -ctk with a cell per main cell (src/llama-kv-cache-dsa.cpp): the kind's cell_values();
+- a hybrid's layers hold a KV cell, a recurrent cell or both: Falcon-H1 runs attention beside Mamba-2 in every
+  block, so llama-model.cpp create_memory filters every layer into both caches;
 - the output buffer (host memory) holds n_seq_max rows of fp32 logits: n_seq_max x n_vocab x 4 B
   (llama_context::output_reserve);
 - the compute buffer is what ggml-alloc measures for one ubatch of n_ubatch tokens; modelled here as

@@ -175,14 +175,9 @@ def test_falcon_h1_gguf_metadata_gives_the_config_spec(tmp_path: Path) -> None:
     assert {g.kind.name: g.layers for g in from_gguf.layer_groups} == {"full_attention": 24, "mamba2": 24}
 
 
-def test_kimi_linear_gguf_metadata_gives_the_config_spec(tmp_path: Path) -> None:
-    """Kimi-Linear-48B-A3B as llama.cpp's kimi-linear reads it (src/models/kimi-linear.cpp load_arch_hparams:
-    head_count_kv 0 = a KDA layer, kda.head_dim, ssm.conv_kernel, key_length_mla = 128 + 64, value_length_mla,
-    kv_lora_rank, no q_lora_rank; expert_* keys, leading_dense_block_count; blk.N.exp_probs_b.bias = the sigmoid
-    router's correction bias)."""
-    c = H.KIMI_LINEAR_48B
-    full = set(c["linear_attn_config"]["full_attn_layers"])  # 1-based
-    metadata = {
+def _kimi_linear_metadata() -> dict[str, Any]:
+    full = set(H.KIMI_LINEAR_48B["linear_attn_config"]["full_attn_layers"])  # 1-based
+    return {
         "general.architecture": "kimi-linear", "kimi-linear.block_count": 27, "kimi-linear.embedding_length": 2304,
         "kimi-linear.context_length": 1048576, "kimi-linear.attention.head_count": 32,
         "kimi-linear.attention.head_count_kv": [32 if i + 1 in full else 0 for i in range(27)],
@@ -191,8 +186,16 @@ def test_kimi_linear_gguf_metadata_gives_the_config_spec(tmp_path: Path) -> None
         "kimi-linear.kda.head_dim": 128, "kimi-linear.ssm.conv_kernel": 4, "kimi-linear.feed_forward_length": 9216,
         "kimi-linear.expert_count": 256, "kimi-linear.expert_used_count": 8, "kimi-linear.expert_shared_count": 1,
         "kimi-linear.expert_feed_forward_length": 1024, "kimi-linear.leading_dense_block_count": 1,
-        "kimi-linear.expert_gating_func": 2,
     }
+
+
+def test_kimi_linear_gguf_metadata_gives_the_config_spec(tmp_path: Path) -> None:
+    """Kimi-Linear-48B-A3B as llama.cpp's kimi-linear reads it (src/models/kimi-linear.cpp load_arch_hparams:
+    head_count_kv 0 = a KDA layer, kda.head_dim, ssm.conv_kernel, key_length_mla = 128 + 64, value_length_mla,
+    kv_lora_rank, no q_lora_rank; expert_* keys, leading_dense_block_count; blk.N.exp_probs_b.bias = the sigmoid
+    router's correction bias)."""
+    c = H.KIMI_LINEAR_48B
+    metadata = _kimi_linear_metadata() | {"kimi-linear.expert_gating_func": 2}
     tensors = {"token_embd.weight": (2304, 163840), "output.weight": (2304, 163840),
                "blk.1.exp_probs_b.bias": (256,)}
     from_gguf = _gguf(tmp_path / "x.gguf", metadata, tensors)
@@ -230,3 +233,17 @@ def test_deepseek32_gguf_metadata_gives_the_config_spec_with_its_mtp_layer(tmp_p
 def test_deepseek32_gguf_nextn_must_be_below_block_count(tmp_path: Path) -> None:
     with pytest.raises(ModelFileError, match="nextn_predict_layers 5 must be below block_count 5"):
         _gguf(tmp_path / "x.gguf", _deepseek32_metadata(0, 5), {"token_embd.weight": (7168, 256)})
+
+
+def test_kimi_linear_gguf_through_kv_and_llamacpp_fit(tmp_path: Path, cli: Any) -> None:
+    """`kv` and `fit --engine llama.cpp` on a Kimi-Linear GGUF. llama.cpp's recurrent cell of a KDA layer
+    (llama-hparams.cpp n_embd_r / n_embd_s, f32): conv 3 x 32 heads x 128 x (4 - 1) = 36,864 values + state
+    32 x 128 x 128 = 524,288 values, x 4 B = 2,244,608 B; 20 KDA layers = 44,892,160 B per sequence."""
+    metadata = _kimi_linear_metadata()
+    path = tmp_path / "kimi.gguf"
+    _gguf(path, metadata, {"token_embd.weight": (2304, 163840), "output.weight": (2304, 163840)})
+    kv = cli("kv", str(path), "--context", "4k", "--format", "json")
+    assert kv.exit_code == 0, kv.stderr
+    fit = cli("fit", str(path), "--gpu", "h100-80gb", "--engine", "llama.cpp", "--context", "4k", "--format", "json")
+    assert fit.exit_code in (0, 1), fit.stderr
+    assert fit.json()["state_bytes_per_request"] == 20 * 4 * (3 * 32 * 128 * 3 + 32 * 128 * 128) == 44_892_160
