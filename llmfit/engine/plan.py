@@ -574,7 +574,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         np.multiply(whole, loads, out=whole)
         return whole
 
-    def two_pools(pool_bytes: Any) -> Any:
+    def two_pools(pool_bytes: Any, state4: Any) -> Any:
         """SGLang with recurrent layers: cache_policy.SglangPolicy.pools, elementwise."""
         pool = np.maximum(pool_bytes, 0)
         ratio = SglangPolicy().mamba_full_memory_ratio
@@ -592,8 +592,8 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         max_conc = whole_requests(budget[:, :, :, None], req4)
         recommended = whole_requests(budget[:, :, :, None] * (1 - base.headroom), rec4)
     else:  # serving.fit asks the policy with the smaller pool (CachePolicy.requests_in)
-        max_conc = two_pools(budget[:, :, :, None])
-        recommended = two_pools((budget[:, :, :, None] * (1 - base.headroom)).astype(np.int64))
+        max_conc = two_pools(budget[:, :, :, None], state4)
+        recommended = two_pools((budget[:, :, :, None] * (1 - base.headroom)).astype(np.int64), state4)
     valid = np.broadcast_to(valid_gfk[:, None, :, :], shape4)
     fits = valid & loads & (max_conc >= target.concurrency)
 
