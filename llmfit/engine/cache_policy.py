@@ -165,6 +165,12 @@ class CachePolicy(ABC):
     @abstractmethod
     def plan(self, request: CacheRequest) -> CachePlan: ...
 
+    def requests_in(self, request: CacheRequest, plan: CachePlan, pool_bytes_per_gpu: int) -> int | None:
+        """Whole requests a pool of `pool_bytes_per_gpu` admits, where the engine carves more than one pool out
+        of it (the recommended figure keeps a share of the pool free, asked with the smaller pool); None when
+        the pool is one byte pool, which the caller divides by one request's bytes."""
+        return None
+
 
 @dataclass(frozen=True)
 class _Totals:
@@ -414,6 +420,20 @@ class SglangPolicy(CachePolicy):
     name: str = "sglang"
     mamba_full_memory_ratio: float = 0.9  # server_args.py default
 
+    def pools(self, budget: int, state: int, kv_per_request: int) -> tuple[int, int, int]:
+        """(state slots, attention pool bytes, whole requests) of a budget split the way SGLang splits it."""
+        mamba_budget = int(budget * self.mamba_full_memory_ratio / (1 + self.mamba_full_memory_ratio))
+        states = max(0, mamba_budget) // state
+        attn_budget = max(0, budget - states * state)
+        by_tokens = attn_budget // kv_per_request if kv_per_request else states
+        return states, attn_budget, min(states, by_tokens)
+
+    def requests_in(self, request: CacheRequest, plan: CachePlan, pool_bytes_per_gpu: int) -> int | None:
+        state = _stage_max_state(request)
+        if not state:
+            return None
+        return self.pools(pool_bytes_per_gpu, state, plan.request_bytes_per_gpu - state)[2]
+
     def plan(self, request: CacheRequest) -> CachePlan:
         # A sparse indexer's keys at the KV cache type (src/llama-kv-cache-dsa.cpp), not vLLM's fp8 + scales.
         paged = _paged_plan(_with_block(request, 1), kv_bits(request.kv_dtype))
@@ -422,13 +442,9 @@ class SglangPolicy(CachePolicy):
             return paged
         budget = min(s.budget_bytes_per_gpu for s in request.stages)
         mamba_budget = int(budget * self.mamba_full_memory_ratio / (1 + self.mamba_full_memory_ratio))
-        states = max(0, mamba_budget) // state
-        attn_budget = max(0, budget - states * state)
+        states, attn_budget, max_requests = self.pools(budget, state, paged.request_bytes_per_gpu - state)
         per_token = paged.kv_bytes_per_token_per_gpu
         kv_tokens = attn_budget // per_token if per_token else 0
-        kv_per_request = paged.request_bytes_per_gpu - state
-        by_tokens = attn_budget // kv_per_request if kv_per_request else states
-        max_requests = min(states, by_tokens)
         notes = (f"SGLang: separate Mamba state pool of {states:,} requests ({mamba_budget:,} B, "
                  f"mamba_full_memory_ratio {self.mamba_full_memory_ratio}); attention pool {kv_tokens:,} tokens",)
         return CachePlan(**{**paged.__dict__, "kv_tokens": kv_tokens, "max_requests": max_requests,
