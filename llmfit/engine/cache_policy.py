@@ -488,20 +488,7 @@ class LlamaCppPolicy(CachePolicy):
 
 def recurrent_cell_bytes(group: LayerGroup, bits: int = 32) -> int:
     """One llama.cpp recurrent cell of a layer: (n_embd_r + n_embd_s) values at `bits` (f32)."""
-    kind = group.kind
-    shapes = getattr(kind, "state_shapes", None)
-    if shapes is None:
-        return 0
-    conv, ssm = shapes(1)
-    values = (_prod(conv) if conv else 0) + (_prod(ssm) if ssm else 0)
-    return values * bits // 8
-
-
-def _prod(shape: tuple[int, ...]) -> int:
-    out = 1
-    for n in shape:
-        out *= n
-    return out
+    return group.kind.state_values() * bits // 8
 
 
 @dataclass(frozen=True)

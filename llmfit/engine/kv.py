@@ -22,6 +22,7 @@ from fractions import Fraction
 from pydantic import BaseModel, ConfigDict
 
 from llmfit.engine.cache_policy import KV_DTYPE_BITS, CacheRequest, StageBudget, cache_lines
+from llmfit.engine.layers import LayerKind
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
 
@@ -75,22 +76,21 @@ def kv_layout(spec: ModelSpec, kv_dtype: str) -> KvLayout:
         kind = group.kind
         per_layer = sum((c.bytes_per_token for c in kind.cache_components(bits, 1)), Fraction(0))
         if kind.caches_tokens and not values:
-            values = getattr(kind, "kv_values_per_token", 0)
+            values = kind.kv_values_per_token
         groups.append(KvLayerGroup(kind=kind.name, layers=group.layers, bytes_per_token_per_layer=int(per_layer),
                                    window_tokens=kind.window, fixed_tokens=kind.token_cap(0) > 0,
                                    state_bytes_per_layer=kind.state_bytes(1)))
     return KvLayout(kv_dtype=kv_dtype, bits_per_value=float(bits), values_per_token_per_layer=values, groups=groups)
 
 
-def _first_cache_kind(spec: ModelSpec) -> object | None:
+def _first_cache_kind(spec: ModelSpec) -> LayerKind | None:
     return next((g.kind for g in spec.layer_groups if g.kind.caches_tokens), None)
 
 
 def kv_heads_per_gpu(spec: ModelSpec, tp: int) -> int:
     """KV heads one GPU holds under tensor parallelism: kv_heads / tp, replicated to at least 1 (MLA: 1)."""
     kind = _first_cache_kind(spec)
-    per_gpu = getattr(kind, "kv_heads_per_gpu", None)
-    return int(per_gpu(tp)) if per_gpu is not None else 1
+    return kind.kv_heads_per_gpu(tp) if kind is not None else 1
 
 
 def kv_shard_fraction(spec: ModelSpec, tp: int) -> Fraction:

@@ -158,6 +158,15 @@ class LayerKind(ABC):
         precision an engine stores a sparse indexer's keys at, when not the indexer's own (llama.cpp: -ctk)."""
         return ()
 
+    @property
+    def kv_values_per_token(self) -> int:
+        """Values one layer caches per token (2 x kv_heads x head_dim, the MLA latent); 0 without a token cache."""
+        return 0
+
+    def kv_heads_per_gpu(self, tp: int) -> int:
+        """KV heads one GPU holds under TP; 1 for a kind without KV heads (an MLA latent is one replicated head)."""
+        return 1
+
     def kv_bytes_per_token(self, kv_bits: Fraction, tp: int, *, indexer_bits: Fraction | None = None) -> Fraction:
         """KV bytes per token of one layer on one GPU under TP (replicated heads counted on each GPU)."""
         return sum((c.bytes_per_token for c in self.cache_components(kv_bits, tp, indexer_bits=indexer_bits)),
@@ -183,6 +192,10 @@ class LayerKind(ABC):
 
     def state_formula(self) -> str:
         return ""
+
+    def state_values(self) -> int:
+        """Values of one sequence's state in one layer, whole (TP 1): conv + SSM / recurrent; 0 for attention."""
+        return 0
 
     # -- llama.cpp cells --------------------------------------------------------------------------------
     def cell_values(self) -> tuple[int, int]:
@@ -597,6 +610,10 @@ class _StateKind(LayerKind):
     def state_bytes(self, tp: int) -> int:
         conv, ssm = self.state_shapes(tp)
         return _prod(conv) * self.conv_bits // 8 + _prod(ssm) * self.state_bits // 8
+
+    def state_values(self) -> int:
+        conv, ssm = self.state_shapes(1)
+        return _prod(conv) + _prod(ssm)
 
     def state_formula(self) -> str:
         conv, ssm = self.state_shapes(1)
