@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from llmfit.engine.params import count_params
+from llmfit.presets import Registry
 from llmfit.readers.config import ModelFileError, spec_fields
 from llmfit.readers.gguf_file import spec_from_gguf
 from llmfit.readers.gguf_reader import read_gguf
@@ -146,9 +147,10 @@ _IDENTITY = {"name", "source", "hf_id", "checkpoint", "aliases", "params_source"
              "published_active_params_rounded", "architecture", "torch_dtype", "count_note", "notes", "rope_scaling"}
 
 
-def _same_model(from_gguf: ModelSpec, from_config: ModelSpec) -> None:
+def _same_model(from_gguf: ModelSpec, from_config: ModelSpec, preset: ModelSpec) -> None:
     """The GGUF's spec is the config.json's: every architecture field, the layer groups (kinds and layers), the
-    parameter counts."""
+    parameter counts; and the built-in preset of the model has the same layer groups and counts."""
+    assert preset.layer_groups == from_gguf.layer_groups and count_params(preset) == count_params(from_gguf)
     a = {k: v for k, v in from_gguf.model_dump().items() if k not in _IDENTITY}
     b = {k: v for k, v in from_config.model_dump().items() if k not in _IDENTITY}
     assert {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)} == {}
@@ -156,7 +158,7 @@ def _same_model(from_gguf: ModelSpec, from_config: ModelSpec) -> None:
     assert count_params(from_gguf) == count_params(from_config)
 
 
-def test_falcon_h1_gguf_metadata_gives_the_config_spec(tmp_path: Path) -> None:
+def test_falcon_h1_gguf_metadata_gives_the_config_spec(tmp_path: Path, registry: Registry) -> None:
     """Falcon-H1-1.5B as convert_hf_to_gguf.py writes it for llama.cpp's falcon-h1 (src/models/falcon-h1.cpp
     load_arch_hparams: ssm.conv_kernel / inner_size / state_size / time_step_rank (= Mamba-2 heads) / group_count;
     every block recurrent and with attention, so head_count_kv is one number)."""
@@ -171,7 +173,7 @@ def test_falcon_h1_gguf_metadata_gives_the_config_spec(tmp_path: Path) -> None:
     # mamba_conv_bias (FalconH1Config default true): blk.N.ssm_conv1d.bias of conv_dim = 3072 + 2 x 1 x 256.
     tensors = {"token_embd.weight": (2048, 65537), "output.weight": (2048, 65537), "blk.0.ssm_conv1d.bias": (3584,)}
     from_gguf = _gguf(tmp_path / "x.gguf", metadata, tensors)
-    _same_model(from_gguf, _spec(c))
+    _same_model(from_gguf, _spec(c), registry.model("falcon-h1-1.5b-instruct"))
     assert {g.kind.name: g.layers for g in from_gguf.layer_groups} == {"full_attention": 24, "mamba2": 24}
 
 
@@ -189,7 +191,7 @@ def _kimi_linear_metadata() -> dict[str, Any]:
     }
 
 
-def test_kimi_linear_gguf_metadata_gives_the_config_spec(tmp_path: Path) -> None:
+def test_kimi_linear_gguf_metadata_gives_the_config_spec(tmp_path: Path, registry: Registry) -> None:
     """Kimi-Linear-48B-A3B as llama.cpp's kimi-linear reads it (src/models/kimi-linear.cpp load_arch_hparams:
     head_count_kv 0 = a KDA layer, kda.head_dim, ssm.conv_kernel, key_length_mla = 128 + 64, value_length_mla,
     kv_lora_rank, no q_lora_rank; expert_* keys, leading_dense_block_count; blk.N.exp_probs_b.bias = the sigmoid
@@ -199,7 +201,7 @@ def test_kimi_linear_gguf_metadata_gives_the_config_spec(tmp_path: Path) -> None
     tensors = {"token_embd.weight": (2304, 163840), "output.weight": (2304, 163840),
                "blk.1.exp_probs_b.bias": (256,)}
     from_gguf = _gguf(tmp_path / "x.gguf", metadata, tensors)
-    _same_model(from_gguf, _spec(c))
+    _same_model(from_gguf, _spec(c), registry.model("kimi-linear-48b-a3b-instruct"))
     assert {g.kind.name: g.layers for g in from_gguf.layer_groups} == {"linear_attention": 20, "mla": 7}
 
 
@@ -223,10 +225,10 @@ def _deepseek32_metadata(layers: int, mtp: int) -> dict[str, Any]:
     }
 
 
-def test_deepseek32_gguf_metadata_gives_the_config_spec_with_its_mtp_layer(tmp_path: Path) -> None:
+def test_deepseek32_gguf_metadata_gives_the_config_spec_with_its_mtp_layer(tmp_path: Path, registry: Registry) -> None:
     tensors = {"token_embd.weight": (7168, 129280), "output.weight": (7168, 129280), "blk.3.exp_probs_b.bias": (256,)}
     from_gguf = _gguf(tmp_path / "x.gguf", _deepseek32_metadata(61, 1), tensors)
-    _same_model(from_gguf, _spec(H.DEEPSEEK_V32_EXP))
+    _same_model(from_gguf, _spec(H.DEEPSEEK_V32_EXP), registry.model("deepseek-v3.2-exp"))
     assert from_gguf.num_hidden_layers == 61 and from_gguf.index_n_heads == 64
 
 
