@@ -227,8 +227,12 @@ def invoke(args: list[str]) -> tuple[int, str, str]:
 
 
 def _json_requested(args: list[str]) -> bool:
-    """Whether the run's last word on the format is json, written unambiguously."""
-    if any(a in ("-h", "--help", "--version") or a.startswith(("--format=", "-f=")) for a in args):
+    """Whether the run's last word on the format is json, written unambiguously.
+
+    Eager options (help, version, the completion script) answer before any format is read, so their output is
+    never a report: `llmfit --show-completion fit --format json` prints a shell script, rightly."""
+    if any(a in ("-h", "--help", "--version", "--show-completion") or a.startswith(("--format=", "-f="))
+           for a in args):
         return False
     fmt = None
     for index, token in enumerate(args[:-1]):
@@ -355,3 +359,11 @@ def test_a_hang_is_caught_not_waited_for(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(Hang):
         invoke(["fit"])
     assert Path.cwd().exists()
+
+
+def test_eager_root_options_are_not_reports() -> None:
+    # The 9,893-run fuzz of stop 12 flagged `llmfit --show-completion ... --format json` as bad JSON: the
+    # completion script is printed before `--format` is read, so the oracle must not ask it for JSON.
+    assert not _json_requested(["--show-completion", "fit", "7b", "--format", "json"])
+    assert not _json_requested(["--version", "--format", "json"])
+    assert _json_requested(["fit", "7b", "--gpu", "a100-80", "--format", "json"])

@@ -119,7 +119,11 @@ def test_completion_options_exist() -> None:
 
 
 def test_show_completion_prints_a_script_for_llmfit() -> None:
-    done = run_piped("--show-completion", env=env_with(SHELL="/bin/bash"))
+    # Typer finds the shell by walking the process tree (shellingham), as it would under a user's shell: run it
+    # under bash (not exec'd away: the `; exit` keeps bash as the parent), so the test does not depend on how
+    # pytest itself was started (a detached run has no shell among its ancestors).
+    done = subprocess.run(["bash", "-c", '"$0" -m llmfit --show-completion; exit $?', sys.executable],
+                          capture_output=True, text=True, timeout=60, env=env_with(SHELL="/bin/bash"), check=False)
     assert done.returncode == 0, done.stderr
     assert "_LLMFIT_COMPLETE" in done.stdout
 

@@ -20,13 +20,16 @@ from llmfit.cli.common import (
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
+MAX_GPU_LIST = 64  # --gpu a,b,c: a comparison table, not a sweep (that is `plan`)
+
 
 @handle_errors
 def fit_command(
     model: Annotated[str | None, typer.Argument(help="Model preset (e.g. 70b, llama-3.1-8b), config.json, snapshot "
                                                 "folder, .gguf file or HF repo id. Omit with --params.",
                                                 show_default=False)] = None,
-    gpu: Annotated[str | None, typer.Option("--gpu", "-g", help="GPU preset, e.g. a100-80; h100-80x8 = eight.",
+    gpu: Annotated[str | None, typer.Option("--gpu", "-g", help="GPU preset, e.g. a100-80; h100-80x8 = eight; "
+                                            "a100-80,h100-80,l40s compares them.",
                                             show_default=False)] = None,
     dtype: Annotated[str | None, typer.Option("--dtype", "-d", help="Weight format: fp32 fp16 bf16 int8-raw int4-raw "
                                               "int8 int4 gptq awq nf4 fp8 mxfp4 q8_0 q4_k_m q4_0 ... or 'all'. "
@@ -99,6 +102,7 @@ def fit_command(
       llmfit fit qwen3-32b --gpu h100-80x2 --engine all
       llmfit fit llama-3.1-70b --gpu h100-80x4 --pp 2 --tp 2 --emit vllm --pin-kv-pool
       llmfit fit --engine-version list
+      llmfit fit llama-3.1-8b --gpu l4,l40s,a100-80 --dtype fp8
     """
     from llmfit.cli import fit_extras, resolve
     from llmfit.engine.engines import engine_fit, engine_runs_on, get_engine, solve_context
@@ -123,7 +127,12 @@ def fit_command(
         dtype = native_fmt.name
         measured = measured_weights_bytes(spec, native_fmt) if weights is None else None
     assert dtype is not None  # given, or the native format's name
-    gpu_spec, gpu_count = resolve.resolve_gpu(gpu, reg, gpu_memory)
+    # `--gpu a100-80,h100-80x2`: one fit object per GPU (design.md: a GPU list gives a list of fit objects).
+    gpu_names: list[str | None] = [part.strip() for part in gpu.split(",")] if gpu and "," in gpu else [gpu]
+    if len(gpu_names) > 1 and (len(gpu_names) > MAX_GPU_LIST or not all(gpu_names)):
+        raise SpecError(f"--gpu takes one GPU or a comma-separated list of at most {MAX_GPU_LIST} names")
+    targets = [resolve.resolve_gpu(name, reg, gpu_memory) for name in gpu_names]
+    gpu_spec, gpu_count = targets[0]
     if kv_dtype.lower() not in KV_DTYPES:
         raise SpecError(f"unknown --kv-dtype {kv_dtype!r} (allowed: {', '.join(KV_DTYPES)})")
     if cuda_graphs not in ("auto", "on", "off"):
@@ -144,6 +153,10 @@ def fit_command(
         context_tokens = parse_tokens(context, what="--context")
     tp_size = tp if tp is not None else max(1, gpu_count // pp)
     engine_name = fit_extras.effective_engine(engine, emit_to)
+    if len(targets) > 1 and (engine_name in ("all", "llama.cpp") or solve == "context" or emit_to or plot
+                             or (dtype.lower() == "all")):
+        raise SpecError("a GPU list compares one fit per GPU; --engine all/llama.cpp, --dtype all, --solve "
+                        "context, --emit and --plot take one --gpu")
     if engine_name == "all":
         fit_extras.run_all_engines(spec, model, gpu_spec, gpu_count, tp, pp, dtype, native, kv_dtype.lower(),
                                    context_tokens, engine_version, max_num_seqs, max_num_batched_tokens,
@@ -152,9 +165,10 @@ def fit_command(
     version = get_engine("vllm").resolve_version(engine_version if engine_name == "vllm" else None)
     if engine_name in ("sglang",) and engine_version is not None:
         get_engine(engine_name).resolve_version(engine_version)  # bad input: exit 2 here
-    if engine_name != "llama.cpp" and not engine_runs_on(engine_name, gpu_spec):
-        warn(f"{engine_name} does not run on {gpu_spec.display_name or gpu_spec.name}; the figures assume it did "
-             "(on Apple silicon, try --engine llama.cpp)")
+    for target, _ in targets:
+        if engine_name != "llama.cpp" and not engine_runs_on(engine_name, target):
+            warn(f"{engine_name} does not run on {target.display_name or target.name}; the figures assume it did "
+                 "(on Apple silicon, try --engine llama.cpp)")
     if solve not in ("concurrency", "context"):
         raise SpecError(f"unknown --solve {solve!r} (allowed: concurrency, context)")
     if plot is not None and engine_name == "llama.cpp":
@@ -193,31 +207,35 @@ def fit_command(
         results = [solved]
     else:
         limit = None
-        results = [engine_fit(spec, gpu_spec, f, deployment, options, engine_name,
-                                         memory_fraction=memory_fraction, params=n_params) for f in formats]
+        results = [engine_fit(spec, target, f, Deployment(gpu_count=count, tp=tp or max(1, count // pp), pp=pp),
+                              options, engine_name, memory_fraction=memory_fraction, params=n_params)
+                   for target, count in targets for f in formats]
     if native:
         results = [label_measured(r, spec, native_fmt, measured) for r in results]
-    for message in results[0].warnings:
+    first_per_gpu = results[::len(formats)]  # results run GPU by GPU, each over the formats
+    for message in dict.fromkeys(m for r in first_per_gpu for m in r.warnings):
         warn(message)
-    if engine_name != "llama.cpp" and len(formats) == 1 and engine_runs_on(engine_name, gpu_spec):
-        from llmfit.engine.support import support_status
+    for (target, _), result in zip(targets, first_per_gpu, strict=True):
+        if engine_name != "llama.cpp" and len(formats) == 1 and engine_runs_on(engine_name, target):
+            from llmfit.engine.support import support_status
 
-        status, source = support_status(engine_name, gpu_spec, formats[0], results[0].kv_dtype)
-        if status == "unsupported":
-            warn(f"{engine_name} does not run {formats[0].name} weights / {results[0].kv_dtype} KV on "
-                 f"{gpu_spec.display_name or gpu_spec.name} ({source}); the figures assume it did")
+            status, source = support_status(engine_name, target, formats[0], result.kv_dtype)
+            if status == "unsupported":
+                warn(f"{engine_name} does not run {formats[0].name} weights / {result.kv_dtype} KV on "
+                     f"{target.display_name or target.name} ({source}); the figures assume it did")
     if plot is not None:
         from llmfit.cli.plot_data import plot_fit
 
         plot_fit(plot, results, spec=spec, gpu=gpu_spec, formats=formats, deployment=deployment, options=options,
                  engine=engine_name, memory_fraction=memory_fraction)
     from llmfit.render.fit import fit_table_document
+    from llmfit.render.fit_json import fit_object
 
     if len(results) == 1:
         fit_extras.show_fit(results[0], spec=spec, gpu=gpu_spec, fmt=formats[0], engine=engine_name,
                             emit_to=emit_to, efficiency=efficiency, memory_fraction=memory_fraction, solved=limit,
                             out=fmt, units=units, explain=explain, pin_kv_pool=pin_kv_pool)
-    emit(fmt, results, lambda: fit_table_document(results, units), explain=explain)
+    emit(fmt, [fit_object(r) for r in results], lambda: fit_table_document(results, units), explain=explain)
     exit_with(any(r.fits for r in results))
 
 

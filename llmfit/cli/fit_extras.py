@@ -16,6 +16,7 @@ from llmfit.engine.serving import FitResult
 from llmfit.errors import SpecError
 from llmfit.render import OutputFormat
 from llmfit.render.document import Document, Section
+from llmfit.render.fit_json import fit_object
 from llmfit.specs import GpuSpec, ModelSpec
 from llmfit.units import DisplayUnits, format_bytes, format_tokens
 
@@ -63,14 +64,14 @@ def show_fit(result: FitResult, *, spec: ModelSpec | None, gpu: GpuSpec, fmt: We
         bounds = speed_bounds(spec, gpu, fmt, result, efficiency=parse_efficiency(efficiency))
     launch = _launch(engine, result, spec, memory_fraction, pin_kv_pool) if emit_to is not None else None
     report = get_engine(engine).engine_report(result) if result.loads else []
-    payload: dict[str, Any] = to_jsonable(result)
-    payload["engine_report"] = [{"key": key, "line": line, "value": value} for key, line, value in report]
-    payload["speed_bounds"] = to_jsonable(bounds) if bounds is not None else None
-    if launch is not None:
-        payload["launch"] = to_jsonable(launch)
-    if solved is not None:
-        payload["solved"] = {"solve": "context", "context_tokens": result.context_tokens,
-                             "min_concurrency": result.min_concurrency, "limited_by": solved}
+    payload = fit_object(
+        result,
+        engine_report=[{"key": key, "line": line, "value": value} for key, line, value in report],
+        speed_bounds=to_jsonable(bounds) if bounds is not None else None,
+        launch=to_jsonable(launch) if launch is not None else None,
+        solved={"solve": "context", "context_tokens": result.context_tokens,
+                "min_concurrency": result.min_concurrency, "limited_by": solved} if solved is not None else None,
+    )
 
     def document() -> Document:
         doc = fit_document(result, units)
@@ -117,14 +118,13 @@ def run_llamacpp(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec, fm
     launch = llama_server_command(path, gpu_layers=result.gpu_layers, ctx_size=options.ctx_size,
                                   parallel=parallel, kv_type_k=cache, kv_type_v=cache,
                                   flash_attn=options.flash_attn, ubatch=options.ubatch)
-    payload: dict[str, Any] = {**llamacpp_fit_keys(result, context_tokens, parallel),
-                               **to_jsonable(result)}
-    payload["schema_version"] = 2  # docs/engines.md: llama.cpp fit JSON gained the common fit keys
     buffers = {line.name: line.bytes for line in result.vram_lines}
-    payload["engine_report"] = [{"key": name, "line": f"CUDA0 {name} size = {size / 2**20:.2f} MiB", "value": size}
-                                for name, size in buffers.items()]
-    if emit_to is not None:
-        payload["launch"] = to_jsonable(launch)
+    payload = fit_object(
+        result, llamacpp_fit_keys(result, spec, context_tokens, parallel, cache),
+        engine_report=[{"key": name, "line": f"CUDA0 {name} size = {size / 2**20:.2f} MiB", "value": size}
+                       for name, size in buffers.items()],
+        launch=to_jsonable(launch) if emit_to is not None else None,
+    )
     if ram_bytes is None:
         warn("no --ram given: system RAM is not checked")
 
@@ -217,21 +217,24 @@ def run_all_engines(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec,
             result = replace(result, gpu_util=engine.default_memory_fraction(gpu, tp_size))
         rows.append((engine.display, result, ""))
         results.append(result)
-    emit(out, results, lambda: all_engines_document(rows, units), explain=explain)
+    emit(out, [fit_object(r) for r in results], lambda: all_engines_document(rows, units), explain=explain)
     exit_with(any(r.fits for r in results))
 
 
-# Keys every fit JSON carries (issue 16): llama.cpp's offload plan fills what applies, null where it does not.
-def llamacpp_fit_keys(result: Any, context_tokens: int, parallel: int) -> dict[str, Any]:
+# The common fit keys (issue 16) as llama.cpp's offload plan gives them; fit_object nulls the rest.
+def llamacpp_fit_keys(result: Any, spec: ModelSpec, context_tokens: int, parallel: int,
+                      cache_type: str) -> dict[str, Any]:
+    from llmfit.engine.params import count_params
+
     per_token = result.kv_bytes // max(1, result.ctx_size) if result.kv_bytes else None
-    whole = parallel if result.fits else 0
+    counts = count_params(spec)
     return {
-        "engine": "llama.cpp", "gpu_count": 1, "tp": 1, "pp": 1, "replicas": 1, "kv_dtype": None,
-        "context_tokens": context_tokens, "total_params": None, "weights_bytes_per_gpu": result.vram_needed_bytes
-        - result.kv_bytes_gpu - result.compute_buffer_bytes_gpu, "loaded_weights_bytes_per_gpu": None,
+        "engine": "llama.cpp", "gpu_count": 1, "tp": 1, "pp": 1, "replicas": 1, "kv_dtype": cache_type,
+        "context_tokens": context_tokens, "total_params": counts.total_params, "active_params": counts.active_params,
+        "gpu_memory_bytes_per_gpu": result.vram_bytes,
+        "weights_bytes_per_gpu": result.vram_needed_bytes - result.kv_bytes_gpu - result.compute_buffer_bytes_gpu,
         "overhead_bytes": result.compute_buffer_bytes_gpu, "overhead_bytes_per_gpu": result.compute_buffer_bytes_gpu,
-        "kv_bytes_per_token": per_token, "kv_bytes_per_request": result.kv_bytes // max(1, parallel),
-        "kv_budget_bytes": None, "kv_budget_bytes_per_gpu": None, "kv_tokens": result.kv_full_cells,
-        "max_concurrency": whole, "recommended_concurrency": None, "vllm_max_concurrency": None,
-        "overhead_lines": None,
+        "kv_bytes_per_token": per_token, "kv_tokens": result.kv_full_cells,
+        # -np N slots of --ctx-size / N cells each: N requests of the full context at once, or none.
+        "max_concurrency": parallel if result.fits else 0, "min_concurrency": parallel,
     }

@@ -16,13 +16,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from fractions import Fraction
 
-from llmfit.engine.layers import (
-    ChunkedAttention,
-    CrossAttention,
-    LatentAttention,
-    LayerGroup,
-    SlidingAttention,
-)
+from llmfit.engine.layers import LayerGroup
 from llmfit.engine.records import record
 from llmfit.errors import SpecError
 from llmfit.specs import ModelSpec
@@ -115,23 +109,24 @@ class _KindFigures:
     cap: int  # tokens one request keeps in this layer
 
 
-def _figures(request: CacheRequest) -> list[_KindFigures]:
+def _figures(request: CacheRequest, indexer_bits: Fraction | None = None) -> list[_KindFigures]:
     bits = kv_bits(request.kv_dtype)
-    return [_KindFigures(group=g, per_token_gpu=g.kind.kv_bytes_per_token(bits, request.tp),
+    return [_KindFigures(group=g, per_token_gpu=g.kind.kv_bytes_per_token(bits, request.tp, indexer_bits=indexer_bits),
                          state_gpu=g.kind.state_bytes(request.tp), cap=g.kind.token_cap(request.context_tokens))
             for g in request.spec.layer_groups]
 
 
-def cache_lines(request: CacheRequest, block: int) -> tuple[CacheLine, ...]:
+def cache_lines(request: CacheRequest, block: int, indexer_bits: Fraction | None = None) -> tuple[CacheLine, ...]:
     """Each kind's own bytes (one replica, no engine padding or grouping); a sparse indexer's key cache is
-    its own line. Tokens held are block-rounded at `block` (1 = exact)."""
+    its own line (at `indexer_bits` when the engine stores it at the KV type). Tokens held are block-rounded at
+    `block` (1 = exact)."""
     bits, tp = kv_bits(request.kv_dtype), request.tp
     lines: list[CacheLine] = []
     for group in request.spec.layer_groups:
         kind, n = group.kind, group.layers
         cap = kind.token_cap(request.context_tokens)
         held = _round_up(cap, block) if cap else 0
-        components = kind.cache_components(bits, tp)
+        components = kind.cache_components(bits, tp, indexer_bits=indexer_bits)
         state = kind.state_bytes(tp) * tp * n
         if not components:
             lines.append(CacheLine(kind=kind.name, layers=n, kv_bytes_per_token=0, state_bytes_per_request=state,
@@ -170,6 +165,12 @@ class CachePolicy(ABC):
     @abstractmethod
     def plan(self, request: CacheRequest) -> CachePlan: ...
 
+    def requests_in(self, request: CacheRequest, plan: CachePlan, pool_bytes_per_gpu: int) -> int | None:
+        """Whole requests a pool of `pool_bytes_per_gpu` admits, where the engine carves more than one pool out
+        of it (the recommended figure keeps a share of the pool free, asked with the smaller pool); None when
+        the pool is one byte pool, which the caller divides by one request's bytes."""
+        return None
+
 
 @record(kw_only=False)
 class _Totals:
@@ -197,36 +198,41 @@ class VllmPagedPolicy(CachePolicy):
     name: str = "vllm-paged"
 
     def plan(self, request: CacheRequest) -> CachePlan:
-        block = request.block_size
-        figures = _figures(request)
-        totals = _replica_totals(figures, request, block)
-        per_stage = [(stage, *_stage_figures(figures, stage, request.context_tokens, block))
-                     for stage in request.stages]
-        fullest = max(per_stage, key=lambda s: (s[1], s[3]))
-        kv_tokens = min((s[0].budget_bytes_per_gpu // (s[1] * block)) * block if s[1] else 0 for s in per_stage)
-        if kv_tokens < 0:
-            kv_tokens = 0
-        max_requests = min(max(0, s[0].budget_bytes_per_gpu) // s[3] if s[3] else 0 for s in per_stage)
-        context = request.context_tokens
-        steps: list[tuple[str, str, str, int | float, str]] = []
-        stage0, per_token_gpu = fullest[0], fullest[1]
-        steps.append(("KV tokens per replica", "floor(budget / (bytes per token x block)) x block",
-                      f"floor({stage0.budget_bytes_per_gpu:,} / {per_token_gpu * block:,}) x {block}", kv_tokens,
-                      "tokens"))
-        return CachePlan(
-            block_size=block,
-            kv_bytes_per_token=totals.kv_per_token,
-            kv_bytes_per_token_per_gpu=per_token_gpu,
-            state_bytes_per_request=totals.state,
-            kv_bytes_per_request=totals.request,
-            request_bytes_per_gpu=fullest[3],
-            kv_tokens=kv_tokens,
-            max_requests=max_requests,
-            engine_max_concurrency=kv_tokens / context,
-            lines=cache_lines(request, block),
-            steps=tuple(steps),
-            notes=(),
-        )
+        return _paged_plan(request)
+
+
+def _paged_plan(request: CacheRequest, indexer_bits: Fraction | None = None) -> CachePlan:
+    """One block size for every layer (VllmPagedPolicy); `indexer_bits` as in cache_lines."""
+    block = request.block_size
+    figures = _figures(request, indexer_bits)
+    totals = _replica_totals(figures, request, block)
+    per_stage = [(stage, *_stage_figures(figures, stage, request.context_tokens, block))
+                 for stage in request.stages]
+    fullest = max(per_stage, key=lambda s: (s[1], s[3]))
+    kv_tokens = min((s[0].budget_bytes_per_gpu // (s[1] * block)) * block if s[1] else 0 for s in per_stage)
+    if kv_tokens < 0:
+        kv_tokens = 0
+    max_requests = min(max(0, s[0].budget_bytes_per_gpu) // s[3] if s[3] else 0 for s in per_stage)
+    context = request.context_tokens
+    steps: list[tuple[str, str, str, int | float, str]] = []
+    stage0, per_token_gpu = fullest[0], fullest[1]
+    steps.append(("KV tokens per replica", "floor(budget / (bytes per token x block)) x block",
+                  f"floor({stage0.budget_bytes_per_gpu:,} / {per_token_gpu * block:,}) x {block}", kv_tokens,
+                  "tokens"))
+    return CachePlan(
+        block_size=block,
+        kv_bytes_per_token=totals.kv_per_token,
+        kv_bytes_per_token_per_gpu=per_token_gpu,
+        state_bytes_per_request=totals.state,
+        kv_bytes_per_request=totals.request,
+        request_bytes_per_gpu=fullest[3],
+        kv_tokens=kv_tokens,
+        max_requests=max_requests,
+        engine_max_concurrency=kv_tokens / context,
+        lines=cache_lines(request, block, indexer_bits),
+        steps=tuple(steps),
+        notes=(),
+    )
 
 
 @record(kw_only=False)
@@ -247,7 +253,7 @@ class _Spec:
     layers: tuple[int, ...]
     bytes_per_token: Fraction  # per layer, one GPU (attention kinds)
     state_bytes: int  # per layer, one GPU (state kinds)
-    cap_kind: str  # full / sliding / chunked / cross / state
+    cap_kind: str  # the kind's cache_family: full / sliding / chunked / cross / mla / state
     window: int | None
 
 
@@ -259,19 +265,15 @@ def _vllm_specs(request: CacheRequest) -> list[_Spec]:
     for group in request.spec.layer_groups:
         kind = group.kind
         if kind.has_state:
-            specs.append(_Spec((kind.name, None), group.layer_indices, Fraction(0), kind.state_bytes(tp), "state",
-                               None))
+            specs.append(_Spec((kind.name, None), group.layer_indices, Fraction(0), kind.state_bytes(tp),
+                               kind.cache_family, None))
             continue
         if not kind.caches_tokens:
             continue
-        # vLLM's KVCacheSpec per kind: SlidingWindowSpec, ChunkedLocalAttentionSpec, CrossAttentionSpec, else
-        # FullAttentionSpec / MLAAttentionSpec (vllm/v1/kv_cache_interface.py).
-        cap_kind = ("sliding" if isinstance(kind, SlidingAttention) else "chunked" if isinstance(kind, ChunkedAttention)
-                    else "cross" if isinstance(kind, CrossAttention) else "mla" if isinstance(kind, LatentAttention)
-                    else "full")
+        # vLLM's KVCacheSpec per kind (vllm/v1/kv_cache_interface.py): the kind's cache family.
         for comp in kind.cache_components(bits, tp):
-            specs.append(_Spec((comp.name, kind.window), group.layer_indices, comp.bytes_per_token, 0, cap_kind,
-                               kind.window))
+            specs.append(_Spec((comp.name, kind.window), group.layer_indices, comp.bytes_per_token, 0,
+                               kind.cache_family, kind.window))
     return specs
 
 
@@ -418,20 +420,31 @@ class SglangPolicy(CachePolicy):
     name: str = "sglang"
     mamba_full_memory_ratio: float = 0.9  # server_args.py default
 
+    def pools(self, budget: int, state: int, kv_per_request: int) -> tuple[int, int, int]:
+        """(state slots, attention pool bytes, whole requests) of a budget split the way SGLang splits it."""
+        mamba_budget = int(budget * self.mamba_full_memory_ratio / (1 + self.mamba_full_memory_ratio))
+        states = max(0, mamba_budget) // state
+        attn_budget = max(0, budget - states * state)
+        by_tokens = attn_budget // kv_per_request if kv_per_request else states
+        return states, attn_budget, min(states, by_tokens)
+
+    def requests_in(self, request: CacheRequest, plan: CachePlan, pool_bytes_per_gpu: int) -> int | None:
+        state = _stage_max_state(request)
+        if not state:
+            return None
+        return self.pools(pool_bytes_per_gpu, state, plan.request_bytes_per_gpu - state)[2]
+
     def plan(self, request: CacheRequest) -> CachePlan:
-        paged = VllmPagedPolicy().plan(_with_block(request, 1))
+        # A sparse indexer's keys at the KV cache type (src/llama-kv-cache-dsa.cpp), not vLLM's fp8 + scales.
+        paged = _paged_plan(_with_block(request, 1), kv_bits(request.kv_dtype))
         state = _stage_max_state(request)
         if not state:
             return paged
         budget = min(s.budget_bytes_per_gpu for s in request.stages)
         mamba_budget = int(budget * self.mamba_full_memory_ratio / (1 + self.mamba_full_memory_ratio))
-        states = max(0, mamba_budget) // state
-        attn_budget = max(0, budget - states * state)
+        states, attn_budget, max_requests = self.pools(budget, state, paged.request_bytes_per_gpu - state)
         per_token = paged.kv_bytes_per_token_per_gpu
         kv_tokens = attn_budget // per_token if per_token else 0
-        kv_per_request = paged.request_bytes_per_gpu - state
-        by_tokens = attn_budget // kv_per_request if kv_per_request else states
-        max_requests = min(states, by_tokens)
         notes = (f"SGLang: separate Mamba state pool of {states:,} requests ({mamba_budget:,} B, "
                  f"mamba_full_memory_ratio {self.mamba_full_memory_ratio}); attention pool {kv_tokens:,} tokens",)
         return CachePlan(**{**paged.__dict__, "kv_tokens": kv_tokens, "max_requests": max_requests,
@@ -450,7 +463,9 @@ class LlamaCppPolicy(CachePolicy):
     sliding-window cache of size_swa cells (llama-kv-cache-iswa.cpp), and for recurrent layers one cell
     per sequence (src/llama-memory-recurrent.cpp: mem_size = max(1, n_seq_max)) holding conv state
     n_embd_r() and SSM state n_embd_s() (src/llama-hparams.cpp) in f32 (llama-model.cpp create_memory:
-    type_r = type_s = GGML_TYPE_F32). The state shapes are vLLM's at TP 1 (same formulas)."""
+    type_r = type_s = GGML_TYPE_F32). The state shapes are vLLM's at TP 1 (same formulas: Mamba-2, Gated
+    DeltaNet and KDA n_embd_r / n_embd_s). A sparse indexer's keys are cached at the KV type, not vLLM's fp8
+    (src/llama-kv-cache-dsa.cpp)."""
 
     name: str = "llama.cpp"
     state_bits: int = 32
@@ -458,7 +473,8 @@ class LlamaCppPolicy(CachePolicy):
     pad: int = 256
 
     def plan(self, request: CacheRequest) -> CachePlan:
-        paged = VllmPagedPolicy().plan(_with_block(request, 1))
+        # A sparse indexer's keys at the KV cache type (src/llama-kv-cache-dsa.cpp), not vLLM's fp8 + scales.
+        paged = _paged_plan(_with_block(request, 1), kv_bits(request.kv_dtype))
         state_per_seq = sum(g.layers * recurrent_cell_bytes(g, self.state_bits) for g in request.spec.layer_groups)
         per_request = paged.kv_bytes_per_request - paged.state_bytes_per_request + state_per_seq
         budget = min(s.budget_bytes_per_gpu for s in request.stages)
@@ -472,20 +488,7 @@ class LlamaCppPolicy(CachePolicy):
 
 def recurrent_cell_bytes(group: LayerGroup, bits: int = 32) -> int:
     """One llama.cpp recurrent cell of a layer: (n_embd_r + n_embd_s) values at `bits` (f32)."""
-    kind = group.kind
-    shapes = getattr(kind, "state_shapes", None)
-    if shapes is None:
-        return 0
-    conv, ssm = shapes(1)
-    values = (_prod(conv) if conv else 0) + (_prod(ssm) if ssm else 0)
-    return values * bits // 8
-
-
-def _prod(shape: tuple[int, ...]) -> int:
-    out = 1
-    for n in shape:
-        out *= n
-    return out
+    return group.kind.state_values() * bits // 8
 
 
 @record(kw_only=False)

@@ -21,7 +21,7 @@ from dataclasses import field
 from fractions import Fraction
 
 from llmfit.engine.cache_policy import KV_DTYPE_BITS, CacheRequest, StageBudget, cache_lines
-from llmfit.engine.layers import FullAttention, LatentAttention, SlidingAttention
+from llmfit.engine.layers import LayerKind
 from llmfit.engine.records import record, replace
 from llmfit.specs import ModelSpec
 from llmfit.units import ceil_div
@@ -74,22 +74,21 @@ def kv_layout(spec: ModelSpec, kv_dtype: str) -> KvLayout:
         kind = group.kind
         per_layer = sum((c.bytes_per_token for c in kind.cache_components(bits, 1)), Fraction(0))
         if kind.caches_tokens and not values:
-            values = getattr(kind, "kv_values_per_token", 0)
+            values = kind.kv_values_per_token
         groups.append(KvLayerGroup(kind=kind.name, layers=group.layers, bytes_per_token_per_layer=int(per_layer),
                                    window_tokens=kind.window, fixed_tokens=kind.token_cap(0) > 0,
                                    state_bytes_per_layer=kind.state_bytes(1)))
     return KvLayout(kv_dtype=kv_dtype, bits_per_value=float(bits), values_per_token_per_layer=values, groups=groups)
 
 
-def _first_cache_kind(spec: ModelSpec) -> object | None:
+def _first_cache_kind(spec: ModelSpec) -> LayerKind | None:
     return next((g.kind for g in spec.layer_groups if g.kind.caches_tokens), None)
 
 
 def kv_heads_per_gpu(spec: ModelSpec, tp: int) -> int:
     """KV heads one GPU holds under tensor parallelism: kv_heads / tp, replicated to at least 1 (MLA: 1)."""
     kind = _first_cache_kind(spec)
-    per_gpu = getattr(kind, "kv_heads_per_gpu", None)
-    return int(per_gpu(tp)) if per_gpu is not None else 1
+    return kind.kv_heads_per_gpu(tp) if kind is not None else 1
 
 
 def kv_shard_fraction(spec: ModelSpec, tp: int) -> Fraction:
@@ -198,17 +197,17 @@ def attention_name(spec: ModelSpec) -> str:
     """MHA / GQA / MQA / MLA with the window, or each kind of a hybrid with its layer count."""
     groups = spec.layer_groups
     kinds = [g.kind for g in groups]
-    if len(kinds) == 1 and isinstance(kinds[0], LatentAttention):
-        return "MLA"
-    if all(type(k) in (FullAttention, SlidingAttention) for k in kinds):
+    if len(kinds) == 1 and kinds[0].family_label:
+        return kinds[0].family_label
+    if all(k.cache_family in ("full", "sliding") for k in kinds):
         base = _heads_name(spec.num_attention_heads, spec.kv_heads)
-        if any(isinstance(k, SlidingAttention) for k in kinds):
+        if any(k.cache_family == "sliding" for k in kinds):
             base += f" + sliding window {spec.sliding_window}"
         return base
     parts = []
     for group in groups:
         label = group.kind.name
-        if isinstance(group.kind, FullAttention):
+        if group.kind.kv_head_layout:
             label += f" {_heads_name(spec.num_attention_heads, spec.kv_heads)}"
         if group.kind.window is not None:
             label += f" ({group.kind.window} tokens)"
@@ -245,7 +244,7 @@ def kv_cache(spec: ModelSpec, *, kv_dtype: str, context_tokens: int, batch: int 
         waste_contig = contiguous - exact
         waste_paged = typical - exact
     variants = []
-    if (not any(isinstance(g.kind, LatentAttention) for g in spec.layer_groups)
+    if (all(g.kind.kv_head_layout or not g.kind.caches_tokens for g in spec.layer_groups)
             and _first_cache_kind(spec) is not None):
         mha_bytes = None
         for name, heads in (("MHA", spec.num_attention_heads), ("GQA-8", 8), ("MQA", 1)):

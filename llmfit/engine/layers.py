@@ -132,19 +132,42 @@ class LayerKind(ABC):
     caches_tokens: ClassVar[bool] = False
     # True for kinds whose memory is a fixed per-sequence state (Mamba, linear attention, short conv).
     has_state: ClassVar[bool] = False
+    # The cache family of the kind, as vLLM names its KVCacheSpec classes (vllm/v1/kv_cache_interface.py:
+    # FullAttentionSpec "full", SlidingWindowSpec "sliding", ChunkedLocalAttentionSpec "chunked", CrossAttentionSpec
+    # "cross", MLAAttentionSpec "mla", MambaSpec "state"); "none" caches nothing. Engine policies page, group and cap
+    # each family by their own rules (llmfit/engine/cache_policy.py).
+    cache_family: ClassVar[str] = "none"
+    # True when the kind caches K and V per KV head (MHA / GQA / MQA), so a head layout names it.
+    kv_head_layout: ClassVar[bool] = False
+    # True when the tokens a request caches are a fixed set of its own (encoder tokens), not positions of the context.
+    fixed_tokens_per_request: ClassVar[bool] = False
+    # How the kind is named when it is a model's only kind ("MLA"); "" = by its heads or its layer kinds.
+    family_label: ClassVar[str] = ""
 
     @abstractmethod
     def tensor_groups(self, hidden: int, count: int) -> list[TensorGroup]:
         """The mixer's parameter tensors for `count` layers of this kind (names prefixed `attn.` etc.)."""
 
     # -- KV cache -------------------------------------------------------------------------------------
-    def cache_components(self, kv_bits: Fraction, tp: int) -> tuple[CacheComponent, ...]:
-        """Per-token caches of one layer on one GPU; the sum is kv_bytes_per_token."""
+    def cache_components(self, kv_bits: Fraction, tp: int, *,
+                         indexer_bits: Fraction | None = None) -> tuple[CacheComponent, ...]:
+        """Per-token caches of one layer on one GPU; the sum is kv_bytes_per_token. `indexer_bits`: the
+        precision an engine stores a sparse indexer's keys at, when not the indexer's own (llama.cpp: -ctk)."""
         return ()
 
-    def kv_bytes_per_token(self, kv_bits: Fraction, tp: int) -> Fraction:
+    @property
+    def kv_values_per_token(self) -> int:
+        """Values one layer caches per token (2 x kv_heads x head_dim, the MLA latent); 0 without a token cache."""
+        return 0
+
+    def kv_heads_per_gpu(self, tp: int) -> int:
+        """KV heads one GPU holds under TP; 1 for a kind without KV heads (an MLA latent is one replicated head)."""
+        return 1
+
+    def kv_bytes_per_token(self, kv_bits: Fraction, tp: int, *, indexer_bits: Fraction | None = None) -> Fraction:
         """KV bytes per token of one layer on one GPU under TP (replicated heads counted on each GPU)."""
-        return sum((c.bytes_per_token for c in self.cache_components(kv_bits, tp)), Fraction(0))
+        return sum((c.bytes_per_token for c in self.cache_components(kv_bits, tp, indexer_bits=indexer_bits)),
+                   Fraction(0))
 
     def kv_shard(self, tp: int) -> Fraction:
         """Share of the layer's KV (and its K/V projections) one GPU holds under TP."""
@@ -166,6 +189,16 @@ class LayerKind(ABC):
 
     def state_formula(self) -> str:
         return ""
+
+    def state_values(self) -> int:
+        """Values of one sequence's state in one layer, whole (TP 1): conv + SSM / recurrent; 0 for attention."""
+        return 0
+
+    # -- llama.cpp cells --------------------------------------------------------------------------------
+    def cell_values(self) -> tuple[int, int]:
+        """(K, V) values one layer stores per llama.cpp KV cell (src/llama-kv-cache.cpp: K rows of n_embd_k_gqa,
+        V rows of n_embd_v_gqa, at -ctk / -ctv); (0, 0) for kinds without a token cache."""
+        return (0, 0)
 
     # -- compute and traffic ---------------------------------------------------------------------------
     def prefill_flops(self, prompt_tokens: int) -> int:
@@ -208,6 +241,8 @@ class FullAttention(LayerKind):
 
     name: ClassVar[str] = "full_attention"
     caches_tokens: ClassVar[bool] = True
+    cache_family: ClassVar[str] = "full"
+    kv_head_layout: ClassVar[bool] = True
 
     heads: int
     kv_heads: int
@@ -246,9 +281,14 @@ class FullAttention(LayerKind):
     def kv_shard(self, tp: int) -> Fraction:
         return Fraction(self.kv_heads_per_gpu(tp), self.kv_heads)
 
-    def cache_components(self, kv_bits: Fraction, tp: int) -> tuple[CacheComponent, ...]:
+    def cache_components(self, kv_bits: Fraction, tp: int, *,
+                         indexer_bits: Fraction | None = None) -> tuple[CacheComponent, ...]:
         whole = _bytes_of(self.kv_values_per_token, kv_bits)
         return (CacheComponent(self.name, Fraction(whole) * self.kv_shard(tp), self.explain()),)
+
+    def cell_values(self) -> tuple[int, int]:
+        width = self.kv_heads * self.head_dim
+        return (width, width)
 
     def _pairs(self, prompt_tokens: int) -> int:
         return _causal_pairs(prompt_tokens, self.window)
@@ -311,6 +351,7 @@ class SlidingAttention(FullAttention):
     """Attention over the last `window` tokens (Mistral, Gemma-2/3 local layers, gpt-oss, Phi-3)."""
 
     name: ClassVar[str] = "sliding_attention"
+    cache_family: ClassVar[str] = "sliding"
     window_tokens: int
 
     @property
@@ -331,6 +372,7 @@ class ChunkedAttention(FullAttention):
     transformers modeling_llama4.py builds the chunked causal mask from attention_chunk_size)."""
 
     name: ClassVar[str] = "chunked_attention"
+    cache_family: ClassVar[str] = "chunked"
     chunk_tokens: int
 
     @property
@@ -357,6 +399,8 @@ class CrossAttention(FullAttention):
     gate on attention and one on the MLP)."""
 
     name: ClassVar[str] = "cross_attention"
+    cache_family: ClassVar[str] = "cross"
+    fixed_tokens_per_request: ClassVar[bool] = True
     encoder_tokens: int
 
     @property
@@ -413,6 +457,8 @@ class LatentAttention(LayerKind):
 
     name: ClassVar[str] = "mla"
     caches_tokens: ClassVar[bool] = True
+    cache_family: ClassVar[str] = "mla"
+    family_label: ClassVar[str] = "MLA"
 
     heads: int
     q_lora_rank: int | None
@@ -445,9 +491,23 @@ class LatentAttention(LayerKind):
     def kv_values_per_token(self) -> int:
         return self.kv_lora_rank + self.qk_rope_head_dim
 
-    def cache_components(self, kv_bits: Fraction, tp: int) -> tuple[CacheComponent, ...]:
+    def cell_values(self) -> tuple[int, int]:
+        # llama.cpp caches the latent (kv_lora_rank + rope dims) as K; V is a view of it. DeepSeek-V3.2's indexer
+        # keys (src/llama-kv-cache-dsa.cpp: one head of indexer_head_size, type_k, a cell per main cell) add to K.
+        return (self.kv_values_per_token + (self.indexer.head_dim if self.indexer is not None else 0), 0)
+
+    def cache_components(self, kv_bits: Fraction, tp: int, *,
+                         indexer_bits: Fraction | None = None) -> tuple[CacheComponent, ...]:
         lines = [CacheComponent(self.name, Fraction(_bytes_of(self.kv_values_per_token, kv_bits)), self.explain())]
-        if self.indexer is not None:
+        if self.indexer is not None and indexer_bits is not None:
+            # llama.cpp src/llama-kv-cache-dsa.cpp: the indexer keys are a second llama_kv_cache of one head of
+            # indexer_head_size at type_k (no V: the MLA hparams make V a view of K), as many cells as the main one.
+            idx = self.indexer
+            lines.append(CacheComponent(
+                "sparse_indexer", Fraction(_bytes_of(idx.head_dim, indexer_bits)),
+                f"{idx.head_dim} index_head_dim x {float(indexer_bits):g} bits (the KV cache type) = "
+                f"{_bytes_of(idx.head_dim, indexer_bits)} B per token"))
+        elif self.indexer is not None:
             idx = self.indexer
             lines.append(CacheComponent(
                 "sparse_indexer", Fraction(idx.key_bytes_per_token),
@@ -536,6 +596,7 @@ class LatentAttention(LayerKind):
 @record
 class _StateKind(LayerKind):
     has_state: ClassVar[bool] = True
+    cache_family: ClassVar[str] = "state"
     conv_bits: int = 16  # vLLM mamba_cache_dtype ("auto": the model dtype)
     state_bits: int = 16  # vLLM mamba_ssm_cache_dtype ("auto": = conv state dtype)
 
@@ -546,6 +607,10 @@ class _StateKind(LayerKind):
     def state_bytes(self, tp: int) -> int:
         conv, ssm = self.state_shapes(tp)
         return _prod(conv) * self.conv_bits // 8 + _prod(ssm) * self.state_bits // 8
+
+    def state_values(self) -> int:
+        conv, ssm = self.state_shapes(1)
+        return _prod(conv) + _prod(ssm)
 
     def state_formula(self) -> str:
         conv, ssm = self.state_shapes(1)

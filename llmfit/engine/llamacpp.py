@@ -9,6 +9,10 @@ llama.cpp's placement (src/llama-model.cpp, load_tensors; src/llama-context.cpp;
   layer caches size_swa = min(n_ctx_seq, pad(n_swa x (unified ? n_seq : 1) + n_ubatch, 256)) cells per
   stream, one stream per sequence unless the cache is unified (llama-kv-cache-iswa.cpp);
 - K and V bytes per cell and layer: kv_heads x head_dim x type size (f16 2 B, q8_0 34/32 B, q4_0 18/32 B);
+  MLA caches its latent as K (V a view of it); DeepSeek-V3.2 adds its indexer keys, a second cache of one head
+  of indexer_head_size at -ctk with a cell per main cell (src/llama-kv-cache-dsa.cpp): the kind's cell_values();
+- a hybrid's layers hold a KV cell, a recurrent cell or both: Falcon-H1 runs attention beside Mamba-2 in every
+  block, so llama-model.cpp create_memory filters every layer into both caches;
 - the output buffer (host memory) holds n_seq_max rows of fp32 logits: n_seq_max x n_vocab x 4 B
   (llama_context::output_reserve);
 - the compute buffer is what ggml-alloc measures for one ubatch of n_ubatch tokens; modelled here as
@@ -127,7 +131,6 @@ def kv_layer_bytes(spec: ModelSpec, options: LlamaCppOptions) -> list[int]:
     hold one f32 cell per sequence (src/llama-memory-recurrent.cpp, cache_policy.recurrent_cell_bytes);
     MLP-only blocks nothing."""
     from llmfit.engine.cache_policy import recurrent_cell_bytes
-    from llmfit.engine.layers import CrossAttention, LatentAttention
 
     k_bytes, v_bytes = kv_type_bytes(options.cache_type_k), kv_type_bytes(options.cache_type_v)
     streams = 1 if options.kv_unified else options.parallel
@@ -138,13 +141,10 @@ def kv_layer_bytes(spec: ModelSpec, options: LlamaCppOptions) -> list[int]:
         if kind.has_state:
             size = recurrent_cell_bytes(group) * max(1, options.parallel)
         elif kind.caches_tokens:
-            if isinstance(kind, LatentAttention):
-                per_cell = Fraction(getattr(kind, "kv_values_per_token", 0)) * k_bytes
-            else:
-                width = Fraction(getattr(kind, "kv_heads", 1) * getattr(kind, "head_dim", 0))
-                per_cell = width * k_bytes + width * v_bytes
+            k_values, v_values = kind.cell_values()
+            per_cell = k_values * k_bytes + v_values * v_bytes
             window = kind.window
-            if isinstance(kind, CrossAttention) and window:
+            if kind.fixed_tokens_per_request and window:
                 cells = window * options.parallel
             elif window is not None:
                 cells = swa_cells(spec, options, window) * streams
@@ -230,10 +230,8 @@ def llamacpp_fit(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, options: Llam
     weights_ram = layers_total - weights_gpu
     ram_total = (weights_ram + embed + (0 if out_gpu else output) + kv_ram + compute_ram + output_buffer
                  + RAM_FOOTPRINT_BYTES)
-    from llmfit.engine.layers import CrossAttention
-
     window = next((g.kind.window for g in spec.layer_groups
-                   if g.kind.caches_tokens and g.kind.window is not None and not isinstance(g.kind, CrossAttention)),
+                   if g.kind.caches_tokens and g.kind.window is not None and not g.kind.fixed_tokens_per_request),
                   None)
     swa = swa_cells(spec, options, window) if window is not None else None
     vram_lines = [

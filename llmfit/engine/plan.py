@@ -572,10 +572,9 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         np.multiply(whole, loads, out=whole)
         return whole
 
-    if state4 is None:
-        max_conc = whole_requests(budget[:, :, :, None], req4)
-    else:  # SGLang with recurrent layers: cache_policy.SglangPolicy's two pools, elementwise
-        pool = np.maximum(budget[:, :, :, None], 0)
+    def two_pools(pool_bytes: Any, state4: Any) -> Any:
+        """SGLang with recurrent layers: cache_policy.SglangPolicy.pools, elementwise."""
+        pool = np.maximum(pool_bytes, 0)
         ratio = SglangPolicy().mamba_full_memory_ratio
         mamba = np.floor(pool * ratio / (1 + ratio)).astype(np.int64)
         has_state = state4 > 0
@@ -585,8 +584,14 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         by_tokens = np.where(kv_req > 0, attn // np.where(kv_req > 0, kv_req, 1), states)
         plain = np.where(req4 > 0, pool // np.where(req4 > 0, req4, 1), 0)
         whole = np.where(has_state, np.minimum(states, by_tokens), plain)
-        max_conc = np.minimum(whole, cap) * replicas * loads
-    recommended = whole_requests(budget[:, :, :, None] * (1 - base.headroom), rec4)
+        return np.minimum(whole, cap) * replicas * loads
+
+    if state4 is None:
+        max_conc = whole_requests(budget[:, :, :, None], req4)
+        recommended = whole_requests(budget[:, :, :, None] * (1 - base.headroom), rec4)
+    else:  # serving.fit asks the policy with the smaller pool (CachePolicy.requests_in)
+        max_conc = two_pools(budget[:, :, :, None], state4)
+        recommended = two_pools((budget[:, :, :, None] * (1 - base.headroom)).astype(np.int64), state4)
     valid = np.broadcast_to(valid_gfk[:, None, :, :], shape4)
     fits = valid & loads & (max_conc >= target.concurrency)
 

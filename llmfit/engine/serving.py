@@ -477,8 +477,13 @@ def fit(spec: ModelSpec | None, gpu: GpuSpec, fmt: WeightFormat, deployment: Dep
             per_replica = min(whole, options.max_num_seqs)
             capped = whole > options.max_num_seqs
             max_conc = replicas * per_replica
-            recommended = replicas * min(int((budget_per_gpu * (1 - options.headroom)) // request_per_gpu)
-                                         if request_per_gpu else 0, options.max_num_seqs)
+            # Keep `headroom` of the pool free: the requests a pool of (1 - headroom) x the budget admits (the
+            # engine's own split where it carves several pools from it, e.g. SGLang's state pool).
+            smaller = cache_policy.requests_in(request, cache, int(budget_per_gpu * (1 - options.headroom))) \
+                if cache is not None and cache_policy is not None else None
+            if smaller is None:
+                smaller = int((budget_per_gpu * (1 - options.headroom)) // request_per_gpu) if request_per_gpu else 0
+            recommended = replicas * min(smaller, options.max_num_seqs)
             steps.append(Step(label="KV tokens per replica",
                               formula="floor(budget / (bytes per token x block)) x block",
                               substituted=f"floor({budget_per_gpu:,} / {per_block_gpu:,}) x {block}",

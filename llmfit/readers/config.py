@@ -4,7 +4,8 @@ Each architecture's fields are read as its transformers configuration class and 
 them (configuration_*.py / modeling_*.py of Llama, Mistral, Mixtral, Qwen2, Qwen3, Qwen2-MoE,
 Qwen3-MoE, Gemma 2/3, Phi-3, DeepSeek-V2/V3, gpt-oss, Falcon). A field that is missing where the
 architecture needs it, or a value llmfit cannot model, is refused with one line naming the file and the
-field, never guessed. Multimodal configs (`text_config` + `vision_config`) are read as their language
+field, never guessed. Multimodal configs (`text_config` + `vision_config`: Gemma 3, Llama 4, Llama-3.2-Vision,
+Mistral 3 (Mistral-Small-3.1/3.2, Pixtral tower)) are read as their language
 model, with the vision tower and projector counted as their own `extra_params` lines.
 """
 
@@ -334,6 +335,8 @@ def vision_tower_params(config: dict[str, Any], text_hidden: int, where: str) ->
         raise ModelFileError(f"{where}: multimodal config without a vision_config object")
     vtype = vision.get("model_type")
     wrapper = config.get("model_type")
+    if wrapper == "mistral3":
+        return _mistral3_vision(_Fields(vision, f"{where} vision_config"), _Fields(config, where), text_hidden)
     if wrapper in _VISION_FORMULAS:
         return _VISION_FORMULAS[str(wrapper)](_Fields(vision, f"{where} vision_config"), text_hidden)
     if vtype not in ("siglip_vision_model", "clip_vision_model"):
@@ -735,7 +738,7 @@ HYBRID_READERS: dict[str, Any] = {
 }
 # Multimodal wrapper -> the model_type of its text_config when the file omits it.
 _TEXT_MODEL_TYPES = {"llama4": "llama4_text", "mllama": "mllama_text_model", "qwen3_5": "qwen3_5_text",
-                     "qwen3_5_moe": "qwen3_5_moe_text", "gemma3": "gemma3_text"}
+                     "qwen3_5_moe": "qwen3_5_moe_text", "gemma3": "gemma3_text", "mistral3": "mistral"}
 
 
 def _llama4_vision(v: _Fields, text_hidden: int) -> dict[str, int]:
@@ -801,3 +804,29 @@ def _mllama_image_tokens(config: dict[str, Any], where: str) -> int:
 
 
 _VISION_FORMULAS = {"llama4": _llama4_vision, "qwen2_5_vl": _qwen2_5_vl_vision, "mllama": _mllama_vision}
+
+
+def _mistral3_vision(v: _Fields, top: _Fields, text_hidden: int) -> dict[str, int]:
+    """Mistral-Small-3.1/3.2 (Mistral3ForConditionalGeneration): a Pixtral vision tower and a patch-merging projector.
+
+    Tower, transformers models/pixtral/modeling_pixtral.py PixtralVisionModel: patch_conv Conv2d(C -> h, kernel
+    patch_size, bias=False), ln_pre PixtralRMSNorm(h); per PixtralAttentionLayer q/k/v/o_proj Linear(h, h,
+    bias=False), feed_forward PixtralMLP gate/up Linear(h, inter) and down Linear(inter, h) without bias,
+    attention_norm and ffn_norm RMSNorm(h). The 2-D RoPE holds no parameters (non-persistent buffers).
+    Projector, models/mistral3/modeling_mistral3.py Mistral3MultiModalProjector: norm Mistral3RMSNorm(h),
+    patch_merger.merging_layer Linear(h x spatial_merge_size^2 -> h, bias=False), linear_1 Linear(h x feature
+    layers -> text hidden) and linear_2 Linear(text hidden -> text hidden), both with bias =
+    multimodal_projector_bias (projector_hidden_act is a parameter-free activation).
+    Check: Mistral-Small-3.2-24B-Instruct-2506 = 23,572,403,200 text + 403,305,472 tower + 35,652,608 projector
+    = 24,011,361,280, keras-hub's published count of the same checkpoint."""
+    h, inter, layers = v.int("hidden_size"), v.int("intermediate_size"), v.int("num_hidden_layers")
+    patch, channels = v.int("patch_size"), v.int("num_channels", default=3)
+    per_layer = 4 * h * h + 3 * h * inter + 2 * h
+    tower = channels * patch * patch * h + h + layers * per_layer
+    merge = top.int("spatial_merge_size", default=2)
+    feature_layer = top.data.get("vision_feature_layer", -1)
+    feature_layers = len(feature_layer) if isinstance(feature_layer, list) and feature_layer else 1
+    bias = top.bool("multimodal_projector_bias", False)
+    projector = (h + h * merge * merge * h + h * feature_layers * text_hidden + text_hidden * text_hidden
+                 + (2 * text_hidden if bias else 0))
+    return {"vision tower (pixtral)": tower, "multimodal projector (patch merger)": projector}

@@ -34,8 +34,11 @@ GGUF_ARCHES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen2moe":
                "deepseek2": "deepseek_v2", "gpt-oss": "gpt_oss", "falcon": "falcon",
                # hybrids (llama.cpp src/llama-arch.cpp names); per-layer head_count_kv 0 marks a recurrent layer
                "qwen3next": "qwen3_next", "nemotron_h": "nemotron_h", "granitehybrid": "granitemoehybrid",
-               "lfm2": "lfm2", "jamba": "jamba", "llama4": "llama4_text"}
-_HYBRID_GGUF = {"qwen3_next", "nemotron_h", "granitemoehybrid", "lfm2", "jamba"}
+               "lfm2": "lfm2", "jamba": "jamba", "llama4": "llama4_text",
+               "falcon-h1": "falcon_h1", "kimi-linear": "kimi_linear", "deepseek32": "deepseek_v32"}
+_HYBRID_GGUF = {"qwen3_next", "nemotron_h", "granitemoehybrid", "lfm2", "jamba", "falcon_h1", "kimi_linear"}
+# Names and keys as llama.cpp src/llama-arch.cpp (LLM_ARCH_NAMES, LLM_KV_NAMES) at commit 00395eb285c7 and its
+# src/models/<arch>.cpp load_arch_hparams; falcon-h1, kimi-linear and deepseek32 are all llama.cpp architectures there.
 _SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")
 MAX_SPLITS = 9999  # gguf-split numbers shards with 5 digits; no real model has thousands of them
 # `{arch}.*` keys named as counts, lengths, sizes... are numbers (docs/gguf.md, "LLM" keys); a string or a
@@ -125,7 +128,7 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         "sliding_window": key("attention.sliding_window"),
     }
     head_dim = key("attention.key_length")
-    if head_dim and model_type != "deepseek_v2":
+    if head_dim and model_type not in ("deepseek_v2", "deepseek_v32"):
         config["head_dim"] = head_dim
     if model_type in ("mixtral", "gpt_oss"):
         config |= {"num_local_experts": experts, "num_experts_per_tok": key("expert_used_count")}
@@ -140,10 +143,13 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         config["sliding_window_pattern"] = key("attention.sliding_window_pattern") or 6
     if config["sliding_window"] and model_type in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"):
         config["sliding_window"] = None  # Qwen GGUFs carry no use_sliding_window; llama.cpp ignores it
-    if model_type == "deepseek_v2":
+    if model_type in ("deepseek_v2", "deepseek_v32"):
         rope = key("rope.dimension_count")
         k_len = key("attention.key_length_mla") or head_dim
         v_len = key("attention.value_length_mla") or key("attention.value_length")
+        # MLA: config.json's num_key_value_heads is num_attention_heads; converted files may carry head_count_kv 1
+        # (the absorbed latent read as one MQA head), which the latent kind ignores either way.
+        config["num_key_value_heads"] = heads
         config |= {"kv_lora_rank": key("attention.kv_lora_rank"), "q_lora_rank": key("attention.q_lora_rank") or None,
                    "qk_rope_head_dim": rope, "qk_nope_head_dim": (k_len or 0) - (rope or 0), "v_head_dim": v_len,
                    "n_routed_experts": experts, "num_experts_per_tok": key("expert_used_count"),
@@ -152,6 +158,8 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
                    "first_k_dense_replace": key("leading_dense_block_count") or 0}
         if any(name.endswith("exp_probs_b.bias") for name in tensors):
             config["topk_method"] = "noaux_tc"  # DeepSeek-V3's e_score_correction_bias
+    if model_type == "deepseek_v32":
+        config |= _deepseek32_config(key, config, where)
     if model_type == "falcon":
         config |= {"multi_query": kv == 1, "new_decoder_architecture": bool(kv and kv > 1),
                    "num_kv_heads": kv, "parallel_attn": True, "bias": "blk.0.attn_qkv.bias" in tensors}
@@ -159,6 +167,21 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         config["intermediate_size"] = config["intermediate_size"] or None
         config["ffn_hidden_size"] = key("feed_forward_length")
     return {k: v for k, v in config.items() if v is not None}
+
+
+def _deepseek32_config(key: Any, config: dict[str, Any], where: str) -> dict[str, Any]:
+    """DeepSeek-V3.2 (llama.cpp LLM_ARCH_DEEPSEEK32, src/models/deepseek32.cpp): DeepSeek-V3's keys plus the
+    lightning indexer's attention.indexer.head_count / .key_length / .top_k (src/llama-arch.cpp
+    LLM_KV_ATTENTION_INDEXER_*; tensors blk.N.indexer.attn_q_b, .attn_k, .k_norm, .proj). block_count counts
+    the nextn_predict_layers MTP blocks the converter keeps at the end (the graph runs
+    n_layer - nextn_predict_layers blocks), so they are the config's num_nextn_predict_layers, stored."""
+    blocks = int(key("block_count") or 0)
+    mtp = int(key("nextn_predict_layers") or 0)
+    if not 0 <= mtp < blocks:
+        raise ModelFileError(f"{where}: GGUF nextn_predict_layers {mtp} must be below block_count {blocks}")
+    return {"num_hidden_layers": blocks - mtp, "num_nextn_predict_layers": mtp,
+            "index_n_heads": key("attention.indexer.head_count"), "index_head_dim": key("attention.indexer.key_length"),
+            "index_topk": key("attention.indexer.top_k"), "moe_layer_freq": 1}
 
 
 def _llama4_config(key: Any, tensors: dict[str, Any], embd: Any, heads: Any, kv: Any, experts: int) -> dict[str, Any]:
@@ -202,6 +225,9 @@ def _hybrid_config(model_type: str, key: Any, tensors: dict[str, Any], embd: Any
     heads = _per_layer(key("attention.head_count"), layers, "attention.head_count", where)
     ff = _per_layer(key("feed_forward_length"), layers, "feed_forward_length", where)
     attention = [i for i in range(layers) if kv[i]]
+    if model_type == "falcon_h1" and not all(kv):
+        raise ModelFileError(f"{where}: falcon-h1 GGUF with a layer of head_count_kv 0 (every Falcon-H1 block runs "
+                             "attention beside its Mamba-2 mixer)")
     if not attention and model_type != "lfm2":
         raise ModelFileError(f"{where}: hybrid GGUF without attention layers (head_count_kv all 0)")
     n_kv = kv[attention[0]] if attention else 1
@@ -246,6 +272,19 @@ def _hybrid_config(model_type: str, key: Any, tensors: dict[str, Any], embd: Any
         config |= {"full_attn_idxs": attention, "conv_L_cache": key("shortconv.l_cache"),
                    "block_ff_dim": max(ff), "block_auto_adjust_ff_dim": False,
                    "tie_embedding": "output.weight" not in tensors}
+    elif model_type == "falcon_h1":
+        # llama.cpp src/models/falcon-h1.cpp: every block is recurrent (is_recr all true) and runs attention;
+        # ssm.time_step_rank = Mamba-2 heads, ssm.inner_size = d_ssm; optional ssm_conv1d.bias, ssm_norm,
+        # attn_q.bias, ffn_up.bias; the converter writes no ssm_out.bias.
+        config |= {"mamba_d_ssm": inner, "mamba_n_heads": rank, "mamba_d_head": (inner or 0) // max(1, rank or 1),
+                   "mamba_d_state": state, "mamba_d_conv": conv, "mamba_n_groups": groups or 1,
+                   "mamba_conv_bias": _any_tensor(tensors, "ssm_conv1d.bias"),
+                   "mamba_rms_norm": _any_tensor(tensors, "ssm_norm.weight"),
+                   "attention_bias": _any_tensor(tensors, "attn_q.bias"),
+                   "mlp_bias": _any_tensor(tensors, "ffn_up.bias"), "projectors_bias": False}
+    elif model_type == "kimi_linear":
+        config.pop("head_dim", None)  # MLA: the head widths come from the *_mla keys
+        config |= _kimi_linear_config(key, kv, heads, layers, tensors)
     elif model_type == "jamba":
         period = attention[1] - attention[0] if len(attention) > 1 else layers
         moe = [i for i in range(layers) if f"blk.{i}.ffn_gate_exps.weight" in tensors]
@@ -257,6 +296,38 @@ def _hybrid_config(model_type: str, key: Any, tensors: dict[str, Any], embd: Any
                    "mamba_d_state": state, "mamba_d_conv": conv, "mamba_dt_rank": rank,
                    "mamba_expand": (inner or 0) // hidden}
     return {k: v for k, v in config.items() if v is not None}
+
+
+def _any_tensor(tensors: dict[str, Any], suffix: str) -> bool:
+    return any(name.endswith(suffix) for name in tensors)
+
+
+def _kimi_linear_config(key: Any, kv: list[int], heads: list[int], layers: int,
+                        tensors: dict[str, Any]) -> dict[str, Any]:
+    """Kimi-Linear (llama.cpp src/models/kimi-linear.cpp load_arch_hparams): per-layer head_count_kv 0 marks a KDA
+    (recurrent) layer, else MLA; kda.head_dim (older files: ssm.state_size) and ssm.conv_kernel for KDA, whose
+    heads are head_count; MLA from attention.kv_lora_rank, .q_lora_rank (absent: a plain q), .key_length_mla
+    (qk_nope + qk_rope), .value_length_mla, rope.dimension_count (qk_rope); MoE from expert_* keys after
+    leading_dense_block_count dense blocks, the sigmoid router's bias stored as blk.N.exp_probs_b.bias."""
+    rope = int(key("rope.dimension_count") or 0)
+    k_len = int(key("attention.key_length_mla") or 0)
+    n_heads = max(heads) if heads else 1
+    config = {"num_key_value_heads": n_heads, "kv_lora_rank": key("attention.kv_lora_rank"),
+              "q_lora_rank": key("attention.q_lora_rank") or None, "qk_rope_head_dim": rope,
+              "qk_nope_head_dim": k_len - rope, "v_head_dim": key("attention.value_length_mla"),
+              "linear_attn_config": {
+                  "full_attn_layers": [i + 1 for i in range(layers) if kv[i]],
+                  "kda_layers": [i + 1 for i in range(layers) if not kv[i]],
+                  "head_dim": key("kda.head_dim") or key("ssm.state_size"), "num_heads": n_heads,
+                  "short_conv_kernel_size": key("ssm.conv_kernel")}}
+    experts = key("expert_count") or 0
+    if experts:
+        config |= {"num_experts": experts, "num_experts_per_token": key("expert_used_count"),
+                   "num_shared_experts": key("expert_shared_count") or 0,
+                   "moe_intermediate_size": key("expert_feed_forward_length"),
+                   "first_k_dense_replace": key("leading_dense_block_count") or 0,
+                   "moe_router_activation_func": "sigmoid" if _any_tensor(tensors, "exp_probs_b.bias") else "softmax"}
+    return config
 
 
 def _format_name(reader: GgufFile, tensors: dict[str, GgufTensor]) -> str:

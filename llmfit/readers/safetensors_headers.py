@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from math import prod
 from pathlib import Path
+from typing import NamedTuple
 
 from llmfit.readers.config import ModelFileError
 
@@ -44,8 +45,10 @@ DTYPE_BYTES: dict[str, Fraction] = {
 DTYPE_BITS: dict[str, int] = {name: int(size * 8) for name, size in DTYPE_BYTES.items()}
 
 
-@dataclass(frozen=True)
-class TensorInfo:
+class TensorInfo(NamedTuple):
+    """One tensor of a header. A NamedTuple, not a frozen dataclass: a 10k-tensor shard builds 10k of them,
+    and a frozen dataclass's __init__ (object.__setattr__ per field) costs as much as the JSON parse."""
+
     name: str
     dtype: str
     shape: tuple[int, ...]

@@ -191,13 +191,16 @@ def fit_document(result: FitResult, units: DisplayUnits) -> Document:
 
 
 def fit_table_document(results: list[FitResult], units: DisplayUnits) -> Document:
-    """`fit --dtype all`: one row per weight format, the shape of the guide's 1.2 table."""
+    """`fit --dtype all`: one row per weight format, the shape of the guide's 1.2 table; `fit --gpu a,b`: one
+    row per GPU (a GPU column first)."""
     first = results[0]
     label = units.label
+    by_gpu = len({(r.gpu, r.gpu_count) for r in results}) > 1
     rows = []
     for r in results:
         rows.append(
-            [
+            ([f"{r.gpu}" + (f" x{r.gpu_count}" if r.gpu_count > 1 else "")] if by_gpu else [])
+            + [
                 r.dtype,
                 f"{r.raw_weights_bytes / units.divisor:,.2f}",
                 f"{r.weights_bytes / units.divisor:,.2f}",
@@ -207,20 +210,25 @@ def fit_table_document(results: list[FitResult], units: DisplayUnits) -> Documen
                 "-" if r.recommended_concurrency is None else str(r.recommended_concurrency),
             ]
         )
-    title = (
-        f"{first.model} on {first.gpu}"
-        + (f" x{first.gpu_count}" if first.gpu_count > 1 else "")
-        + f" - every weight format, context {format_tokens(first.context_tokens)}"
-    )
+    if by_gpu:
+        title = f"{first.model} ({first.dtype}) on each GPU, context {format_tokens(first.context_tokens)}"
+    else:
+        title = (
+            f"{first.model} on {first.gpu}"
+            + (f" x{first.gpu_count}" if first.gpu_count > 1 else "")
+            + f" - every weight format, context {format_tokens(first.context_tokens)}"
+        )
+    offset = 1 if by_gpu else 0
     section = Section(
         title="",
-        columns=["dtype", f"raw ({label})", f"effective ({label})", "bits/weight", "fits",
-                 "max conc." + (" (all replicas)" if first.replicas > 1 else ""), "recommended"],
+        columns=(["gpu"] if by_gpu else [])
+        + ["dtype", f"raw ({label})", f"effective ({label})", "bits/weight", "fits",
+           "max conc." + (" (all replicas)" if any(r.replicas > 1 for r in results) else ""), "recommended"],
         rows=rows,
-        numeric=(1, 2, 3, 5, 6),
+        numeric=tuple(i + offset for i in (1, 2, 3, 5, 6)),
     )
     fitting = sum(1 for r in results if r.fits)
-    verdict = f"{fitting} of {len(results)} formats fit"
+    verdict = f"{fitting} of {len(results)} {'GPUs' if by_gpu else 'formats'} fit"
     notes = [
         "raw = params x nominal bits / 8; effective adds scales, zero points and the tensors kept in 16 bits",
         f"memory in {'binary GiB' if units is DisplayUnits.gib else 'decimal GB'}",

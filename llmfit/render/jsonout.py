@@ -11,18 +11,24 @@ SCHEMA_VERSION = 1
 
 
 def to_json(result: Any) -> str:
-    """A result dataclass, a list of them, or a dict already in JSON form."""
+    """A result, or a list of results (design.md: `--dtype all` prints a list of such objects, each with its
+    schema_version); a dict is an object already shaped for JSON and keeps its own schema_version if it has one."""
     if isinstance(result, list):
-        # design.md: `--dtype all` prints a list of such objects, each with its schema_version.
-        payload: Any = [{"schema_version": SCHEMA_VERSION, **_dump(item)} for item in result]
-    elif not isinstance(result, dict):
-        payload = {"schema_version": SCHEMA_VERSION, **_dump(result)}
+        payload: Any = [_with_version(item) for item in result]
     else:
-        payload = {"schema_version": SCHEMA_VERSION, **result}
+        payload = _with_version(result)
     return json.dumps(payload, indent=2, allow_nan=False)
 
 
-def _dump(model: Any) -> dict[str, Any]:
+def _with_version(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return {"schema_version": SCHEMA_VERSION, **item}
+    return {"schema_version": SCHEMA_VERSION, **dump(item)}
+
+
+def dump(model: Any) -> dict[str, Any]:
+    """A result object (a dataclass) as JSON-ready data, without its own schema_version (the caller puts one
+    first)."""
     data: dict[str, Any] = to_jsonable(model)
     data.pop("schema_version", None)
     return data

@@ -38,7 +38,7 @@ def test_headline_json_has_design_keys(cli):
     assert run.exit_code == 0, run.stderr
     data = run.json()
     assert set(data) >= FIT_KEYS
-    assert data["schema_version"] == 1
+    assert data["schema_version"] == 2  # docs/output.md: 2 = one key set for every engine
     assert isinstance(data["max_concurrency"], int) and data["fits"] is True
     assert data["kv_tokens"] % 16 == 0
 
@@ -64,7 +64,7 @@ def test_falcon_tp4_is_refused_as_bad_input(cli):
 def test_dtype_all_lists_rows_and_exits_0_if_any_fits(cli):
     run = cli("fit", "70b", "--dtype", "all", "--gpu", "a100-80", "--format", "json")
     rows = run.json()
-    assert all(row["schema_version"] == 1 for row in rows)
+    assert all(row["schema_version"] == 2 for row in rows)
     assert run.exit_code == 0
     assert {r["dtype"] for r in rows} >= {"fp32", "bf16", "int4", "int4-raw", "q4_k_m"}
     assert not next(r for r in rows if r["dtype"] == "fp32")["fits"]

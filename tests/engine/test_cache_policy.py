@@ -123,3 +123,17 @@ def test_vllm_hybrid_projects_groups_onto_pp_stages() -> None:
     assert two.kv_tokens >= 2 * one.kv_tokens * 9 // 10  # each stage holds about half the layers
     assert two.request_bytes_per_gpu < one.request_bytes_per_gpu
     assert two.kv_bytes_per_request >= one.kv_bytes_per_request  # the same request, spread over the stages
+
+
+def test_llamacpp_keeps_the_sparse_indexer_keys_at_the_kv_type() -> None:
+    """llama.cpp src/llama-kv-cache-dsa.cpp: DeepSeek-V3.2's indexer keys are a second llama_kv_cache of one head
+    of indexer_head_size (128) at type_k, as many cells as the MLA cache: 128 x 2 B = 256 B per token and layer in
+    f16 (vLLM's 128 fp8 + 4 B scale = 132 B does not apply); with the latent (512 + 64) x 2 B = 1,152 B, 61 layers
+    hold 61 x 1,408 = 85,888 B per token."""
+    from llmfit.engine.cache_policy import LlamaCppPolicy
+
+    spec = MODELS["deepseek-v3.2-exp"]
+    plan = LlamaCppPolicy().plan(_request(spec, 1, 1, 4096, 20 * 2**30, block=1))
+    assert plan.kv_bytes_per_token == 61 * (1152 + 256) == 85_888
+    assert {line.kind: line.kv_bytes_per_token for line in plan.lines} == {"mla": 61 * 1152, "sparse_indexer": 61 * 256}
+    assert plan.kv_bytes_per_request == 85_888 * 4096

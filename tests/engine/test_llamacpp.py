@@ -98,3 +98,13 @@ def test_too_little_ram_is_a_no(registry: Registry) -> None:
     gpu = GpuSpec(name="24gb", memory=24 * GIB, source="test")
     result = llamacpp_fit(spec, gpu, fmt, LlamaCppOptions(ctx_size=8192), ram_bytes=16 * GIB)
     assert result.fits_gpu and not result.fits_ram and not result.fits
+
+
+def test_sparse_indexer_keys_are_cells_of_the_kv_type(registry: Registry) -> None:
+    """DeepSeek-V3.2 (llama.cpp src/llama-kv-cache-dsa.cpp): per cell and layer the MLA latent (512 + 64) and the
+    indexer's one key head of 128, both at -ctk (V is a view of K): (576 + 128) x 2 B x 4,096 cells."""
+    spec = registry.model("deepseek-v3.2-exp")
+    per_layer = kv_layer_bytes(spec, LlamaCppOptions(ctx_size=4096))
+    assert per_layer == [(576 + 128) * 2 * 4096] * 61
+    q8 = kv_layer_bytes(spec, LlamaCppOptions(ctx_size=4096, cache_type_k="q8_0"))
+    assert q8[0] == (576 + 128) * 34 // 32 * 4096  # q8_0: 34 B per 32 values

@@ -123,6 +123,8 @@ def plain_plan(spec: Any, gpus: list[Any], formats: list[Any], kvs: list[str], t
 @pytest.mark.parametrize(("engine", "model", "fraction"), [
     ("vllm", "llama-3.1-70b", None), ("sglang", "qwen3-30b-a3b", None), ("trt-llm", "qwen2.5-7b", None),
     ("vllm", "gpt-oss-20b", 0.8),
+    # SGLang's separate Mamba state pool: max and recommended from the policy's two pools, in both.
+    ("sglang", "nvidia-nemotron-nano-9b-v2", None),
 ])
 def test_plan_is_the_plain_evaluation(registry: Registry, engine: str, model: str, fraction: float | None) -> None:
     spec = registry.model(model)
@@ -172,3 +174,20 @@ def test_engine_terms_depend_only_on_the_shape_key(registry: Registry, engine: s
                     for pp in (1, 2, 3, 4, 5, 7, 8, 12, 16, 24, 32, 48, 64, 80):
                         terms = engine_terms(engine, spec, gpu, fmt, tp, pp, base, None)
                         assert seen.setdefault(_shape_key(spec, fmt, tp, pp), terms) == terms, (model, tp, pp)
+
+
+@pytest.mark.parametrize("model", ["qwen3-next-80b-a3b-instruct", "nvidia-nemotron-nano-9b-v2", "lfm2-1.2b",
+                                   "ai21-jamba-mini-1.6"])
+def test_sglang_recommends_fewer_requests_than_its_state_pool_holds(registry: Registry, model: str) -> None:
+    # SGLang sizes its Mamba state slots from the pool (SglangPolicy.pools); keeping 30 % of the pool free
+    # means asking with 70 % of it, so the recommendation stays below the maximum (it once exceeded it: 173 > 142
+    # for Qwen3-Next on 4 x H100, the byte formula ignoring the slot count).
+    from llmfit.engine.engines import engine_fit
+    from llmfit.engine.serving import Deployment
+
+    spec = registry.model(model)
+    result = engine_fit(spec, registry.gpu("h100-80"), get_format("bf16"), Deployment(gpu_count=4, tp=4, pp=1),
+                        ServingOptions(context_tokens=8192), "sglang")
+    assert result.max_concurrency and result.recommended_concurrency is not None
+    assert result.recommended_concurrency <= result.max_concurrency
+    assert result.recommended_concurrency >= int(0.6 * result.max_concurrency)

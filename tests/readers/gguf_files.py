@@ -4,6 +4,7 @@ touch. Used by the reader tests and by benchmarks/model_files.py."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,22 @@ def write_qwen2_gguf(path: Path, *, layers: int = 64, vocab: int = 152064, hidde
         writer.write_tensors_to_file()
         writer.close()
         return path
-    for name, shape in shapes.items():
-        dtype = np.float32 if len(shape) == 1 else np.float16
-        writer.add_tensor_info(name, shape, np.dtype(dtype), int(np.prod(shape)) * np.dtype(dtype).itemsize)
+    write_sparse_tensors(writer, path, {name: (shape, np.dtype(np.float32 if len(shape) == 1 else np.float16))
+                                        for name, shape in shapes.items()})
+    return path
+
+
+def ggml_pad(n: int, align: int = 32) -> int:  # ggml's GGML_PAD
+    return n + (align - n % align) % align
+
+
+def write_sparse_tensors(writer: Any, path: Path, tensors: Mapping[str, tuple[tuple[int, ...], np.dtype[Any]]]) -> None:
+    """Finish a gguf.GGUFWriter whose metadata is added: tensor infos of `tensors` {name: (numpy-order shape,
+    dtype)} (GGUFWriter stores them reversed, ne0 first), header, metadata and tensor infos written, and the
+    tensor data - each tensor padded to 32 bytes, as GGUFWriter lays it out - left as a sparse hole."""
+    sizes = {name: int(np.prod(shape)) * dtype.itemsize for name, (shape, dtype) in tensors.items()}
+    for name, (shape, dtype) in tensors.items():
+        writer.add_tensor_info(name, shape, dtype, sizes[name])
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_ti_data_to_file()
@@ -79,15 +93,8 @@ def write_qwen2_gguf(path: Path, *, layers: int = 64, vocab: int = 152064, hidde
     start = handle.tell()
     handle.flush()
     writer.close()
-    # Tensor data: each tensor padded to 32 bytes, as GGUFWriter lays it out; left as a sparse hole.
-    total = sum(ggml_pad(int(np.prod(s)) * (4 if len(s) == 1 else 2)) for s in shapes.values())
     with open(path, "r+b") as out:
-        out.truncate(ggml_pad(start) + total)
-    return path
-
-
-def ggml_pad(n: int, align: int = 32) -> int:  # ggml's GGML_PAD
-    return n + (align - n % align) % align
+        out.truncate(ggml_pad(start) + sum(ggml_pad(n) for n in sizes.values()))
 
 
 def write_small_gguf(path: Path, metadata: dict[str, tuple[Any, Any]], tensors: dict[str, Any],

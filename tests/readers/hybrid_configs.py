@@ -161,3 +161,23 @@ FALCON_H1_15B: dict[str, Any] = {
     "mamba_n_heads": 48, "mamba_d_head": 64, "mamba_d_ssm": 3072, "max_position_embeddings": 131072,
     "tie_word_embeddings": False, "torch_dtype": "bfloat16",
 }
+
+# mistralai/Mistral-Small-3.2-24B-Instruct-2506 config.json (Mistral3ForConditionalGeneration: a Mistral text_config, a
+# Pixtral vision_config, the projector fields at the top level). Values as the HF file gives them; the same fields are
+# quoted verbatim in public code (FLUX.2's text-encoder loader, which loads this checkpoint, and a C++ test's
+# "kRealConfig" of Mistral-Small-3.1-24B-Instruct-2503, which has the same shapes).
+MISTRAL_SMALL_32_24B: dict[str, Any] = {
+    "architectures": ["Mistral3ForConditionalGeneration"], "image_token_index": 10, "model_type": "mistral3",
+    "multimodal_projector_bias": False, "projector_hidden_act": "gelu", "spatial_merge_size": 2,
+    "text_config": {"attention_dropout": 0.0, "head_dim": 128, "hidden_act": "silu", "hidden_size": 5120,
+                    "initializer_range": 0.02, "intermediate_size": 32768, "max_position_embeddings": 131072,
+                    "model_type": "mistral", "num_attention_heads": 32, "num_hidden_layers": 40,
+                    "num_key_value_heads": 8, "rms_norm_eps": 1e-05, "rope_theta": 1000000000.0,
+                    "sliding_window": None, "use_cache": True, "vocab_size": 131072},
+    "torch_dtype": "bfloat16",
+    "vision_config": {"attention_dropout": 0.0, "head_dim": 64, "hidden_act": "silu", "hidden_size": 1024,
+                      "image_size": 1540, "initializer_range": 0.02, "intermediate_size": 4096,
+                      "model_type": "pixtral", "num_attention_heads": 16, "num_channels": 3,
+                      "num_hidden_layers": 24, "patch_size": 14, "rope_theta": 10000.0},
+    "vision_feature_layer": -1,
+}

@@ -31,6 +31,7 @@ def _spec(config: dict[str, Any]) -> ModelSpec:
     (H.LLAMA4_MAVERICK, 401_583_781_376),
     (H.MLLAMA_11B, 10_670_220_835),
     (H.QWEN25_VL_7B, 8_292_166_656),
+    (H.MISTRAL_SMALL_32_24B, 24_011_361_280),  # keras-hub mistral3_presets.py 'mistral_small_3.2_24b_instruct_2506_en'
 ])
 def test_hybrid_config_counts_equal_the_checkpoint_totals(config: dict[str, Any], total: int) -> None:
     assert count_params(_spec(config)).total_params == total
@@ -89,3 +90,52 @@ def test_kv_json_of_a_hybrid_has_state_apart(cli: Any) -> None:
     kinds = {k["kind"]: k for k in long["kinds"]}
     assert kinds["linear_attention"]["kv_bytes_per_token"] == 0
     assert kinds["full_attention"]["state_bytes_per_request"] == 0
+
+
+def test_mistral3_reads_text_config_and_counts_pixtral_by_hand(tmp_path: Path) -> None:
+    """Mistral-Small-3.2-24B-Instruct-2506's config.json, written to a file and read as llmfit reads any config.json.
+
+    By hand (modeling_pixtral.py / modeling_mistral3.py): tower = patch_conv 3 x 14 x 14 x 1024 (602,112) + ln_pre 1024
+    + 24 layers x (4 x 1024^2 + 3 x 1024 x 4096 + 2 x 1024 = 16,779,264) = 403,305,472; projector = norm 1024 +
+    merging_layer 4096 x 1024 + linear_1 1024 x 5120 + linear_2 5120 x 5120, no biases = 35,652,608; text = the
+    published mistral-small-24b-base-2501 count 23,572,403,200."""
+    from llmfit.readers.config import read_config_file
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(H.MISTRAL_SMALL_32_24B))
+    spec = _spec(read_config_file(path))
+    assert spec.architecture == "Mistral3ForConditionalGeneration"
+    assert (spec.hidden_size, spec.num_hidden_layers, spec.num_attention_heads, spec.num_key_value_heads,
+            spec.head_dim, spec.intermediate_size, spec.vocab_size) == (5120, 40, 32, 8, 128, 32768, 131072)
+    assert spec.max_position_embeddings == 131072 and spec.sliding_window is None  # "sliding_window": null
+    assert spec.extra_params == {"vision tower (pixtral)": 403_305_472,
+                                 "multimodal projector (patch merger)": 35_652_608}
+    counts = count_params(spec)
+    assert counts.active_params == 23_572_403_200  # the vision tower does not run per text token
+    assert counts.total_params == 24_011_361_280
+
+
+def test_mistral3_projector_bias_and_merge_size_are_read() -> None:
+    # multimodal_projector_bias: linear_1 and linear_2 get a bias of text hidden each; spatial_merge_size 1 leaves a
+    # 1024 x 1024 merging_layer (modeling_mistral3.py Mistral3PatchMerger: hidden x merge^2 -> hidden).
+    biased = _spec({**H.MISTRAL_SMALL_32_24B, "multimodal_projector_bias": True})
+    assert biased.extra_params["multimodal projector (patch merger)"] == 35_652_608 + 2 * 5120
+    unmerged = _spec({**H.MISTRAL_SMALL_32_24B, "spatial_merge_size": 1})
+    assert unmerged.extra_params["multimodal projector (patch merger)"] == 35_652_608 - 3 * 1024 * 1024
+
+
+def test_mistral3_without_vision_config_is_refused() -> None:
+    config = {k: v for k, v in H.MISTRAL_SMALL_32_24B.items() if k != "vision_config"}
+    with pytest.raises(ModelFileError, match="vision_config"):
+        spec_fields(config, "config.json")
+
+
+def test_fit_mistral_small_32_json(cli: Any) -> None:
+    """`llmfit fit mistral-small-3.2 --gpu h100-80 --format json`: the preset with its vision tower counted."""
+    run = cli("fit", "mistral-small-3.2", "--gpu", "h100-80", "--format", "json")
+    assert run.exit_code == 0, run.stderr
+    data = json.loads(run.stdout)
+    assert data["model"] == "mistral-small-3.2-24b-instruct-2506"
+    assert data["total_params"] == 24_011_361_280 and data["active_params"] == 23_572_403_200
+    assert data["weights_bytes_per_gpu"] == 2 * 24_011_361_280  # bf16
+    assert data["kv_tokens"] > 0
