@@ -156,7 +156,7 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         if model_type == "qwen2_moe":
             config["shared_expert_intermediate_size"] = key("expert_shared_feed_forward_length")
     if model_type == "gemma3_text":
-        config["sliding_window_pattern"] = key("attention.sliding_window_pattern") or 6
+        config |= _gemma3_window(key, int(key("block_count") or 0), where)
     if config["sliding_window"] and model_type in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"):
         config["sliding_window"] = None  # Qwen GGUFs carry no use_sliding_window; llama.cpp ignores it
     if model_type in ("deepseek_v2", "deepseek_v32"):
@@ -183,6 +183,21 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         config["intermediate_size"] = config["intermediate_size"] or None
         config["ffn_hidden_size"] = key("feed_forward_length")
     return {k: v for k, v in config.items() if v is not None}
+
+
+def _gemma3_window(key: Any, layers: int, where: str) -> dict[str, Any]:
+    """Gemma-3's local/global layers as llama.cpp's LLM_ARCH_GEMMA3 hparams read them: sliding only when
+    attention.sliding_window is present and > 0 (else every layer attends globally, LLAMA_SWA_TYPE_NONE); the
+    period is attention.sliding_window_pattern, default 6 (5 local, 1 global; llama_hparams::set_swa_pattern);
+    gguf-py's add_sliding_window_pattern also writes it as one flag per layer (true = sliding)."""
+    window = key("attention.sliding_window")
+    if not window:
+        return {"sliding_window": None, "layer_types": ["full_attention"] * layers}
+    pattern = key("attention.sliding_window_pattern")
+    if isinstance(pattern, list):
+        flags = _per_layer(pattern, layers, "attention.sliding_window_pattern", where)
+        return {"layer_types": ["sliding_attention" if f else "full_attention" for f in flags]}
+    return {"sliding_window_pattern": pattern or 6}
 
 
 def _deepseek32_config(key: Any, config: dict[str, Any], where: str) -> dict[str, Any]:

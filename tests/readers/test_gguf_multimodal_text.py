@@ -149,20 +149,37 @@ def test_qwen2vl_gguf_without_qkv_bias_is_refused(tmp_path: Path) -> None:
         _gguf(tmp_path / "x.gguf", _qwen25_vl_7b(), tensors)
 
 
+_GEMMA3_4B = {
+    "general.architecture": "gemma3", "gemma3.block_count": 34, "gemma3.embedding_length": 2560,
+    "gemma3.context_length": 131072, "gemma3.attention.head_count": 8, "gemma3.attention.head_count_kv": 4,
+    "gemma3.attention.key_length": 256, "gemma3.attention.value_length": 256,
+    "gemma3.feed_forward_length": 10240, "gemma3.attention.sliding_window": 1024,
+}
+
+
 def test_gemma3_gguf_is_the_text_config_with_its_5_to_1_pattern(tmp_path: Path) -> None:
-    """Gemma-3-4B text as gemma3 (llama.cpp: attention.sliding_window 1024, pattern 6: 5 local, 1 global): the
-    config.json text count 3,880,263,168 (vision_tower_params' check of gemma-3-4b), 29 sliding + 5 full layers."""
-    metadata = {
-        "general.architecture": "gemma3", "gemma3.block_count": 34, "gemma3.embedding_length": 2560,
-        "gemma3.context_length": 131072, "gemma3.attention.head_count": 8, "gemma3.attention.head_count_kv": 4,
-        "gemma3.attention.key_length": 256, "gemma3.attention.value_length": 256,
-        "gemma3.feed_forward_length": 10240, "gemma3.attention.sliding_window": 1024,
-    }
-    spec = _gguf(tmp_path / "x.gguf", metadata, {"token_embd.weight": (2560, 262208)})
+    """Gemma-3-4B text as gemma3 (llama.cpp LLM_ARCH_GEMMA3: attention.sliding_window 1024, default period 6: 5 local,
+    1 global): the config.json text count 3,880,263,168 (vision_tower_params' check of gemma-3-4b), 29 sliding + 5
+    full layers, and the mmproj note."""
+    spec = _gguf(tmp_path / "x.gguf", _GEMMA3_4B, {"token_embd.weight": (2560, 262208)})
     from_config = _spec(GEMMA3_4B)
     assert spec.layer_groups == from_config.layer_groups
     assert count_params(spec).total_params == 3_880_263_168
     assert {(g.kind.name, g.layers) for g in spec.layer_groups} == {("sliding_attention", 29), ("full_attention", 5)}
+    assert spec.checkpoint is not None and any("if the model has one" in n for n in spec.checkpoint.notes)
+
+
+@pytest.mark.parametrize(("change", "groups"), [
+    # no (or a zero) window: llama.cpp runs LLAMA_SWA_TYPE_NONE, every layer global
+    ({"gemma3.attention.sliding_window": 0}, {("full_attention", 34)}),
+    # the pattern as one flag per layer (gguf-py add_sliding_window_pattern(Sequence[bool])): true = sliding
+    ({"gemma3.attention.sliding_window_pattern": [i % 2 == 0 for i in range(34)]},
+     {("sliding_attention", 17), ("full_attention", 17)}),
+    ({"gemma3.attention.sliding_window_pattern": 4}, {("sliding_attention", 26), ("full_attention", 8)}),
+])
+def test_gemma3_gguf_window_keys(tmp_path: Path, change: dict[str, Any], groups: set[tuple[str, int]]) -> None:
+    spec = _gguf(tmp_path / "x.gguf", _GEMMA3_4B | change, {"token_embd.weight": (2560, 262208)})
+    assert {(g.kind.name, g.layers) for g in spec.layer_groups} == groups
 
 
 @pytest.mark.parametrize("which", ["qwen35", "qwen2vl"])
