@@ -102,6 +102,9 @@ def _check_types(reader: GgufFile, where: str) -> str:
 def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> dict[str, Any]:
     """The config.json fields a GGUF's metadata encodes."""
     arch = _value(reader, "general.architecture")
+    if arch == "clip":  # gguf-py MODEL_ARCH.MMPROJ: the vision / audio tower a multimodal model's text GGUF leaves out
+        raise ModelFileError(f"{where}: a multimodal projector (mmproj) GGUF, general.architecture 'clip': pass the "
+                             "text model's .gguf (llmfit sizes the text decoder; the mmproj file adds its own bytes)")
     if arch not in GGUF_ARCHES:
         raise ModelFileError(f"{where}: GGUF architecture {arch!r} is not supported "
                              f"(supported: {', '.join(sorted(GGUF_ARCHES))})")

@@ -240,3 +240,12 @@ def test_key_names_are_gguf_py_writer_names(tmp_path: Path) -> None:
     spec = spec_from_gguf(path)
     assert spec.layer_groups == _gguf(tmp_path / "x.gguf", _qwen35_2b(1), _QWEN35_TENSORS).layer_groups
     assert count_params(spec).total_params == 1_881_825_088 + 60_828_160
+
+
+def test_an_mmproj_gguf_is_refused_pointing_at_the_text_file(tmp_path: Path, cli: Any) -> None:
+    path = tmp_path / "mmproj-model-f16.gguf"
+    with pytest.raises(ModelFileError, match=re.escape("pass the text model's .gguf")):
+        _gguf(path, {"general.architecture": "clip", "clip.vision.block_count": 32},
+              {"v.patch_embd.weight": (14, 1280)})
+    run = cli("kv", str(path), "--format", "json")
+    assert run.exit_code == 2 and "multimodal projector (mmproj) GGUF" in run.stderr
