@@ -232,7 +232,10 @@ def _predict_llamacpp(facts: Any, spec: Any, gpu: Any, notes: list[str]
     fmt = native_format(spec) if spec.checkpoint is not None else resolve_format(
         spec.checkpoint_format or "q4_k_m")
     result = llamacpp_fit(spec, gpu, fmt, options, None)
-    weights_gpu = sum(line.bytes for line in result.vram_lines if "weights" in line.name or "layers" in line.name)
+    # "CUDA0 model buffer size" is the GPU's share of the file's tensors: the offloaded layers' weights and the
+    # output layer when it is on the GPU (llama-model.cpp load_tensors), never the KV or compute buffers.
+    weights_gpu = sum(line.bytes for line in result.vram_lines
+                      if line.name.startswith("weights of ") or line.name == "output layer")
     predicted: dict[str, float | None] = {"kv_buffer_bytes": result.kv_bytes_gpu + 0.0,
                                           "compute_buffer_bytes": result.compute_buffer_bytes_gpu + 0.0,
                                           "model_buffer_bytes": weights_gpu + 0.0 if weights_gpu else None}

@@ -156,3 +156,27 @@ def test_every_quoted_log_of_the_validation_data_is_read(cli: Any, tmp_path: Pat
         assert run.exit_code in (0, 1, 2), (entry["id"], run.stderr)
         if run.exit_code == 2:
             assert run.stderr.count("\n") == 1, (entry["id"], run.stderr)
+
+
+def test_llamacpp_model_buffer_is_weights_and_output_layer_not_kv(cli: Any, tmp_path: Path) -> None:
+    # "CUDA0 model buffer size" is the offloaded tensors only; the KV cache has its own buffer line. The old
+    # prediction summed every VRAM line with "layers" in its name, which took in "KV cache of the GPU layers".
+    from llmfit.engine.formats import get_format
+    from llmfit.engine.llamacpp import LlamaCppOptions, llamacpp_fit
+    from llmfit.presets import load_registry
+
+    registry = load_registry()
+    result = llamacpp_fit(registry.model("llama-3.1-8b"), registry.gpu("rtx-4090"), get_format("q4_k_m"),
+                          LlamaCppOptions(ctx_size=8192, parallel=1, cache_type_k="f16", cache_type_v="f16"), None)
+    lines = {line.name: line.bytes for line in result.vram_lines}
+    expected = lines["weights of 32 layers"] + lines["output layer"]
+    assert lines["KV cache of the GPU layers"] == 32 * 8192 * 8 * 128 * 2 * 2  # f16 K + V, all 32 layers
+    log = ["llama_context: n_seq_max = 1", "llama_context: n_ctx = 8192",
+           # measured sizes as llama.cpp prints them; only the predictions are checked here
+           "load_tensors: offloaded 33/33 layers to GPU", "load_tensors:        CUDA0 model buffer size =  4403.49 MiB",
+           "llama_kv_cache:      CUDA0 KV buffer size =  1024.00 MiB"]
+    run = cli("check-log", _log(tmp_path, log), "--model", "llama-3.1-8b", "--gpu", "rtx-4090", "--format", "json")
+    assert run.exit_code in (0, 1), run.stderr
+    names = {line["name"]: line for line in run.json()["lines"]}
+    assert names["model_buffer_bytes"]["predicted"] == expected
+    assert names["kv_buffer_bytes"]["predicted"] == lines["KV cache of the GPU layers"]
