@@ -35,8 +35,21 @@ GGUF_ARCHES = {"llama": "llama", "qwen2": "qwen2", "qwen3": "qwen3", "qwen2moe":
                # hybrids (llama.cpp src/llama-arch.cpp names); per-layer head_count_kv 0 marks a recurrent layer
                "qwen3next": "qwen3_next", "nemotron_h": "nemotron_h", "granitehybrid": "granitemoehybrid",
                "lfm2": "lfm2", "jamba": "jamba", "llama4": "llama4_text",
-               "falcon-h1": "falcon_h1", "kimi-linear": "kimi_linear", "deepseek32": "deepseek_v32"}
-_HYBRID_GGUF = {"qwen3_next", "nemotron_h", "granitemoehybrid", "lfm2", "jamba", "falcon_h1", "kimi_linear"}
+               "falcon-h1": "falcon_h1", "kimi-linear": "kimi_linear", "deepseek32": "deepseek_v32",
+               "qwen35": "qwen3_5_text", "qwen35moe": "qwen3_5_moe_text",
+               # Qwen2-VL and Qwen2.5-VL (convert_hf_to_gguf.py Qwen2VLModel registers both): the Qwen2 text decoder
+               "qwen2vl": "qwen2"}
+_HYBRID_GGUF = {"qwen3_next", "nemotron_h", "granitemoehybrid", "lfm2", "jamba", "falcon_h1", "kimi_linear",
+                "qwen3_5_text", "qwen3_5_moe_text"}
+# Gated DeltaNet + gated full attention (llama.cpp src/models/qwen3next.cpp, qwen35.cpp, qwen35moe.cpp): which blocks
+# are recurrent is attention.recurrent_layers (newer files) or every full_attention_interval-th block attends.
+_GATED_DELTANET = {"qwen3_next", "qwen3_5_text", "qwen3_5_moe_text"}
+# Multimodal checkpoints whose GGUF is the text decoder only: llama.cpp's converter writes the vision tower and
+# projector to a separate mmproj GGUF (convert_hf_to_gguf.py --mmproj; Qwen2VLVisionModel, Qwen3VL vision for
+# Qwen3.5, Llama4 and Gemma3 vision models), so what this file counts is the text model.
+_MMPROJ_NOTE = ("text decoder only: a vision tower and projector{maybe} live in a separate mmproj GGUF and are not "
+                "counted here")
+_TEXT_ONLY_ARCHES = {"qwen2vl": "", "qwen35": "", "qwen35moe": "", "llama4": "", "gemma3": " (if the model has one)"}
 # Names and keys as llama.cpp src/llama-arch.cpp (LLM_ARCH_NAMES, LLM_KV_NAMES) at commit 00395eb285c7 and its
 # src/models/<arch>.cpp load_arch_hparams; falcon-h1, kimi-linear and deepseek32 are all llama.cpp architectures there.
 _SPLIT = re.compile(r"^(.*)-(\d{5})-of-(\d{5})\.gguf$")
@@ -89,6 +102,9 @@ def _check_types(reader: GgufFile, where: str) -> str:
 def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> dict[str, Any]:
     """The config.json fields a GGUF's metadata encodes."""
     arch = _value(reader, "general.architecture")
+    if arch == "clip":  # gguf-py MODEL_ARCH.MMPROJ: the vision / audio tower a multimodal model's text GGUF leaves out
+        raise ModelFileError(f"{where}: a multimodal projector (mmproj) GGUF, general.architecture 'clip': pass the "
+                             "text model's .gguf (llmfit sizes the text decoder; the mmproj file adds its own bytes)")
     if arch not in GGUF_ARCHES:
         raise ModelFileError(f"{where}: GGUF architecture {arch!r} is not supported "
                              f"(supported: {', '.join(sorted(GGUF_ARCHES))})")
@@ -114,6 +130,9 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         return _llama4_config(key, tensors, embd, heads, kv, experts)
     if model_type == "llama" and experts:
         model_type = "mixtral"
+    if arch == "qwen2vl" and "blk.0.attn_q.bias" not in tensors:
+        raise ModelFileError(f"{where}: qwen2vl GGUF without blk.0.attn_q.bias (the Qwen2 decoder's q/k/v have biases; "
+                             "llama.cpp src/models/qwen2vl.cpp create_tensor_qkv)")
     config: dict[str, Any] = {
         "model_type": model_type,
         "hidden_size": key("embedding_length"),
@@ -140,7 +159,7 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         if model_type == "qwen2_moe":
             config["shared_expert_intermediate_size"] = key("expert_shared_feed_forward_length")
     if model_type == "gemma3_text":
-        config["sliding_window_pattern"] = key("attention.sliding_window_pattern") or 6
+        config |= _gemma3_window(key, int(key("block_count") or 0), where)
     if config["sliding_window"] and model_type in ("qwen2", "qwen3", "qwen2_moe", "qwen3_moe"):
         config["sliding_window"] = None  # Qwen GGUFs carry no use_sliding_window; llama.cpp ignores it
     if model_type in ("deepseek_v2", "deepseek_v32"):
@@ -167,6 +186,21 @@ def config_from_metadata(reader: Any, tensors: dict[str, Any], where: str) -> di
         config["intermediate_size"] = config["intermediate_size"] or None
         config["ffn_hidden_size"] = key("feed_forward_length")
     return {k: v for k, v in config.items() if v is not None}
+
+
+def _gemma3_window(key: Any, layers: int, where: str) -> dict[str, Any]:
+    """Gemma-3's local/global layers as llama.cpp's LLM_ARCH_GEMMA3 hparams read them: sliding only when
+    attention.sliding_window is present and > 0 (else every layer attends globally, LLAMA_SWA_TYPE_NONE); the
+    period is attention.sliding_window_pattern, default 6 (5 local, 1 global; llama_hparams::set_swa_pattern);
+    gguf-py's add_sliding_window_pattern also writes it as one flag per layer (true = sliding)."""
+    window = key("attention.sliding_window")
+    if not window:
+        return {"sliding_window": None, "layer_types": ["full_attention"] * layers}
+    pattern = key("attention.sliding_window_pattern")
+    if isinstance(pattern, list):
+        flags = _per_layer(pattern, layers, "attention.sliding_window_pattern", where)
+        return {"layer_types": ["sliding_attention" if f else "full_attention" for f in flags]}
+    return {"sliding_window_pattern": pattern or 6}
 
 
 def _deepseek32_config(key: Any, config: dict[str, Any], where: str) -> dict[str, Any]:
@@ -224,6 +258,14 @@ def _hybrid_config(model_type: str, key: Any, tensors: dict[str, Any], embd: Any
     kv = _per_layer(key("attention.head_count_kv"), layers, "attention.head_count_kv", where)
     heads = _per_layer(key("attention.head_count"), layers, "attention.head_count", where)
     ff = _per_layer(key("feed_forward_length"), layers, "feed_forward_length", where)
+    mtp = 0
+    if model_type in _GATED_DELTANET:
+        mtp, recurrent = _gated_deltanet_layers(key, layers, where)
+        layers -= mtp  # the trailing nextn_predict_layers blocks are the MTP module
+        if any(not recurrent[i] and not kv[i] for i in range(layers)):
+            raise ModelFileError(f"{where}: GGUF attention.head_count_kv is 0 at a full-attention block")
+        kv = [0 if recurrent[i] else kv[i] for i in range(layers)]  # 0 marks a recurrent layer below
+        heads, ff = heads[:layers], ff[:layers]
     attention = [i for i in range(layers) if kv[i]]
     if model_type == "falcon_h1" and not all(kv):
         raise ModelFileError(f"{where}: falcon-h1 GGUF with a layer of head_count_kv 0 (every Falcon-H1 block runs "
@@ -245,15 +287,15 @@ def _hybrid_config(model_type: str, key: Any, tensors: dict[str, Any], embd: Any
     experts = key("expert_count") or 0
     conv, state, groups, rank, inner = (key("ssm.conv_kernel"), key("ssm.state_size"), key("ssm.group_count"),
                                         key("ssm.time_step_rank"), key("ssm.inner_size"))
-    if model_type == "qwen3_next":
+    if model_type in _GATED_DELTANET:
         config |= {"layer_types": ["full_attention" if kv[i] else "linear_attention" for i in range(layers)],
                    "linear_conv_kernel_dim": conv, "linear_key_head_dim": state, "linear_num_key_heads": groups,
                    "linear_num_value_heads": rank, "linear_value_head_dim": (inner or 0) // max(1, rank or 1),
                    "num_experts": experts, "num_experts_per_tok": key("expert_used_count"),
                    "moe_intermediate_size": key("expert_feed_forward_length"),
                    "shared_expert_intermediate_size": key("expert_shared_feed_forward_length"),
-                   # the GGUF keeps the MTP layer out (nextn layers are not converted): none to count
-                   "num_nextn_predict_layers": key("nextn_predict_layers") or 0}
+                   # MTP blocks are counted only when the file stores them (block_count includes them)
+                   "num_nextn_predict_layers": mtp}
     elif model_type == "nemotron_h":
         config |= {"hybrid_override_pattern": "".join("*" if kv[i] else "-" if ff[i] else "M" for i in range(layers)),
                    "ssm_state_size": state, "conv_kernel": conv, "n_groups": groups, "mamba_num_heads": rank,
@@ -296,6 +338,30 @@ def _hybrid_config(model_type: str, key: Any, tensors: dict[str, Any], embd: Any
                    "mamba_d_state": state, "mamba_d_conv": conv, "mamba_dt_rank": rank,
                    "mamba_expand": (inner or 0) // hidden}
     return {k: v for k, v in config.items() if v is not None}
+
+
+def _gated_deltanet_layers(key: Any, blocks: int, where: str) -> tuple[int, list[bool]]:
+    """(MTP blocks, recurrent flag per block) of a Qwen3-Next / Qwen3.5 GGUF, as llama.cpp's load_arch_hparams
+    (src/models/qwen3next.cpp, qwen35.cpp, qwen35moe.cpp): nextn_predict_layers trailing blocks are the MTP module
+    (convert_hf_to_gguf.py's Qwen3.5 MTP mixin appends them to block_count; older converters drop them and write
+    no key); attention.recurrent_layers, when present, flags each block, else block i is recurrent unless
+    (i + 1) % full_attention_interval == 0 (default 4). head_count_kv is one number there, not a per-layer mask."""
+    mtp = key("nextn_predict_layers") or 0
+    if not isinstance(mtp, int) or not 0 <= mtp < blocks:
+        raise ModelFileError(f"{where}: GGUF nextn_predict_layers {mtp} must be below block_count {blocks}")
+    layers = blocks - mtp
+    flags = key("attention.recurrent_layers")
+    if flags is not None:
+        if not isinstance(flags, list):
+            raise ModelFileError(f"{where}: GGUF attention.recurrent_layers must be an array of one flag per block")
+        values = _per_layer(flags, blocks, "attention.recurrent_layers", where)
+        return mtp, [bool(v) and i < layers for i, v in enumerate(values)]
+    interval = key("full_attention_interval")
+    interval = 4 if interval is None else interval
+    if isinstance(interval, bool) or not isinstance(interval, int) or not 1 <= interval <= blocks:
+        raise ModelFileError(f"{where}: GGUF full_attention_interval {interval!r} must be a whole number in "
+                             f"1..{blocks}")
+    return mtp, [i < layers and (i + 1) % interval != 0 for i in range(blocks)]
 
 
 def _any_tensor(tensors: dict[str, Any], suffix: str) -> bool:
@@ -363,12 +429,16 @@ def spec_from_gguf(path: Path, *, name: str | None = None) -> ModelSpec:
     by_type: dict[str, int] = {}
     for tensor in tensors.values():
         by_type[tensor.type_name] = by_type.get(tensor.type_name, 0) + tensor.n_bytes
+    arch = str(_value(readers[0], "general.architecture"))
+    if arch == "qwen2vl":
+        fields |= {"family": "qwen2_vl", "architecture": "Qwen2VLForConditionalGeneration"}
     general_name = _value(readers[0], "general.name")
     model_name = name or (general_name if isinstance(general_name, str) and general_name else path.stem)
     info = CheckpointInfo(path=str(path), reader="gguf", format=_format_name(readers[0], tensors),
                           format_note=f"GGUF tensor table of {len(parts)} file{'s' if len(parts) > 1 else ''}",
                           stored_bytes=stored_bytes, file_bytes=stored_bytes, stored_params=stored_params,
-                          bytes_by_dtype=by_type)
+                          bytes_by_dtype=by_type, notes=[_MMPROJ_NOTE.format(maybe=_TEXT_ONLY_ARCHES[arch])]
+                          if arch in _TEXT_ONLY_ARCHES else [])
     spec = build_spec(fields, name=model_name.lower().replace(" ", "-"), source=f"{path}: GGUF metadata and tensors",
                       hf_id=None, where=where, checkpoint=info)
     return with_count_note(spec)

@@ -49,13 +49,21 @@ def _spec(config: dict[str, Any]) -> ModelSpec:
     return ModelSpec(name="x", source="t", **spec_fields(config, "x.gguf"))
 
 
-def test_qwen3_next_gguf_metadata_gives_the_config_spec_without_mtp(tmp_path: Path) -> None:
+_PER_LAYER_KV = [2 if (i + 1) % 4 == 0 else 0 for i in range(48)]
+
+
+@pytest.mark.parametrize("kv_keys", [
+    # as Qwen3NextModel writes it (conversion/qwen.py): one head_count_kv and full_attention_interval; llama.cpp's
+    # src/models/qwen3next.cpp marks block i recurrent unless (i + 1) % full_attention_interval == 0
+    {"qwen3next.attention.head_count_kv": 2, "qwen3next.full_attention_interval": 4},
+    # a per-layer head_count_kv (0 on the recurrent blocks) with no interval key: the default interval 4 agrees
+    {"qwen3next.attention.head_count_kv": _PER_LAYER_KV},
+])
+def test_qwen3_next_gguf_metadata_gives_the_config_spec_without_mtp(tmp_path: Path, kv_keys: dict[str, Any]) -> None:
     c = H.QWEN3_NEXT_80B
-    kinds = ["full_attention" if (i + 1) % 4 == 0 else "linear_attention" for i in range(48)]
-    metadata = {
+    metadata = kv_keys | {
         "general.architecture": "qwen3next", "qwen3next.block_count": 48, "qwen3next.embedding_length": 2048,
         "qwen3next.context_length": 262144, "qwen3next.attention.head_count": 16,
-        "qwen3next.attention.head_count_kv": [2 if k == "full_attention" else 0 for k in kinds],
         "qwen3next.attention.key_length": 256, "qwen3next.feed_forward_length": 5120,
         "qwen3next.ssm.conv_kernel": 4, "qwen3next.ssm.state_size": 128, "qwen3next.ssm.group_count": 16,
         "qwen3next.ssm.time_step_rank": 32, "qwen3next.ssm.inner_size": 4096, "qwen3next.expert_count": 512,
@@ -65,9 +73,9 @@ def test_qwen3_next_gguf_metadata_gives_the_config_spec_without_mtp(tmp_path: Pa
     tensors = {"token_embd.weight": (2048, 151936), "output.weight": (2048, 151936)}
     from_gguf = _gguf(tmp_path / "x.gguf", metadata, tensors)
     from_config = _spec(c)
-    mtp = sum(from_config.extra_params.values())
+    mtp = sum(from_config.extra_params.values())  # the converter drops Qwen3-Next's MTP layer
     assert count_params(from_gguf).total_params == count_params(from_config).total_params - mtp
-    assert [g.kind for g in from_gguf.layer_groups] == [g.kind for g in from_config.layer_groups]
+    assert from_gguf.layer_groups == from_config.layer_groups
 
 
 def test_nemotron_h_gguf_metadata_rebuilds_the_block_pattern(tmp_path: Path) -> None:
@@ -148,10 +156,15 @@ _IDENTITY = {"name", "source", "hf_id", "checkpoint", "aliases", "params_source"
              "published_active_params_rounded", "architecture", "torch_dtype", "count_note", "notes", "rope_scaling"}
 
 
-def _same_model(from_gguf: ModelSpec, from_config: ModelSpec, preset: ModelSpec) -> None:
+def _same_model(from_gguf: ModelSpec, from_config: ModelSpec, preset: ModelSpec, *, not_in_gguf: int = 0) -> None:
     """The GGUF's spec is the config.json's: every architecture field, the layer groups (kinds and layers), the
-    parameter counts; and the built-in preset of the model has the same layer groups and counts."""
-    assert preset.layer_groups == from_gguf.layer_groups and count_params(preset) == count_params(from_gguf)
+    parameter counts; and the built-in preset of the model has the same layer groups and counts (less
+    `not_in_gguf`: a vision tower the preset counts and a text-only GGUF leaves to its mmproj file)."""
+    assert preset.layer_groups == from_gguf.layer_groups
+    if not_in_gguf:
+        assert count_params(preset).total_params - not_in_gguf == count_params(from_gguf).total_params
+    else:
+        assert count_params(preset) == count_params(from_gguf)
     a = {k: v for k, v in dataclasses.asdict(from_gguf).items() if k not in _IDENTITY}
     b = {k: v for k, v in dataclasses.asdict(from_config).items() if k not in _IDENTITY}
     assert {k: (a[k], b.get(k)) for k in a if a[k] != b.get(k)} == {}
