@@ -15,7 +15,6 @@ from pathlib import Path
 from llmfit.errors import LlmfitError, UnknownPresetError
 from llmfit.presets import Registry
 from llmfit.readers.config import ModelFileError
-from llmfit.readers.hub import REPO_ID, spec_from_repo
 from llmfit.readers.safetensors_headers import INDEX_NAME
 from llmfit.specs import ModelSpec
 
@@ -50,6 +49,8 @@ def looks_like_file_or_repo(name: str, registry: Registry) -> bool:
         return False
     if _exists(name) or _looks_like_path(name):
         return True
+    from llmfit.readers.hub import REPO_ID  # the Hub client (logging, sockets) only when a name may be a repo id
+
     return bool(REPO_ID.match(name))
 
 
@@ -109,6 +110,8 @@ def _resolve_model_source(name: str, registry: Registry) -> ModelSpec:
                              "*.safetensors, *.gguf)")
     if _looks_like_path(name):
         raise ModelFileError(f"{name}: no such file or folder")
+    from llmfit.readers.hub import REPO_ID, spec_from_repo
+
     if REPO_ID.match(name):
         return spec_from_repo(name)
     raise ModelFileError(f"{name}: not a preset, file, folder or Hugging Face repo id")
