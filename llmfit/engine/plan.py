@@ -39,7 +39,6 @@ first. GPUs without `price_per_hour` rank after priced ones, by GPU count.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
@@ -439,13 +438,25 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     # (the same line on every stage), so one engine_terms per key without them, the pool's difference added.
     graphs = target.engine != "sglang" and (base.cuda_graph_profiling if base.cuda_graph_profiling is not None
                                             else ENGINE_PROFILES[base.engine_version].counts_cuda_graphs)
+    graph_pools: dict[tuple[int, int, int, int], int] = {}
+    graph_deltas: list[int] = []  # [G][P][Q] flattened, beside `terms`
+
+    def graph_pool(max_num_seqs: int, tp: int, pp: int, act: int) -> int:
+        """runtime.cuda_graph_bytes, once per (max_num_seqs, TP, PP, activation bytes): GPUs share them."""
+        key = (max_num_seqs, tp, pp, act)
+        if key not in graph_pools:
+            graph_pools[key] = cuda_graph_bytes(spec, max_num_seqs=max_num_seqs, tp=tp, pp=pp, act_bytes=act)[0]
+        return graph_pools[key]
+
     for gi, gpu in enumerate(gpus):
         known: dict[tuple[Any, ...], tuple[EngineTerms, int]] = {}  # the terms and the PP they were asked at
-        exact: dict[tuple[Any, ...], EngineTerms] = {}
+        exact: dict[tuple[Any, ...], tuple[EngineTerms, int]] = {}  # the terms and their graph-pool difference
         for (tp, pp), split_keys in zip(splits, shape_keys, strict=True):
             for fmt, key in zip(first_format, split_keys, strict=True):
                 if key in exact:
-                    terms.append(exact[key])
+                    found, delta = exact[key]
+                    terms.append(found)
+                    graph_deltas.append(delta)
                     continue
                 mxfp4 = fmt.name.startswith("mxfp4")
                 coarse = (*key[:3], key[3] if mxfp4 or not graphs else None, *key[4:])
@@ -453,16 +464,13 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                     known[coarse] = (engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction),
                                      pp)
                 found, asked = known[coarse]
+                delta = 0  # the CUDA-graph pool's difference on every stage, added to both overheads below
                 if graphs and asked != pp:
                     act = 4 if fmt.name == "fp32" else 2
-                    delta = (cuda_graph_bytes(spec, max_num_seqs=found.max_num_seqs, tp=tp, pp=pp, act_bytes=act)[0]
-                             - cuda_graph_bytes(spec, max_num_seqs=found.max_num_seqs, tp=tp, pp=asked,
-                                                act_bytes=act)[0])
-                    found = dataclasses.replace(found, first_overhead_bytes_per_gpu=found.first_overhead_bytes_per_gpu
-                                                + delta, last_overhead_bytes_per_gpu=found.last_overhead_bytes_per_gpu
-                                                + delta)
-                exact[key] = found
+                    delta = graph_pool(found.max_num_seqs, tp, pp, act) - graph_pool(found.max_num_seqs, tp, asked, act)
+                exact[key] = (found, delta)
                 terms.append(found)
+                graph_deltas.append(delta)
         if progress is not None:
             progress(gi + 1, n_g)
 
@@ -470,8 +478,9 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         return np.array(values, dtype=dtype).reshape(n_g, n_p, n_q)
 
     usable = grid([t.usable_bytes_per_gpu for t in terms], np.int64)
-    first_o = grid([t.first_overhead_bytes_per_gpu for t in terms], np.int64)
-    last_o = grid([t.last_overhead_bytes_per_gpu for t in terms], np.int64)
+    deltas = grid(graph_deltas, np.int64)
+    first_o = grid([t.first_overhead_bytes_per_gpu for t in terms], np.int64) + deltas
+    last_o = grid([t.last_overhead_bytes_per_gpu for t in terms], np.int64) + deltas
     free_fraction = grid([np.nan if t.free_fraction is None else t.free_fraction for t in terms], np.float64)
     caps = grid([t.max_num_seqs for t in terms], np.int64)
     # The KV class of a (GPU, split, format key): what the cache policy reads besides dtype and split.
