@@ -414,23 +414,28 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     replicas_s = np.array([sh.replicas for sh in shape_list], dtype=np.int64)
     per_replica = -(-target.concurrency // replicas_s)  # ceil_div, int64
 
-    # Per (format, shape): weights on each stage kind's GPU, the fullest, and what a decode step reads of them.
-    weights = np.zeros((n_f, n_s), dtype=np.int64)
-    stage_w = np.zeros((3, n_f, n_s), dtype=np.int64)  # first, fullest middle (-1: none), last
+    # Per (format, split): weights on each stage kind's GPU and the fullest; per (format, shape) what a
+    # decode step reads of them. Everything of the budget and the whole requests per replica depends on the
+    # shape only through its (TP, PP) split, so it is computed per split ([G, P, F, K], P = the distinct
+    # splits, ~5x fewer than the shapes at --max-gpus 128) and only the replicas are spread over the shapes.
+    n_p = len(splits)
+    weights = np.zeros((n_f, n_p), dtype=np.int64)
+    stage_w = np.zeros((3, n_f, n_p), dtype=np.int64)  # first, fullest middle (-1: none), last
     weights_read = np.zeros((n_f, n_s), dtype=np.float64)
     for fi, fmt in enumerate(formats):
         by_split = _stage_weights_by_split(spec, fmt, splits)
-        stage_w[:, fi] = np.array([by_split[split] for split in splits], dtype=np.int64).T[:, shape_split]
+        stage_w[:, fi] = np.array([by_split[split] for split in splits], dtype=np.int64).T
         weights[fi] = stage_w[:, fi].max(axis=0)
+        weights_s = weights[fi, shape_split]
         if spec.is_moe:
             expert_bytes = sum(i.bytes for i in group_bytes(spec, fmt) if i.group.kind == "expert")
-            weights_read[fi] = [_weights_read(spec, int(weights[fi, si]), expert_bytes, sh, int(per_replica[si]))
+            weights_read[fi] = [_weights_read(spec, int(weights_s[si]), expert_bytes, sh, int(per_replica[si]))
                                 for si, sh in enumerate(shape_list)]
         else:
-            weights_read[fi] = weights[fi]
+            weights_read[fi] = weights_s
 
     # Per (GPU, split, format key): the engine's terms; then spread over shapes and formats.
-    n_p, n_q = len(splits), len(keys)
+    n_q = len(keys)
     first_format = [next(f for f in formats if _format_key(f) == key) for key in keys]
     shape_keys = [[_shape_key(spec, fmt, tp, pp, target.engine) for fmt in first_format] for tp, pp in splits]
     terms: list[EngineTerms] = []  # [G][P][Q] flattened
@@ -486,7 +491,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     # The KV class of a (GPU, split, format key): what the cache policy reads besides dtype and split.
     classes = sorted({(t.block_size, t.batched_tokens) for t in terms})
     class_grid = grid([classes.index((t.block_size, t.batched_tokens)) for t in terms], np.intp)
-    pick = (slice(None), shape_split[:, None], format_key[None, :])  # -> [G, S, F]
+    pick = (slice(None), slice(None), format_key)  # [G, P, Q] -> [G, P, F]
     usable3, first3, last3, free3, caps3 = usable[pick], first_o[pick], last_o[pick], free_fraction[pick], caps[pick]
 
     # Per (KV class, format, KV dtype, split): what one request takes of the pool under the engine's cache
@@ -535,27 +540,28 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
                     request_rec[ci, fi, ki, pi] = policy[pkey][0] if pp == 1 else paged + stage_state[(tp, pp)]
 
     def per_config(values: Any) -> Any:
-        """[class, F, K, split] -> [G, S, F, K]; with one class a broadcast view of [S, F, K]."""
+        """[class, F, K, split] -> [G, P, F, K]; with one class a broadcast view of [P, F, K]."""
         if n_c == 1:
-            return np.transpose(values[0][:, :, shape_split], (2, 0, 1))[None]
-        cls = class_grid[pick]  # [G, S, F]
+            return np.transpose(values[0], (2, 0, 1))[None]
+        cls = class_grid[pick]  # [G, P, F]
         return values[cls[:, :, :, None], np.arange(n_f)[None, None, :, None], np.arange(n_k)[None, None, None, :],
-                      shape_split[None, :, None, None]]
+                      np.arange(n_p)[None, :, None, None]]
 
     req4, rec4 = per_config(request), per_config(request_rec)
     state4 = per_config(request_state) if request_state.any() else None
     shape4 = (n_g, n_s, n_f, n_k)
 
-    # The per-configuration arithmetic of serving.fit, broadcast over [G, S, F, K]; the 4-D arrays are
-    # made once each and then updated in place (a 10^6-configuration plan stays under 200 MiB).
+    # The per-configuration arithmetic of serving.fit, broadcast over [G, P, F, K] (per split, see above),
+    # then times the replicas over [G, S, F, K]; the 4-D arrays are made once each and updated in place (a
+    # 10^6-configuration plan stays under 200 MiB).
     # Per stage (serving.stage_plan): usable - weights - runtime lines; the pool is the smallest stage's.
-    w_first, w_mid, w_last = stage_w[0].T[None], stage_w[1].T[None], stage_w[2].T[None]  # [1, S, F]
+    w_first, w_mid, w_last = stage_w[0].T[None], stage_w[1].T[None], stage_w[2].T[None]  # [1, P, F]
     t_first = w_first + first3
     t_mid = np.where(w_mid >= 0, w_mid + first3, t_first)
     t_last = w_last + last3
     t_max = np.maximum(np.maximum(t_first, t_mid), t_last)
     trt = ~np.isnan(free3)
-    budget = usable3 - t_max  # [G, S, F]
+    budget = usable3 - t_max  # [G, P, F]
     if trt.any():
         # TRT-LLM: the limiting stage's runtime lines (ties: the later stage) on every stage, then its share.
         limiting = np.where(t_last >= np.maximum(t_first, t_mid), last3, first3)
@@ -563,23 +569,28 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         fraction = np.where(trt, free3, 0.0)
         reserve = np.where(free > 0, free - np.floor(free * fraction).astype(np.int64), 0)
         budget = np.where(trt, free - reserve, budget)
-    budget4 = np.broadcast_to(budget[:, :, :, None], shape4)  # a view
-    loads = budget[:, :, :, None] > 0  # [G, S, F, 1]
+    budget4 = np.broadcast_to(np.take(budget, shape_split, axis=1)[:, :, :, None], shape4)  # [G, S, F] viewed
+    loads = budget[:, :, :, None] > 0  # [G, P, F, 1]
     replicas = replicas_s[None, :, None, None]
     cap = caps3[:, :, :, None]
+
+    def spread(whole: Any) -> Any:
+        """[G, P, F, K] requests per replica -> [G, S, F, K] times each shape's replicas (a fresh array)."""
+        out = np.take(whole, shape_split, axis=1)
+        np.multiply(out, replicas, out=out)
+        return out
 
     def whole_requests(pool: Any, req: Any) -> Any:
         """replicas x min(whole requests of `req` bytes in `pool`, the cap), 0 where nothing loads."""
         positive = req > 0
-        whole = np.floor_divide(pool, np.where(positive, req, 1))  # a fresh [G, S, F, K] array
+        whole = np.floor_divide(pool, np.where(positive, req, 1))  # a fresh [G, P, F, K] array
         if whole.dtype != np.int64:
             whole = whole.astype(np.int64)
         if not positive.all():
             whole = np.where(positive, whole, 0)
         np.minimum(whole, cap, out=whole)
-        np.multiply(whole, replicas, out=whole)
         np.multiply(whole, loads, out=whole)
-        return whole
+        return spread(whole)
 
     def two_pools(pool_bytes: Any, state4: Any) -> Any:
         """SGLang with recurrent layers: cache_policy.SglangPolicy.pools, elementwise."""
@@ -593,7 +604,7 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         by_tokens = np.where(kv_req > 0, attn // np.where(kv_req > 0, kv_req, 1), states)
         plain = np.where(req4 > 0, pool // np.where(req4 > 0, req4, 1), 0)
         whole = np.where(has_state, np.minimum(states, by_tokens), plain)
-        return np.minimum(whole, cap) * replicas * loads
+        return spread(np.minimum(whole, cap) * loads)
 
     if state4 is None:
         max_conc = whole_requests(budget[:, :, :, None], req4)
@@ -602,7 +613,8 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         max_conc = two_pools(budget[:, :, :, None], state4)
         recommended = two_pools((budget[:, :, :, None] * (1 - base.headroom)).astype(np.int64), state4)
     valid = np.broadcast_to(valid_gfk[:, None, :, :], shape4)
-    fits = valid & loads & (max_conc >= target.concurrency)
+    # max_concurrency is 0 where nothing loads and the target concurrency is >= 1: this is `loads & ...`.
+    fits = valid & (max_conc >= target.concurrency)
 
     # Roofline tokens/s at the target concurrency (speed.speed_bounds, same order of operations).
     bandwidth = np.array([g.memory_bandwidth_bytes_per_s or np.nan for g in gpus], dtype=np.float64)
