@@ -748,13 +748,19 @@ def pareto_front(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> list[int]:
         thresholds = np.unique(m_count)[1:]
         if not len(thresholds):
             continue  # one GPU count in the group: the first pass decided
-        if len(thresholds) * len(members) <= 1 << 22:  # every threshold in one [T, m] running maximum
-            eligible = np.where(m_count[None, :] < thresholds[:, None], m_rank[None, :], -1)
-            running = np.maximum.accumulate(eligible, axis=1)
-            before = np.concatenate((np.full((len(thresholds), 1), -1), running[:, :-1]), axis=1)
-            row = np.searchsorted(thresholds, m_count)  # the row of a member's own count (if it has one)
-            has = (row < len(thresholds)) & (thresholds[np.minimum(row, len(thresholds) - 1)] == m_count)
-            best = np.where(has, before[np.minimum(row, len(thresholds) - 1), np.arange(len(members))], -1)
+        if len(thresholds) * len(members) <= 1 << 22:  # every threshold in one [m, T] running maximum
+            # Column t holds the ranks of the members with fewer GPUs than thresholds[t] (else -1), in sorted
+            # order, as the narrowest integers that hold them; the running maximum down the rows (over
+            # members, each step one vector operation across the thresholds) gives at row i the best of the
+            # members up to i. A member asks the column of its own count at the row before it.
+            narrow = np.int16 if int(m_rank.max()) < 2**15 - 1 else np.int32 if int(m_rank.max()) < 2**31 - 1 \
+                else np.int64
+            column = np.searchsorted(thresholds, m_count, side="right")  # count thresholds[t - 1]: t; the fewest: 0
+            eligible = np.where(column[:, None] <= np.arange(len(thresholds))[None, :],
+                                m_rank.astype(narrow)[:, None], narrow(-1))  # [m, T]
+            np.maximum.accumulate(eligible, axis=0, out=eligible)
+            asks = (column > 0) & (np.arange(len(members)) > 0)
+            best = np.where(asks, eligible[np.maximum(np.arange(len(members)) - 1, 0), np.maximum(column - 1, 0)], -1)
             dominated[members] |= best >= m_rank
             continue
         for threshold in thresholds:
