@@ -13,10 +13,11 @@ Common arithmetic (per replica, fullest GPU):
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from fractions import Fraction
 
-from llmfit.engine.layers import LayerGroup
+from llmfit.engine.layers import CacheComponent, LayerGroup, LayerKind
 from llmfit.engine.records import record
 from llmfit.errors import SpecError
 from llmfit.specs import ModelSpec
@@ -109,24 +110,46 @@ class _KindFigures:
     cap: int  # tokens one request keeps in this layer
 
 
-def _figures(request: CacheRequest, indexer_bits: Fraction | None = None) -> list[_KindFigures]:
+# Memoized pure functions of frozen (hashable) layer kinds, a Fraction and ints: the Fraction arithmetic
+# of a kind's per-token bytes is the same for every request with that dtype and TP, and `plan` asks the
+# policies a few hundred times per sweep with a handful of (kind, dtype, TP) (issue 17). The results are
+# the kinds' own (tuples of frozen records, Fractions), so memoizing changes no figure.
+@functools.lru_cache(maxsize=4096)
+def _components(kind: LayerKind, bits: Fraction, tp: int, indexer_bits: Fraction | None) -> tuple[CacheComponent, ...]:
+    return tuple(kind.cache_components(bits, tp, indexer_bits=indexer_bits))
+
+
+@functools.lru_cache(maxsize=4096)
+def _per_token(kind: LayerKind, bits: Fraction, tp: int, indexer_bits: Fraction | None) -> Fraction:
+    return kind.kv_bytes_per_token(bits, tp, indexer_bits=indexer_bits)
+
+
+def _figures(request: CacheRequest, indexer_bits: Fraction | None = None) -> tuple[_KindFigures, ...]:
     bits = kv_bits(request.kv_dtype)
-    return [_KindFigures(group=g, per_token_gpu=g.kind.kv_bytes_per_token(bits, request.tp, indexer_bits=indexer_bits),
-                         state_gpu=g.kind.state_bytes(request.tp), cap=g.kind.token_cap(request.context_tokens))
-            for g in request.spec.layer_groups]
+    return tuple(_KindFigures(group=g, per_token_gpu=_per_token(g.kind, bits, request.tp, indexer_bits),
+                              state_gpu=g.kind.state_bytes(request.tp), cap=g.kind.token_cap(request.context_tokens))
+                 for g in request.spec.layer_groups)
 
 
 def cache_lines(request: CacheRequest, block: int, indexer_bits: Fraction | None = None) -> tuple[CacheLine, ...]:
     """Each kind's own bytes (one replica, no engine padding or grouping); a sparse indexer's key cache is
     its own line (at `indexer_bits` when the engine stores it at the KV type). Tokens held are block-rounded at
     `block` (1 = exact)."""
-    bits, tp = kv_bits(request.kv_dtype), request.tp
+    return _cache_lines(tuple(request.spec.layer_groups), kv_bits(request.kv_dtype), request.tp,
+                        request.context_tokens, block, indexer_bits)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cache_lines(groups: tuple[LayerGroup, ...], bits: Fraction, tp: int, context_tokens: int, block: int,
+                 indexer_bits: Fraction | None) -> tuple[CacheLine, ...]:
+    """cache_lines of what it reads of a request (frozen layer groups and numbers), memoized: the lines do
+    not depend on the stages, which is what `plan`'s policy calls vary (see _components)."""
     lines: list[CacheLine] = []
-    for group in request.spec.layer_groups:
+    for group in groups:
         kind, n = group.kind, group.layers
-        cap = kind.token_cap(request.context_tokens)
+        cap = kind.token_cap(context_tokens)
         held = _round_up(cap, block) if cap else 0
-        components = kind.cache_components(bits, tp, indexer_bits=indexer_bits)
+        components = _components(kind, bits, tp, indexer_bits)
         state = kind.state_bytes(tp) * tp * n
         if not components:
             lines.append(CacheLine(kind=kind.name, layers=n, kv_bytes_per_token=0, state_bytes_per_request=state,
@@ -143,7 +166,7 @@ def cache_lines(request: CacheRequest, block: int, indexer_bits: Fraction | None
     return tuple(lines)
 
 
-def _stage_figures(figures: list[_KindFigures], stage: StageBudget, context: int, block: int
+def _stage_figures(figures: tuple[_KindFigures, ...], stage: StageBudget, context: int, block: int
                    ) -> tuple[int, int, int]:
     """(KV bytes per token, state bytes per request, request bytes) on one GPU of a stage."""
     per_token = Fraction(0)
@@ -179,9 +202,9 @@ class _Totals:
     request: int
 
 
-def _replica_totals(figures: list[_KindFigures], request: CacheRequest, block: int) -> _Totals:
+@functools.lru_cache(maxsize=1024)  # a pure function of frozen records and ints (see _components)
+def _replica_totals(figures: tuple[_KindFigures, ...], tp: int, block: int) -> _Totals:
     """One replica = every GPU's share (replicated heads counted on each GPU that holds them)."""
-    tp = request.tp
     per_token = sum((fig.group.layers * fig.per_token_gpu * tp for fig in figures), Fraction(0))
     per_request = sum((fig.group.layers * fig.per_token_gpu * tp * (_round_up(fig.cap, block) if fig.cap else 0)
                        for fig in figures), Fraction(0))
@@ -205,7 +228,7 @@ def _paged_plan(request: CacheRequest, indexer_bits: Fraction | None = None) -> 
     """One block size for every layer (VllmPagedPolicy); `indexer_bits` as in cache_lines."""
     block = request.block_size
     figures = _figures(request, indexer_bits)
-    totals = _replica_totals(figures, request, block)
+    totals = _replica_totals(figures, request.tp, block)
     per_stage = [(stage, *_stage_figures(figures, stage, request.context_tokens, block))
                  for stage in request.stages]
     fullest = max(per_stage, key=lambda s: (s[1], s[3]))
@@ -271,7 +294,7 @@ def _vllm_specs(request: CacheRequest) -> list[_Spec]:
         if not kind.caches_tokens:
             continue
         # vLLM's KVCacheSpec per kind (vllm/v1/kv_cache_interface.py): the kind's cache family.
-        for comp in kind.cache_components(bits, tp):
+        for comp in _components(kind, bits, tp, None):
             specs.append(_Spec((comp.name, kind.window), group.layer_indices, comp.bytes_per_token, 0,
                                kind.cache_family, kind.window))
     return specs
@@ -371,7 +394,7 @@ class VllmHybridPolicy(CachePolicy):
         steps.append(("maximum concurrency", "num_blocks / pages per request (all groups)",
                       f"{num_blocks:,} / {pages_per_request}", round(max_concurrency, 2), "requests"))
         figures = _figures(request)
-        totals = _replica_totals(figures, request, block)
+        totals = _replica_totals(figures, request.tp, block)
         # One request holds pages_per_request pages in each of a stage's size_s tensors (padding included).
         request_gpu = pages_per_request * page * max(stage_sizes, default=group_size)
         per_token_gpu = max(_stage_figures(figures, stage, context, block)[0] for stage in request.stages)

@@ -301,9 +301,16 @@ def kv_request_terms(spec: ModelSpec, layout: KvLayout, context_tokens: int, tp:
             + state_bytes(spec, tp, layer_end=stage))
 
 
+@functools.lru_cache(maxsize=4096)
+def _stage_layers(num_layers: int, pp: int) -> tuple[int, ...]:
+    """serving.stage_layers, memoized: a pure function of two ints that the sweep asks per format and split
+    (~1,000 times at --max-gpus 128); a tuple, so the cached value cannot be changed by a caller."""
+    return tuple(stage_layers(num_layers, pp))
+
+
 def _widest_stage(spec: ModelSpec, pp: int) -> tuple[int, int]:
     """[start, end) of the first stage with the most layers, the stage serving.fit holds the cache policy to."""
-    per_stage = stage_layers(spec.num_hidden_layers, pp)
+    per_stage = _stage_layers(spec.num_hidden_layers, pp)
     widest = max(range(pp), key=lambda s: (per_stage[s], -s))
     start = sum(per_stage[:widest])
     return start, start + per_stage[widest]
@@ -368,7 +375,7 @@ def _stage_weights_by_split(spec: ModelSpec, fmt: WeightFormat, splits: Sequence
             by_tp[tp] = (denominator, [(int(per * denominator), int(first * denominator), int(last * denominator))
                                        for per, first, last in sums.values()])
         denominator, lines = by_tp[tp]
-        per_stage = stage_layers(layers, pp)
+        per_stage = _stage_layers(layers, pp)
         # Stage 0 (embeddings), the middle stage with the most layers, the last (lm_head); -1: no middle stage.
         candidates = [(0, per_stage[0])]
         if pp > 2:
@@ -523,21 +530,36 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
         stage_state[(tp, pp)] = max(state_bytes(spec, tp, layer_start=starts[st],
                                                 layer_end=starts[st] + per_stage[st]) for st in range(pp))
     spans = [(end - start,) if uniform else (start, end) for start, end in widest]
+    # A row over the splits depends on the class and format only through (resolved KV dtype, block, batched
+    # tokens when windowed): each distinct row is built once, in Python lists, and copied into the arrays.
+    rows: dict[tuple[Any, ...], tuple[list[int], list[int], list[float], list[int]]] = {}
     for ci, (block, batched) in enumerate(classes):
         for fi in range(n_f):
             for ki in range(n_k):
                 kv = kv_resolved[fi][ki]
-                for pi, (tp, pp) in enumerate(splits):
-                    okey = (kv, tp, ceil_div(spec.num_hidden_layers, pp), block)
-                    if okey not in own:
-                        own[okey] = kv_request_terms(spec, layouts[kv], target.context_tokens, tp, pp, block)
-                    pkey = (kv, tp, spans[pi], block, batched if windowed else None)
-                    if pkey not in policy:
-                        policy[pkey] = kv_policy_request(target.engine, spec, kv, target.context_tokens, tp, pp,
-                                                         block, batched, 1, base.engine_version)
-                    paged, request_read[fi, ki, pi] = own[okey]
-                    request[ci, fi, ki, pi], request_state[ci, fi, ki, pi] = policy[pkey]
-                    request_rec[ci, fi, ki, pi] = policy[pkey][0] if pp == 1 else paged + stage_state[(tp, pp)]
+                rkey = (kv, block, batched if windowed else None)
+                if rkey not in rows:
+                    row_req: list[int] = []
+                    row_rec: list[int] = []
+                    row_read: list[float] = []
+                    row_state: list[int] = []
+                    for pi, (tp, pp) in enumerate(splits):
+                        okey = (kv, tp, ceil_div(spec.num_hidden_layers, pp), block)
+                        if okey not in own:
+                            own[okey] = kv_request_terms(spec, layouts[kv], target.context_tokens, tp, pp, block)
+                        pkey = (kv, tp, spans[pi], block, batched if windowed else None)
+                        if pkey not in policy:
+                            policy[pkey] = kv_policy_request(target.engine, spec, kv, target.context_tokens, tp, pp,
+                                                             block, batched, 1, base.engine_version)
+                        paged, read = own[okey]
+                        row_read.append(read)
+                        row_req.append(policy[pkey][0])
+                        row_state.append(policy[pkey][1])
+                        row_rec.append(policy[pkey][0] if pp == 1 else paged + stage_state[(tp, pp)])
+                    rows[rkey] = (row_req, row_rec, row_read, row_state)
+                row_req, row_rec, row_read, row_state = rows[rkey]
+                request[ci, fi, ki], request_rec[ci, fi, ki] = row_req, row_rec
+                request_read[fi, ki], request_state[ci, fi, ki] = row_read, row_state
 
     def per_config(values: Any) -> Any:
         """[class, F, K, split] -> [G, P, F, K]; with one class a broadcast view of [P, F, K]."""
