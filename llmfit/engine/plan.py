@@ -110,9 +110,15 @@ def shapes(spec: ModelSpec, max_gpus: int, gpus_per_node: int) -> list[Shape]:
     divides the count, true here by construction, so it is asked once per (TP, PP)."""
     out = []
     valid: dict[tuple[int, int], bool] = {}
+    # The divisors of every n <= max_gpus, ascending, by a sieve (the loops below visit them in the same
+    # order as trial division over 1..n would, without the ~n checks per count and TP).
+    divisors: list[list[int]] = [[] for _ in range(max_gpus + 1)]
+    for d in range(1, max_gpus + 1):
+        for multiple in range(d, max_gpus + 1, d):
+            divisors[multiple].append(d)
     for count in range(1, max_gpus + 1):
-        for tp in (d for d in range(1, min(count, gpus_per_node) + 1) if count % d == 0):
-            for pp in (d for d in range(1, count // tp + 1) if (count // tp) % d == 0):
+        for tp in (d for d in divisors[count] if d <= gpus_per_node):
+            for pp in divisors[count // tp]:
                 if (tp, pp) not in valid:
                     try:
                         validate_deployment(spec, Deployment(gpu_count=count, tp=tp, pp=pp))
