@@ -714,6 +714,28 @@ def _dense_rank(values: Any) -> Any:
     return rank
 
 
+def _beaten_by_fewer(m_count: Any, m_rank: Any, thresholds: Any) -> Any:
+    """For members in order (GPU counts, non-negative ranks): whether an earlier member with fewer GPUs has
+    at least the rank; `thresholds` are the distinct counts but the smallest, ascending.
+
+    Every threshold in one [m, T] running maximum: column t holds the ranks of the members with fewer GPUs
+    than thresholds[t] (else -1), as the narrowest integers that hold them; the running maximum down the
+    rows (over members, each step one vector operation across the thresholds) gives at row i the best of
+    the members up to i. A member asks the column of its own count at the row before it."""
+    import numpy as np
+
+    top = int(m_rank.max())
+    narrow = np.int16 if top < 2**15 - 1 else np.int32 if top < 2**31 - 1 else np.int64
+    column = np.searchsorted(thresholds, m_count, side="right")  # count thresholds[t - 1]: t; the fewest: 0
+    eligible = np.where(column[:, None] <= np.arange(len(thresholds))[None, :], m_rank.astype(narrow)[:, None],
+                        narrow(-1))  # [m, T]
+    np.maximum.accumulate(eligible, axis=0, out=eligible)
+    rows = np.arange(len(m_rank))
+    asks = (column > 0) & (rows > 0)
+    best = np.where(asks, eligible[np.maximum(rows - 1, 0), np.maximum(column - 1, 0)], -1)
+    return best >= m_rank
+
+
 def pareto_front(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> list[int]:
     """Indexes no other row beats on (price lower, GPUs fewer, speed higher). A missing price (nan) is
     unknown, not free: an unpriced row is compared on price only with rows of the same GPU type (where
@@ -768,28 +790,27 @@ def pareto_front(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> list[int]:
     before[starts] = -1
     dominated = np.zeros(n, dtype=bool)
     dominated[seg_order] = before >= rank[seg_order]
-    # Second pass: survivors against earlier survivors of their group with fewer GPUs.
+    # Second pass: survivors against earlier survivors of their group with fewer GPUs. All groups at once
+    # when the [members, thresholds] matrix is small: members ordered by group (sorted order kept inside
+    # each), ranks lifted by group so an earlier group's ranks all lie below a later group's (they never
+    # beat them, as in the first pass); else group by group.
     alive = np.flatnonzero(~dominated)
-    for label in np.unique(group[alive]):
+    labels, label_of = np.unique(group[alive], return_inverse=True)
+    thresholds = np.unique(count[alive])[1:]
+    if len(thresholds) and len(thresholds) * len(alive) <= 1 << 22:
+        by_group = np.argsort(label_of, kind="stable")
+        members = alive[by_group]
+        lifted = rank[members] + label_of[by_group].astype(np.int64) * (n + 1)
+        dominated[members] |= _beaten_by_fewer(count[members], lifted, thresholds)
+        return [int(i) for i in order[~dominated]]
+    for label in labels:
         members = alive[group[alive] == label]
         m_count, m_rank = count[members], rank[members]
         thresholds = np.unique(m_count)[1:]
         if not len(thresholds):
             continue  # one GPU count in the group: the first pass decided
-        if len(thresholds) * len(members) <= 1 << 22:  # every threshold in one [m, T] running maximum
-            # Column t holds the ranks of the members with fewer GPUs than thresholds[t] (else -1), in sorted
-            # order, as the narrowest integers that hold them; the running maximum down the rows (over
-            # members, each step one vector operation across the thresholds) gives at row i the best of the
-            # members up to i. A member asks the column of its own count at the row before it.
-            narrow = np.int16 if int(m_rank.max()) < 2**15 - 1 else np.int32 if int(m_rank.max()) < 2**31 - 1 \
-                else np.int64
-            column = np.searchsorted(thresholds, m_count, side="right")  # count thresholds[t - 1]: t; the fewest: 0
-            eligible = np.where(column[:, None] <= np.arange(len(thresholds))[None, :],
-                                m_rank.astype(narrow)[:, None], narrow(-1))  # [m, T]
-            np.maximum.accumulate(eligible, axis=0, out=eligible)
-            asks = (column > 0) & (np.arange(len(members)) > 0)
-            best = np.where(asks, eligible[np.maximum(np.arange(len(members)) - 1, 0), np.maximum(column - 1, 0)], -1)
-            dominated[members] |= best >= m_rank
+        if len(thresholds) * len(members) <= 1 << 22:
+            dominated[members] |= _beaten_by_fewer(m_count, m_rank, thresholds)
             continue
         for threshold in thresholds:
             eligible = np.where(m_count < threshold, m_rank, -1)
