@@ -688,12 +688,11 @@ def _fastest_per_cell(price: Any, gpus: Any, speed: Any, gpu_type: Any) -> Any:
         return None
     cell = gpu_type.astype(np.int64) * width + gpus
     key = np.where(np.isnan(price), -1.0, price)
-    low = np.full(cells * width, np.inf)
-    high = np.full(cells * width, -np.inf)
-    np.minimum.at(low, cell, key)
-    np.maximum.at(high, cell, key)
-    used = np.isfinite(low)
-    if not np.array_equal(low[used], high[used]):
+    # One price per cell: write each row's price into its cell (which of a cell's rows lands does not
+    # matter) and read it back; every row reads its own price exactly when its cell has one price.
+    written = np.empty(cells * width)
+    written[cell] = key
+    if not np.array_equal(written[cell], key):
         return None
     best = np.full(cells * width, -np.inf)
     np.maximum.at(best, cell, speed)
