@@ -451,13 +451,21 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     n_q = len(keys)
     first_format = [next(f for f in formats if _format_key(f) == key) for key in keys]
     shape_keys = [[_shape_key(spec, fmt, tp, pp, target.engine) for fmt in first_format] for tp, pp in splits]
-    terms: list[EngineTerms] = []  # [G][P][Q] flattened
+    # The distinct keys in the order the (split, format key) loop meets them, each with the split and format
+    # it is first met at; every GPU asks the engine per distinct key only, and the [G, P, Q] grids index them.
+    first_met: dict[tuple[Any, ...], tuple[int, int, WeightFormat]] = {}
+    for (tp, pp), split_keys in zip(splits, shape_keys, strict=True):
+        for fmt, key in zip(first_format, split_keys, strict=True):
+            first_met.setdefault(key, (tp, pp, fmt))
+    key_ids = {key: i for i, key in enumerate(first_met)}
+    key_index = np.array([key_ids[key] for split_keys in shape_keys for key in split_keys], dtype=np.intp)  # [P*Q]
+    terms: list[EngineTerms] = []  # [G][distinct key] flattened
     # vLLM and TRT-LLM: the fullest stage's layers enter the runtime lines only through the CUDA-graph pool
     # (the same line on every stage), so one engine_terms per key without them, the pool's difference added.
     graphs = target.engine != "sglang" and (base.cuda_graph_profiling if base.cuda_graph_profiling is not None
                                             else ENGINE_PROFILES[base.engine_version].counts_cuda_graphs)
     graph_pools: dict[tuple[int, int, int, int], int] = {}
-    graph_deltas: list[int] = []  # [G][P][Q] flattened, beside `terms`
+    graph_deltas: list[int] = []  # beside `terms`
 
     def graph_pool(max_num_seqs: int, tp: int, pp: int, act: int) -> int:
         """runtime.cuda_graph_bytes, once per (max_num_seqs, TP, PP, activation bytes): GPUs share them."""
@@ -468,32 +476,23 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
 
     for gi, gpu in enumerate(gpus):
         known: dict[tuple[Any, ...], tuple[EngineTerms, int]] = {}  # the terms and the PP they were asked at
-        exact: dict[tuple[Any, ...], tuple[EngineTerms, int]] = {}  # the terms and their graph-pool difference
-        for (tp, pp), split_keys in zip(splits, shape_keys, strict=True):
-            for fmt, key in zip(first_format, split_keys, strict=True):
-                if key in exact:
-                    found, delta = exact[key]
-                    terms.append(found)
-                    graph_deltas.append(delta)
-                    continue
-                mxfp4 = fmt.name.startswith("mxfp4")
-                coarse = (*key[:3], key[3] if mxfp4 or not graphs else None, *key[4:])
-                if coarse not in known:
-                    known[coarse] = (engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction),
-                                     pp)
-                found, asked = known[coarse]
-                delta = 0  # the CUDA-graph pool's difference on every stage, added to both overheads below
-                if graphs and asked != pp:
-                    act = 4 if fmt.name == "fp32" else 2
-                    delta = graph_pool(found.max_num_seqs, tp, pp, act) - graph_pool(found.max_num_seqs, tp, asked, act)
-                exact[key] = (found, delta)
-                terms.append(found)
-                graph_deltas.append(delta)
+        for key, (tp, pp, fmt) in first_met.items():
+            mxfp4 = fmt.name.startswith("mxfp4")
+            coarse = (*key[:3], key[3] if mxfp4 or not graphs else None, *key[4:])
+            if coarse not in known:
+                known[coarse] = (engine_terms(target.engine, spec, gpu, fmt, tp, pp, base, target.memory_fraction), pp)
+            found, asked = known[coarse]
+            delta = 0  # the CUDA-graph pool's difference on every stage, added to both overheads below
+            if graphs and asked != pp:
+                act = 4 if fmt.name == "fp32" else 2
+                delta = graph_pool(found.max_num_seqs, tp, pp, act) - graph_pool(found.max_num_seqs, tp, asked, act)
+            terms.append(found)
+            graph_deltas.append(delta)
         if progress is not None:
             progress(gi + 1, n_g)
 
     def grid(values: list[Any], dtype: Any) -> Any:
-        return np.array(values, dtype=dtype).reshape(n_g, n_p, n_q)
+        return np.array(values, dtype=dtype).reshape(n_g, len(first_met))[:, key_index].reshape(n_g, n_p, n_q)
 
     usable = grid([t.usable_bytes_per_gpu for t in terms], np.int64)
     deltas = grid(graph_deltas, np.int64)
