@@ -314,6 +314,13 @@ def _stage_layers(num_layers: int, pp: int) -> tuple[int, ...]:
     return tuple(stage_layers(num_layers, pp))
 
 
+@functools.lru_cache(maxsize=4096)
+def _stage_holds(num_layers: int, pp: int) -> tuple[int, int, int]:
+    """Layers of stage 0, of the fullest middle stage (-1 without one) and of the last, as stage_layers splits."""
+    per_stage = _stage_layers(num_layers, pp)
+    return per_stage[0], max(per_stage[1:-1]) if pp > 2 else -1, per_stage[-1]
+
+
 def _widest_stage(spec: ModelSpec, pp: int) -> tuple[int, int]:
     """[start, end) of the first stage with the most layers, the stage serving.fit holds the cache policy to."""
     per_stage = _stage_layers(spec.num_hidden_layers, pp)
@@ -381,20 +388,19 @@ def _stage_weights_by_split(spec: ModelSpec, fmt: WeightFormat, splits: Sequence
             by_tp[tp] = (denominator, [(int(per * denominator), int(first * denominator), int(last * denominator))
                                        for per, first, last in sums.values()])
         denominator, lines = by_tp[tp]
-        per_stage = _stage_layers(layers, pp)
         # Stage 0 (embeddings), the middle stage with the most layers, the last (lm_head); -1: no middle stage.
-        candidates = [(0, per_stage[0])]
-        if pp > 2:
-            candidates.append((1, max(per_stage[1:-1])))
-        if pp > 1:
-            candidates.append((pp - 1, per_stage[-1]))
-        totals: dict[int, int] = {}
-        for stage, held in candidates:
-            # Each line on this stage, in units of 1 / (layers x denominator) bytes, rounded up line by line.
-            values = [per * held + (first * layers if stage == 0 else 0) + (last * layers if stage == pp - 1 else 0)
-                      for per, first, last in lines]
-            totals[stage] = sum(ceil_div(value, layers * denominator) for value in values)
-        out[(tp, pp)] = (totals[0], totals.get(1, -1) if pp > 2 else -1, totals[pp - 1])
+        held_first, held_middle, held_last = _stage_holds(layers, pp)
+        # Each line on a stage, in units of 1 / (layers x denominator) bytes, rounded up line by line: per-layer
+        # bytes x the stage's layers, plus the embeddings' line on stage 0 and the lm_head's on the last.
+        unit = layers * denominator
+        first_total = sum(-(-(per * held_first + first * layers + (last * layers if pp == 1 else 0)) // unit)
+                          for per, first, last in lines)
+        if pp == 1:
+            out[(tp, pp)] = (first_total, -1, first_total)
+            continue
+        middle_total = sum(-(-(per * held_middle) // unit) for per, _, _ in lines) if pp > 2 else -1
+        last_total = sum(-(-(per * held_last + last * layers) // unit) for per, _, last in lines)
+        out[(tp, pp)] = (first_total, middle_total, last_total)
     return out
 
 
