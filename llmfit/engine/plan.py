@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Annotated, Any
 
-from llmfit.engine.cache_policy import CacheRequest, SglangPolicy, StageBudget
+from llmfit.engine.cache_policy import CacheRequest, SglangPolicy, StageBudget, kv_bits
 from llmfit.engine.emit import LaunchCommand, launch_command
 from llmfit.engine.engines import ENGINES, engine_fit, engine_rule, get_engine
 from llmfit.engine.formats import WeightFormat
@@ -525,8 +525,8 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     request_rec = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)
     request_read = np.zeros((n_f, n_k, n_p), dtype=np.float64)
     request_state = np.zeros((n_c, n_f, n_k, n_p), dtype=np.int64)  # SGLang's separate state pool, per request
-    own: dict[tuple[Any, ...], tuple[int, int]] = {}  # (KV dtype, TP, stage layers, block)
-    policy: dict[tuple[Any, ...], tuple[int, int]] = {}  # (KV dtype, TP, stage, block, batched); max_num_seqs unread
+    own: dict[tuple[Any, ...], tuple[int, int]] = {}  # (KV bits, TP, stage layers, block)
+    policy: dict[tuple[Any, ...], tuple[int, int]] = {}  # (KV bits, TP, stage, block, batched); max_num_seqs unread
     layouts = {kv: kv_layout(spec, kv) for kv in {kv for row in kv_resolved for kv in row}}
     # The policies read max_num_batched_tokens only for windowed (sliding, chunked, cross) layers' admission.
     windowed = any(getattr(group.kind, "window", None) for group in spec.layer_groups)
@@ -543,22 +543,26 @@ def sweep(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForm
     spans = [(end - start,) if uniform else (start, end) for start, end in widest]
     # A row over the splits depends on the class and format only through (resolved KV dtype, block, batched
     # tokens when windowed): each distinct row is built once, in Python lists, and copied into the arrays.
+    # A KV dtype enters only as its bits per value: every cache policy reads request.kv_dtype through
+    # cache_policy.kv_bits, and kv.kv_layout's groups (all kv.request_bytes reads) come from the bits, so
+    # bf16 and fp16 KV (`auto` of a bf16 and of an fp16 checkpoint) share their rows and calls.
     rows: dict[tuple[Any, ...], tuple[list[int], list[int], list[float], list[int]]] = {}
     for ci, (block, batched) in enumerate(classes):
         for fi in range(n_f):
             for ki in range(n_k):
                 kv = kv_resolved[fi][ki]
-                rkey = (kv, block, batched if windowed else None)
+                bits = kv_bits(kv)
+                rkey = (bits, block, batched if windowed else None)
                 if rkey not in rows:
                     row_req: list[int] = []
                     row_rec: list[int] = []
                     row_read: list[float] = []
                     row_state: list[int] = []
                     for pi, (tp, pp) in enumerate(splits):
-                        okey = (kv, tp, ceil_div(spec.num_hidden_layers, pp), block)
+                        okey = (bits, tp, ceil_div(spec.num_hidden_layers, pp), block)
                         if okey not in own:
                             own[okey] = kv_request_terms(spec, layouts[kv], target.context_tokens, tp, pp, block)
-                        pkey = (kv, tp, spans[pi], block, batched if windowed else None)
+                        pkey = (bits, tp, spans[pi], block, batched if windowed else None)
                         if pkey not in policy:
                             policy[pkey] = kv_policy_request(target.engine, spec, kv, target.context_tokens, tp, pp,
                                                              block, batched, 1, base.engine_version)
