@@ -850,6 +850,34 @@ def _row(rank: int, spec: ModelSpec, sw: Sweep, index: tuple[int, int, int, int]
     )
 
 
+def _first_fastest_per_cell(sw: Sweep) -> Any:
+    """Flat [G, S, F, K] indexes (ascending) of the first fastest serving configuration of each (GPU type,
+    GPU count) cell: what pareto_front's _fastest_per_cell keeps of every serving row (a cell's rows have
+    one price here, the GPU's price x the count), found on the grid, so the front is given about one row
+    per cell instead of every serving configuration (~110k at --max-gpus 128) and its own reduction keeps
+    them all. None where _fastest_per_cell might not apply (its cell bound) or the shapes are not in GPU
+    count order (shapes() lists them so); the caller then passes every serving row."""
+    import numpy as np
+
+    n_g, n_s, n_f, n_k = sw.fits.shape
+    counts = np.array([sh.gpu_count for sh in sw.shapes], dtype=np.int64)
+    if not n_s or counts.min() < 1 or (counts[1:] < counts[:-1]).any() or n_g * (int(counts.max()) + 1) > 1 << 24:
+        return None
+    fits = sw.fits.reshape(n_g, n_s, n_f * n_k)
+    masked = np.where(fits, sw.tokens_per_second.reshape(n_g, n_s, n_f * n_k), -np.inf)
+    masked[np.isnan(masked)] = 0.0  # pareto_front: nan speed counts as 0
+    new_count = np.ones(n_s, dtype=bool)
+    np.not_equal(counts[1:], counts[:-1], out=new_count[1:])
+    starts = np.flatnonzero(new_count)  # each count's first shape
+    count_of = np.cumsum(new_count) - 1  # [S] -> its count's segment
+    best = np.maximum.reduceat(masked.max(axis=2), starts, axis=1)  # [G, counts]: the cell's fastest
+    hit = (masked == best[:, count_of, None]) & fits  # [G, S, F x K]
+    first_shape = np.minimum.reduceat(np.where(hit.any(axis=2), np.arange(n_s), n_s), starts, axis=1)
+    g_idx, c_idx = np.nonzero(first_shape < n_s)  # GPU type, then count: ascending flat order
+    s_idx = first_shape[g_idx, c_idx]
+    return (g_idx * n_s + s_idx) * (n_f * n_k) + hit[g_idx, s_idx].argmax(axis=1)
+
+
 def plan(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightFormat], kv_dtypes: Sequence[str],
          target: PlanTarget, base: ServingOptions | None = None,
          progress: Callable[[int, int], None] | None = None) -> PlanResult:
@@ -859,23 +887,25 @@ def plan(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForma
 
     base = base or ServingOptions(context_tokens=target.context_tokens)
     sw = sweep(spec, gpus, formats, kv_dtypes, target, base, progress)
-    serving = np.flatnonzero(sw.fits)  # flat indexes in [G, S, F, K] order
+    serving = int(np.count_nonzero(sw.fits))
     notes: list[str] = []
     rows: list[PlanRow] = []
-    front: list[int] = []
-    if len(serving):
+    front: list[int] = []  # flat indexes in [G, S, F, K] order
+    if serving:
         shape4 = sw.fits.shape
-        gpu_of = serving // (shape4[1] * shape4[2] * shape4[3])
-        shape_of = (serving // (shape4[2] * shape4[3])) % shape4[1]
+        kept = _first_fastest_per_cell(sw)
+        candidates = np.flatnonzero(sw.fits) if kept is None else kept  # flat indexes, ascending
+        gpu_of = candidates // (shape4[1] * shape4[2] * shape4[3])
+        shape_of = (candidates // (shape4[2] * shape4[3])) % shape4[1]
         price_gpu = np.array([g.price_per_hour if g.price_per_hour is not None else np.nan for g in gpus])
         counts = np.array([sh.gpu_count for sh in sw.shapes])
         price = price_gpu[gpu_of] * counts[shape_of]
-        speed = sw.tokens_per_second.reshape(-1)[serving]
+        speed = sw.tokens_per_second.reshape(-1)[candidates]
         # Ties on all three keys are broken towards fewer nodes, less PP, then the listed dtype order.
-        front = pareto_front(price, counts[shape_of], speed, gpu_of)
-        del gpu_of, shape_of, price, speed
-        for rank, i in enumerate(front[:target.top], start=1):
-            index = tuple(int(x) for x in np.unravel_index(int(serving[i]), shape4))
+        front = [int(candidates[i]) for i in pareto_front(price, counts[shape_of], speed, gpu_of)]
+        del gpu_of, shape_of, price, speed, candidates
+        for rank, flat in enumerate(front[:target.top], start=1):
+            index = tuple(int(x) for x in np.unravel_index(flat, shape4))
             rows.append(_row(rank, spec, sw, index, target, base, target.gpus_per_node))  # type: ignore[arg-type]
 
     # Reverse question: the smallest single GPU (least memory) that serves the target alone.
@@ -908,8 +938,8 @@ def plan(spec: ModelSpec, gpus: Sequence[GpuSpec], formats: Sequence[WeightForma
         model=spec.name, engine=target.engine, context_tokens=target.context_tokens, concurrency=target.concurrency,
         max_gpus=target.max_gpus, gpus_per_node=target.gpus_per_node, gpu_types=[g.name for g in gpus],
         dtypes=[f.name for f in formats], kv_dtypes=list(kv_dtypes), configurations_evaluated=sw.size,
-        configurations_serving=len(serving), front_size=len(front), rows=rows, smallest_single_gpu=smallest,
-        smallest_single_gpu_row=smallest_row, unpriced_gpus=unpriced, fits=bool(len(serving)), notes=notes,
+        configurations_serving=serving, front_size=len(front), rows=rows, smallest_single_gpu=smallest,
+        smallest_single_gpu_row=smallest_row, unpriced_gpus=unpriced, fits=bool(serving), notes=notes,
     )
 
 
