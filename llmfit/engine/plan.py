@@ -10,10 +10,12 @@ Speed (issue 17: 10^5 configurations < 0.5 s, 10^6 < 3 s): nothing is computed p
 Python. Tensor byte counts come from weights.group_bytes once per format; weights on the fullest GPU
 are then closed-form per (TP, PP) (`_weights_by_split`: per-layer bytes x the fullest stage's layer
 share, plus the embeddings or lm_head on their stage, exactly serving._weights_per_gpu); KV per
-request once per (KV dtype, TP, PP, block). The per-configuration arithmetic (budget, whole requests,
+request once per (KV bits, TP, PP, block). The per-configuration arithmetic (budget, whole requests,
 replicas, verdict, roofline tokens/s) runs on numpy int64/float64 arrays with the same operations in
-the same order as serving.fit and speed.speed_bounds, and the Pareto front is a vectorised prefix-max
-scan. tests/engine/test_plan.py holds all of it to a plain evaluation: engine_fit and speed_bounds per
+the same order as serving.fit and speed.speed_bounds; what depends on a shape only through its (TP, PP)
+split (budget, whole requests per replica) is computed per split and multiplied by the replicas per
+shape. The Pareto front is a vectorised prefix-max scan over the first fastest serving configuration of
+each (GPU type, GPU count), found on the grid (issue 17: --max-gpus 128 within 2x the default sweep). tests/engine/test_plan.py holds all of it to a plain evaluation: engine_fit and speed_bounds per
 configuration and a pure-Python front.
 
 Engine terms (where an engine's rules enter the sweep):
