@@ -22,9 +22,7 @@ FIT_EXTRA_KEYS = ("engine_report", "speed_bounds", "launch", "solved")
 
 
 def _field_names(cls: Any) -> list[str]:
-    if dataclasses.is_dataclass(cls):
-        return [f.name for f in dataclasses.fields(cls)]
-    return list(cls.model_fields)
+    return [f.name for f in dataclasses.fields(cls)]
 
 
 @cache
