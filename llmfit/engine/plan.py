@@ -15,7 +15,8 @@ replicas, verdict, roofline tokens/s) runs on numpy int64/float64 arrays with th
 the same order as serving.fit and speed.speed_bounds; what depends on a shape only through its (TP, PP)
 split (budget, whole requests per replica) is computed per split and multiplied by the replicas per
 shape. The Pareto front is a vectorised prefix-max scan over the first fastest serving configuration of
-each (GPU type, GPU count), found on the grid (issue 17: --max-gpus 128 within 2x the default sweep). tests/engine/test_plan.py holds all of it to a plain evaluation: engine_fit and speed_bounds per
+each (GPU type, GPU count), found on the grid (issue 17: --max-gpus 128 within 2x the default sweep).
+tests/engine/test_plan.py holds all of it to a plain evaluation: engine_fit and speed_bounds per
 configuration and a pure-Python front.
 
 Engine terms (where an engine's rules enter the sweep):
