@@ -326,7 +326,14 @@ def _stage_holds(num_layers: int, pp: int) -> tuple[int, int, int]:
 
 def _widest_stage(spec: ModelSpec, pp: int) -> tuple[int, int]:
     """[start, end) of the first stage with the most layers, the stage serving.fit holds the cache policy to."""
-    per_stage = _stage_layers(spec.num_hidden_layers, pp)
+    return _widest_span(spec.num_hidden_layers, pp)
+
+
+@functools.lru_cache(maxsize=4096)
+def _widest_span(num_layers: int, pp: int) -> tuple[int, int]:
+    """_widest_stage of (layers, PP), memoized: a pure function of two ints, O(PP), asked per split and per
+    cache-policy call (~300 times at --max-gpus 128)."""
+    per_stage = _stage_layers(num_layers, pp)
     widest = max(range(pp), key=lambda s: (per_stage[s], -s))
     start = sum(per_stage[:widest])
     return start, start + per_stage[widest]
