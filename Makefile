@@ -9,7 +9,7 @@ help:
 	@echo "make demo   - create .venv, install llmfit, run the headline example"
 	@echo "make test   - create .venv, install llmfit with test extras, run ruff, mypy and pytest"
 	@echo "make bench  - run the benchmarks (accuracy, start-up, plan speed, model files, batch, presets): each target beside its measurement"
-	@echo "make presets-index - regenerate configs/index.json (the built-in presets, validated) after editing configs/"
+	@echo "make presets-index - regenerate configs/index.json (the built-in presets, validated) and configs/validators.pickle (the spec schemas) after editing configs/ or a spec module"
 	@echo "make fuzz   - process-level fuzz of the installed llmfit, 10,000 runs (~45 min on 2 cores)"
 
 $(BIN)/python:
@@ -51,6 +51,7 @@ fuzz: $(VENV)/.installed-test
 # (llmfit/presets_index.py); tests/test_presets_index.py fails until it is regenerated after a change.
 presets-index: $(VENV)/.installed
 	$(BIN)/python -m llmfit.presets_index
+	$(BIN)/python -m llmfit.validators
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -136,9 +136,9 @@ def load_preset(path: Path, model: type[T], *, default_name: str | None = None, 
         raise PresetError(f"{path}: expected a mapping of fields, got {type(data).__name__}")
     if default_name and "name" not in data:
         data = {"name": default_name, **data}
-    from pydantic import ValidationError
+    from pydantic_core import ValidationError  # pydantic's, re-exported
 
-    from llmfit.engine.records import validate
+    from llmfit.validators import validate
 
     try:
         # context: a size read from a file must carry its unit (specs._bytes_value)

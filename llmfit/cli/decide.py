@@ -96,11 +96,11 @@ def build_situation(
     budget_per_hour: float | None,
     latency_ms: float | None,
 ) -> Situation:
-    from pydantic import ValidationError
+    from pydantic_core import ValidationError  # pydantic's, re-exported
 
     from llmfit.engine.decide import Freshness, Problem, Situation
-    from llmfit.engine.records import validate
     from llmfit.errors import SpecError
+    from llmfit.validators import validate
 
     problems = []
     for name in problem or []:

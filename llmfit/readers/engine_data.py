@@ -21,10 +21,10 @@ def load_engine_file(name: str, model: type[T]) -> T:
 
 
 def validate_engine_file(path: Path, model: type[T]) -> T:
-    from pydantic import ValidationError
+    from pydantic_core import ValidationError  # pydantic's, re-exported
 
-    from llmfit.engine.records import validate
     from llmfit.presets import read_yaml, validation_message
+    from llmfit.validators import validate
 
     data = read_yaml(path)
     try:

@@ -25,10 +25,10 @@ def build_spec(fields: dict[str, Any], *, name: str, source: str, hf_id: str | N
                checkpoint: CheckpointInfo | None, published: int | None = None,
                published_source: str | None = None) -> ModelSpec:
     """Validate the fields into a ModelSpec; a failure is one line naming the file."""
-    from pydantic import ValidationError
+    from pydantic_core import ValidationError  # pydantic's, re-exported
 
-    from llmfit.engine.records import validate
     from llmfit.presets import validation_message
+    from llmfit.validators import validate
 
     data = {**fields, "name": name, "source": source, "hf_id": hf_id, "checkpoint": checkpoint}
     if published is not None:
