@@ -101,7 +101,7 @@ def run_llamacpp(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec, fm
                  out: OutputFormat, units: DisplayUnits, explain: bool) -> None:
     """`fit --engine llama.cpp`: layers on the GPU (-ngl), what stays in RAM, the buffers, KV placement."""
     from llmfit.engine.emit import llama_server_command
-    from llmfit.engine.llamacpp import LlamaCppOptions, llamacpp_fit
+    from llmfit.engine.llamacpp import LlamaCppOptions, llamacpp_common_figures, llamacpp_fit
     from llmfit.render.shell import command_block
     from llmfit.units import parse_bytes
 
@@ -120,7 +120,7 @@ def run_llamacpp(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec, fm
                                   flash_attn=options.flash_attn, ubatch=options.ubatch)
     buffers = {line.name: line.bytes for line in result.vram_lines}
     payload = fit_object(
-        result, llamacpp_fit_keys(result, spec, context_tokens, parallel, cache),
+        result, llamacpp_common_figures(result, spec, context_tokens, parallel, cache),
         engine_report=[{"key": name, "line": f"CUDA0 {name} size = {size / 2**20:.2f} MiB", "value": size}
                        for name, size in buffers.items()],
         launch=to_jsonable(launch) if emit_to is not None else None,
@@ -219,22 +219,3 @@ def run_all_engines(spec: ModelSpec | None, model_arg: str | None, gpu: GpuSpec,
         results.append(result)
     emit(out, [fit_object(r) for r in results], lambda: all_engines_document(rows, units), explain=explain)
     exit_with(any(r.fits for r in results))
-
-
-# The common fit keys (issue 16) as llama.cpp's offload plan gives them; fit_object nulls the rest.
-def llamacpp_fit_keys(result: Any, spec: ModelSpec, context_tokens: int, parallel: int,
-                      cache_type: str) -> dict[str, Any]:
-    from llmfit.engine.params import count_params
-
-    per_token = result.kv_bytes // max(1, result.ctx_size) if result.kv_bytes else None
-    counts = count_params(spec)
-    return {
-        "engine": "llama.cpp", "gpu_count": 1, "tp": 1, "pp": 1, "replicas": 1, "kv_dtype": cache_type,
-        "context_tokens": context_tokens, "total_params": counts.total_params, "active_params": counts.active_params,
-        "gpu_memory_bytes_per_gpu": result.vram_bytes,
-        "weights_bytes_per_gpu": result.vram_needed_bytes - result.kv_bytes_gpu - result.compute_buffer_bytes_gpu,
-        "overhead_bytes": result.compute_buffer_bytes_gpu, "overhead_bytes_per_gpu": result.compute_buffer_bytes_gpu,
-        "kv_bytes_per_token": per_token, "kv_tokens": result.kv_full_cells,
-        # -np N slots of --ctx-size / N cells each: N requests of the full context at once, or none.
-        "max_concurrency": parallel if result.fits else 0, "min_concurrency": parallel,
-    }

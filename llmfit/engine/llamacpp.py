@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import field
 from fractions import Fraction
-from typing import Annotated
+from typing import Annotated, Any
 
 from llmfit.engine.formats import GGML_TYPES, WeightFormat
 from llmfit.engine.records import Check, record
@@ -278,3 +278,24 @@ def llamacpp_fit(spec: ModelSpec, gpu: GpuSpec, fmt: WeightFormat, options: Llam
         ram_needed_bytes=ram_total, vram_lines=vram_lines, ram_lines=ram_lines, fits_gpu=fits_gpu, fits_ram=fits_ram,
         fits=fits_gpu and fits_ram, notes=notes,
     )
+
+
+def llamacpp_common_figures(result: LlamaCppResult, spec: ModelSpec, context_tokens: int, parallel: int,
+                            cache_type: str) -> dict[str, Any]:
+    """The fit keys every engine's answer carries (docs/output.md), as llama.cpp's offload plan gives them; the
+    renderer nulls the rest. One GPU, no TP/PP; the compute buffer is the runtime overhead."""
+    from llmfit.engine.params import count_params
+
+    counts = count_params(spec)
+    return {
+        "engine": "llama.cpp", "gpu_count": 1, "tp": 1, "pp": 1, "replicas": 1, "kv_dtype": cache_type,
+        "context_tokens": context_tokens, "total_params": counts.total_params, "active_params": counts.active_params,
+        "gpu_memory_bytes_per_gpu": result.vram_bytes,
+        "weights_bytes_per_gpu": result.vram_needed_bytes - result.kv_bytes_gpu - result.compute_buffer_bytes_gpu,
+        "overhead_bytes": result.compute_buffer_bytes_gpu, "overhead_bytes_per_gpu": result.compute_buffer_bytes_gpu,
+        # The whole cache over its --ctx-size cells.
+        "kv_bytes_per_token": result.kv_bytes // max(1, result.ctx_size) if result.kv_bytes else None,
+        "kv_tokens": result.kv_full_cells,
+        # -np N slots of --ctx-size / N cells each: N requests of the full context at once, or none.
+        "max_concurrency": parallel if result.fits else 0, "min_concurrency": parallel,
+    }
