@@ -48,6 +48,8 @@ MAX_TFLOPS = 1e7
 MAX_BANDWIDTH_BYTES_PER_S = 10**16
 # Price of one GPU-hour in USD: the most expensive on-demand is ~$15.
 MAX_PRICE_PER_HOUR = 1e6
+# GPUs compared by one `fit --gpu a,b,c`: a comparison table, not a sweep (that is `plan`).
+MAX_GPU_LIST = 64
 
 # ---- files ---------------------------------------------------------------------------------------------
 # A config.json is a few kB (the largest Hub ones, with quantization maps, ~1 MB).
@@ -113,6 +115,7 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("MAX_TFLOPS", MAX_TFLOPS, "TFLOPS of one GPU preset; the fastest published is ~10,000"),
     Bound("MAX_BANDWIDTH_BYTES_PER_S", MAX_BANDWIDTH_BYTES_PER_S, "memory bandwidth of one GPU; B200 is 8e12"),
     Bound("MAX_PRICE_PER_HOUR", MAX_PRICE_PER_HOUR, "USD per GPU-hour"),
+    Bound("MAX_GPU_LIST", MAX_GPU_LIST, "GPUs in one `fit --gpu a,b,c` comparison"),
     Bound("MAX_CONFIG_BYTES", MAX_CONFIG_BYTES, "config.json size"),
     Bound("MAX_INDEX_BYTES", MAX_INDEX_BYTES, "model.safetensors.index.json size; DeepSeek-V3's is ~9 MB"),
     Bound("MAX_SAFETENSORS_HEADER_BYTES", MAX_SAFETENSORS_HEADER_BYTES, "safetensors JSON header, as the library"),

@@ -20,8 +20,6 @@ from llmfit.cli.common import (
 from llmfit.render import OutputFormat
 from llmfit.units import DisplayUnits
 
-MAX_GPU_LIST = 64  # --gpu a,b,c: a comparison table, not a sweep (that is `plan`)
-
 
 @handle_errors
 def fit_command(
@@ -129,6 +127,8 @@ def fit_command(
     assert dtype is not None  # given, or the native format's name
     # `--gpu a100-80,h100-80x2`: one fit object per GPU (design.md: a GPU list gives a list of fit objects).
     gpu_names: list[str | None] = [part.strip() for part in gpu.split(",")] if gpu and "," in gpu else [gpu]
+    from llmfit.limits import MAX_GPU_LIST
+
     if len(gpu_names) > 1 and (len(gpu_names) > MAX_GPU_LIST or not all(gpu_names)):
         raise SpecError(f"--gpu takes one GPU or a comma-separated list of at most {MAX_GPU_LIST} names")
     targets = [resolve.resolve_gpu(name, reg, gpu_memory) for name in gpu_names]

@@ -69,3 +69,9 @@ def test_llamacpp_fills_the_common_keys_it_has_and_nulls_the_rest(cli):
 def test_a_key_outside_the_schema_is_a_programming_error():
     with pytest.raises(ValueError, match="outside the fit schema: not_a_key"):
         fit_object({"model": "x"}, not_a_key=1)
+
+
+@pytest.mark.parametrize("gpus", ["l4,", ",".join(["l4"] * 65), "l4,,a100-80"])
+def test_a_gpu_list_with_an_empty_name_or_too_long_is_refused(cli, gpus):
+    run = cli("fit", "llama-3.1-8b", "--gpu", gpus)
+    assert run.exit_code == 2 and "at most 64 names" in run.stderr
